@@ -1,0 +1,182 @@
+//! Every refusal the server gives, and how it looks: one place maps each error to
+//! its status and to a page (browsers) or a line of text (curl and scripts).
+
+use warp::http::{HeaderValue, StatusCode, header};
+use warp::reject::{LengthRequired, MethodNotAllowed, PayloadTooLarge, Reject};
+use warp::reply::Response;
+use warp::{Rejection, Reply};
+
+use crate::http::Format;
+use crate::input::RoomCode;
+use crate::pages::{ErrorPage, HomeForm, Pages};
+
+/// Largest form body accepted, in bytes.
+pub const MAX_FORM_BYTES: u64 = 16 * 1024;
+
+/// A request the server refuses, with what the person asking needs to know.
+#[derive(Debug)]
+pub enum AppError {
+    /// The home page's form was refused; it is shown again with what was typed.
+    Form { status: StatusCode, form: HomeForm },
+    /// No open room has this code (or the code is not a code at all).
+    RoomNotFound,
+    /// The session is not a member of the room.
+    NotMember(RoomCode),
+    /// A post whose `Origin` is another site.
+    CrossOrigin,
+    /// A message that breaks the rules; the page offers the way back to the room.
+    BadMessage { code: RoomCode, reason: String },
+    /// Any other malformed request.
+    BadRequest(String),
+    /// Every room code is in use.
+    NoFreeCode,
+    /// Something went wrong on our side; already logged.
+    Internal,
+}
+
+impl Reject for AppError {}
+
+impl AppError {
+    pub fn form(status: StatusCode, message: impl Into<String>, name: &str, code: &str) -> Self {
+        Self::Form {
+            status,
+            form: HomeForm {
+                name: name.to_owned(),
+                code: code.to_owned(),
+                error: Some(message.into()),
+            },
+        }
+    }
+
+    fn status(&self) -> StatusCode {
+        match self {
+            Self::Form { status, .. } => *status,
+            Self::RoomNotFound => StatusCode::NOT_FOUND,
+            Self::NotMember(_) | Self::CrossOrigin => StatusCode::FORBIDDEN,
+            Self::BadMessage { .. } | Self::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Self::NoFreeCode => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn message(&self) -> String {
+        match self {
+            Self::Form { form, .. } => form.error.clone().unwrap_or_default(),
+            Self::RoomNotFound => {
+                "There is no room with that code. It may have closed when everyone left.".into()
+            }
+            Self::NotMember(code) => format!("You are not in room {code}: join it first."),
+            Self::CrossOrigin => "Posts from other sites are refused.".into(),
+            Self::BadMessage { reason, .. } => reason.clone(),
+            Self::BadRequest(reason) => reason.clone(),
+            Self::NoFreeCode => "Every room code is in use right now; try again soon.".into(),
+            Self::Internal => "Something went wrong on our side; please try again.".into(),
+        }
+    }
+
+    fn page(&self) -> ErrorPage {
+        let (title, link_href, link_text) = match self {
+            Self::RoomNotFound => ("No such room", "/".to_owned(), "Create or join a room"),
+            Self::NotMember(code) => ("Join first", format!("/rooms/{code}"), "Join the room"),
+            Self::BadMessage { code, .. } => (
+                "Message not sent",
+                format!("/rooms/{code}"),
+                "Back to the room",
+            ),
+            _ => ("Sorry", "/".to_owned(), "Home"),
+        };
+        ErrorPage {
+            title: title.to_owned(),
+            message: self.message(),
+            link_href,
+            link_text: link_text.to_owned(),
+        }
+    }
+
+    /// The response: a page for browsers, one line of text otherwise.
+    pub fn to_response(&self, format: Format, pages: &Pages) -> Response {
+        let status = self.status();
+        let html = match (self, format) {
+            (_, Format::Text) => None,
+            (Self::Form { form, .. }, Format::Html) => pages.home(form).ok(),
+            (_, Format::Html) => pages.error(&self.page()).ok(),
+        };
+        match html {
+            Some(page) => with_status(warp::reply::html(page), status),
+            None => text(status, &self.message()),
+        }
+    }
+}
+
+fn with_status(reply: impl warp::Reply, status: StatusCode) -> Response {
+    warp::reply::with_status(reply, status).into_response()
+}
+
+/// A plain-text reply of one line.
+pub fn text(status: StatusCode, message: &str) -> Response {
+    let mut response = with_status(format!("{message}\n"), status);
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    response
+}
+
+/// Turns any rejection — ours or warp's — into the response the client sees.
+pub fn render(rejection: &Rejection, format: Format, pages: &Pages) -> Response {
+    if let Some(error) = rejection.find::<AppError>() {
+        return error.to_response(format, pages);
+    }
+    let (status, message) = if rejection.is_not_found() {
+        (StatusCode::NOT_FOUND, "There is no page here.".to_owned())
+    } else if rejection.find::<MethodNotAllowed>().is_some() {
+        (
+            StatusCode::METHOD_NOT_ALLOWED,
+            "That method is not allowed here.".to_owned(),
+        )
+    } else if rejection.find::<PayloadTooLarge>().is_some() {
+        (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("A form can be at most {} KiB.", MAX_FORM_BYTES / 1024),
+        )
+    } else if rejection.find::<LengthRequired>().is_some() {
+        (
+            StatusCode::LENGTH_REQUIRED,
+            "A form post needs a Content-Length header.".to_owned(),
+        )
+    } else if let Some(error) = rejection.find::<warp::body::BodyDeserializeError>() {
+        tracing::debug!(%error, "unreadable form");
+        (
+            StatusCode::BAD_REQUEST,
+            "The form could not be read.".to_owned(),
+        )
+    } else if rejection.find::<warp::reject::InvalidQuery>().is_some() {
+        (
+            StatusCode::BAD_REQUEST,
+            "The query string could not be read.".to_owned(),
+        )
+    } else if let Some(error) = rejection.find::<warp::reject::InvalidHeader>() {
+        (StatusCode::BAD_REQUEST, format!("{error}."))
+    } else {
+        tracing::error!(?rejection, "unhandled rejection");
+        (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            AppError::Internal.message(),
+        )
+    };
+    match format {
+        Format::Html => {
+            let page = ErrorPage {
+                title: status.canonical_reason().unwrap_or("Error").to_owned(),
+                message: message.clone(),
+                link_href: "/".to_owned(),
+                link_text: "Home".to_owned(),
+            };
+            match pages.error(&page) {
+                Ok(page) => with_status(warp::reply::html(page), status),
+                Err(_) => text(status, &message),
+            }
+        }
+        Format::Text => text(status, &message),
+    }
+}

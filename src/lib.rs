@@ -1,0 +1,24 @@
+//! Chat Live Room: real-time chat rooms over Server-Sent Events and plain HTTP POSTs.
+//!
+//! Someone creates a room and gets a four-letter code; friends join with it; each
+//! member's `GET /rooms/{CODE}/events` stream receives every message that any member
+//! posts with `POST /rooms/{CODE}/messages`. No WebSockets, so it works through
+//! proxies that refuse them, from `curl` as well as from a browser.
+//!
+//! Start it with [`app::run`] on a listener of your own (tests bind port 0).
+
+pub mod app;
+pub mod assets;
+pub mod config;
+pub mod error;
+pub mod events;
+pub mod handlers;
+pub mod http;
+pub mod input;
+pub mod pages;
+pub mod rooms;
+pub mod routes;
+pub mod session;
+
+pub use app::run;
+pub use config::Config;

@@ -1,0 +1,116 @@
+//! One thing that happened in a room, with its Server-Sent Events frame.
+//!
+//! The frame is formatted once, when the event is published, and shared as
+//! [`Bytes`] by the history and by every subscriber: ten thousand streams cost one
+//! `serde_json` call, not ten thousand.
+
+use bytes::Bytes;
+use serde::Serialize;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+use crate::input::DisplayName;
+
+/// What kind of thing happened; also the SSE `event:` name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EventKind {
+    Message,
+    Join,
+    Leave,
+}
+
+impl EventKind {
+    /// The SSE `event:` field and the JSON `kind` field.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Message => "message",
+            Self::Join => "join",
+            Self::Leave => "leave",
+        }
+    }
+}
+
+/// An event as kept in a room's history and sent to its subscribers.
+#[derive(Debug, Serialize)]
+pub struct Event {
+    /// Per-room sequence number; only grows. Also the SSE `id:`.
+    pub id: u64,
+    pub kind: EventKind,
+    /// Who sent the message, or who entered or left.
+    pub name: DisplayName,
+    /// The message text; absent for join and leave.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
+    /// When the server accepted it, RFC 3339 in UTC.
+    pub at: String,
+    /// The complete SSE frame (`id`, `event`, `data`, blank line).
+    #[serde(skip)]
+    frame: Bytes,
+}
+
+impl Event {
+    pub fn new(id: u64, kind: EventKind, name: DisplayName, text: Option<String>) -> Self {
+        let at = OffsetDateTime::now_utc()
+            .format(&Rfc3339)
+            .unwrap_or_else(|_| String::from("1970-01-01T00:00:00Z"));
+        let mut event = Self {
+            id,
+            kind,
+            name,
+            text,
+            at,
+            frame: Bytes::new(),
+        };
+        event.frame = event.format_frame();
+        event
+    }
+
+    /// The bytes every subscriber receives for this event.
+    pub fn frame(&self) -> &Bytes {
+        &self.frame
+    }
+
+    fn format_frame(&self) -> Bytes {
+        // serde_json escapes every line break inside strings, so the JSON is one line
+        // and one `data:` field carries it whole.
+        let data = serde_json::to_string(self).unwrap_or_else(|_| String::from("{}"));
+        Bytes::from(format!(
+            "id: {}\nevent: {}\ndata: {data}\n\n",
+            self.id,
+            self.kind.name()
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frame_is_one_sse_event_with_matching_id_and_kind() {
+        let name = DisplayName::parse("alice").unwrap();
+        let event = Event::new(7, EventKind::Message, name, Some("two\nlines".into()));
+        let frame = std::str::from_utf8(event.frame()).unwrap();
+        let lines: Vec<&str> = frame.strip_suffix("\n\n").unwrap().split('\n').collect();
+        assert_eq!(lines[0], "id: 7");
+        assert_eq!(lines[1], "event: message");
+        assert_eq!(lines.len(), 3, "one data line: {frame:?}");
+        let data: serde_json::Value =
+            serde_json::from_str(lines[2].strip_prefix("data: ").unwrap()).unwrap();
+        assert_eq!(data["id"], 7);
+        assert_eq!(data["kind"], "message");
+        assert_eq!(data["name"], "alice");
+        assert_eq!(data["text"], "two\nlines");
+        assert!(data["at"].as_str().unwrap().ends_with('Z'));
+    }
+
+    #[test]
+    fn notices_carry_no_text() {
+        let name = DisplayName::parse("bob").unwrap();
+        let event = Event::new(1, EventKind::Leave, name, None);
+        let frame = std::str::from_utf8(event.frame()).unwrap();
+        assert!(frame.contains("event: leave\n"));
+        assert!(!frame.contains("\"text\""));
+    }
+}

@@ -1,0 +1,444 @@
+//! One room: its members, its history, its broadcast channel and its open streams.
+//!
+//! A `Room` only changes state and reports what should happen later ("start a grace
+//! timer for this member"); the registry in `rooms/mod.rs` owns the timers and the
+//! map of codes, so this file has no clocks and no tasks and is tested directly.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use tokio::sync::broadcast;
+
+use super::RoomError;
+use super::event::{Event, EventKind};
+use crate::input::{DisplayName, MessageText, RoomCode};
+use crate::session::SessionId;
+
+/// What a new stream must send before the live events.
+#[derive(Debug)]
+pub enum Backlog {
+    /// The kept events after the id the client asked for (possibly none).
+    Events(Vec<Arc<Event>>),
+    /// Events the client asked for are no longer kept: it must start afresh.
+    Gap,
+}
+
+/// A room's state as the room page shows it.
+#[derive(Debug)]
+pub struct RoomSnapshot {
+    /// The name the viewing session uses in this room.
+    pub me: DisplayName,
+    pub history: Vec<Arc<Event>>,
+    pub present: Vec<DisplayName>,
+    /// Id of the newest event; a stream opened `after` it misses nothing.
+    pub last_id: u64,
+}
+
+/// Returned by [`Room::close_stream`]: the timers the registry should start.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct StreamClosed {
+    /// The member has no stream left: after the grace period, if this epoch still
+    /// holds, they have left.
+    pub member_epoch: Option<u64>,
+    /// The room has no stream left: after the grace period, if this epoch still
+    /// holds, the room closes.
+    pub room_epoch: Option<u64>,
+}
+
+pub struct Room {
+    pub code: RoomCode,
+    /// Every open stream holds a receiver. Sending happens under the state lock so
+    /// the channel's order is the history's order.
+    sender: broadcast::Sender<Arc<Event>>,
+    /// How many events the history keeps.
+    history_limit: usize,
+    // std Mutex: never held across an `.await`; every critical section is short.
+    state: Mutex<RoomState>,
+}
+
+#[derive(Default)]
+struct RoomState {
+    /// Set once the registry removed the room; every later call answers `NotFound`.
+    closed: bool,
+    next_id: u64,
+    history: VecDeque<Arc<Event>>,
+    members: HashMap<SessionId, Member>,
+    /// Members joined so far, to list present people in the order they came.
+    joins: u64,
+    open_streams: usize,
+    /// Bumped whenever the room's stream count leaves or reaches zero, so a close
+    /// timer started earlier can tell it has been overtaken.
+    epoch: u64,
+}
+
+struct Member {
+    name: DisplayName,
+    order: u64,
+    streams: usize,
+    /// Announced with a `join` and not yet with a `leave`.
+    present: bool,
+    /// Bumped whenever the member's stream count leaves or reaches zero.
+    epoch: u64,
+}
+
+impl Room {
+    /// A new room whose creator is a member who has not opened a stream yet.
+    pub fn new(
+        code: RoomCode,
+        creator: SessionId,
+        name: DisplayName,
+        history_limit: usize,
+        channel_capacity: usize,
+    ) -> Self {
+        let (sender, _) = broadcast::channel(channel_capacity.max(1));
+        let room = Self {
+            code,
+            sender,
+            history_limit: history_limit.max(1),
+            state: Mutex::new(RoomState {
+                next_id: 1,
+                ..RoomState::default()
+            }),
+        };
+        room.state().admit(creator, name);
+        room
+    }
+
+    fn state(&self) -> MutexGuard<'_, RoomState> {
+        // A panic elsewhere must not take every later request down with it.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn open_state(&self) -> Result<MutexGuard<'_, RoomState>, RoomError> {
+        let state = self.state();
+        if state.closed {
+            return Err(RoomError::NotFound);
+        }
+        Ok(state)
+    }
+
+    /// Adds `session` as a member named `name`. Returns the member's epoch when they
+    /// are new (so an unused membership can expire), `None` when already a member.
+    pub fn join(&self, session: &SessionId, name: DisplayName) -> Result<Option<u64>, RoomError> {
+        let mut state = self.open_state()?;
+        if state.members.contains_key(session) {
+            return Ok(None);
+        }
+        if state.members.values().any(|m| m.name.same_person_as(&name)) {
+            return Err(RoomError::NameTaken);
+        }
+        Ok(Some(state.admit(session.clone(), name)))
+    }
+
+    pub fn publish_message(
+        &self,
+        session: &SessionId,
+        text: MessageText,
+    ) -> Result<u64, RoomError> {
+        let mut state = self.open_state()?;
+        let name = state
+            .members
+            .get(session)
+            .ok_or(RoomError::NotMember)?
+            .name
+            .clone();
+        Ok(state.publish(
+            &self.sender,
+            self.history_limit,
+            EventKind::Message,
+            name,
+            Some(text.into_string()),
+        ))
+    }
+
+    /// Opens a stream for a member: subscribes to live events, collects the backlog
+    /// after `after`, and announces the member if this is their first stream.
+    pub fn open_stream(
+        &self,
+        session: &SessionId,
+        after: Option<u64>,
+    ) -> Result<(broadcast::Receiver<Arc<Event>>, Backlog, u64), RoomError> {
+        let mut state = self.open_state()?;
+        let member = state.members.get_mut(session).ok_or(RoomError::NotMember)?;
+        member.streams += 1;
+        let announce = if member.streams == 1 {
+            member.epoch += 1;
+            !std::mem::replace(&mut member.present, true)
+        } else {
+            false
+        };
+        let name = member.name.clone();
+        state.open_streams += 1;
+        if state.open_streams == 1 {
+            state.epoch += 1;
+        }
+        // Subscribed and collected under one lock: nothing falls between the two.
+        let receiver = self.sender.subscribe();
+        let backlog = match after {
+            Some(after) => state.events_after(after),
+            None => Backlog::Events(Vec::new()),
+        };
+        let resume_after = state.last_id();
+        if announce {
+            state.publish(
+                &self.sender,
+                self.history_limit,
+                EventKind::Join,
+                name,
+                None,
+            );
+        }
+        Ok((receiver, backlog, resume_after))
+    }
+
+    pub fn close_stream(&self, session: &SessionId) -> StreamClosed {
+        let mut state = self.state();
+        let mut closed = StreamClosed::default();
+        if let Some(member) = state.members.get_mut(session) {
+            member.streams = member.streams.saturating_sub(1);
+            if member.streams == 0 {
+                member.epoch += 1;
+                closed.member_epoch = Some(member.epoch);
+            }
+        }
+        state.open_streams = state.open_streams.saturating_sub(1);
+        if state.open_streams == 0 {
+            state.epoch += 1;
+            closed.room_epoch = Some(state.epoch);
+        }
+        closed
+    }
+
+    /// Ends a membership that has had no stream since `epoch`, announcing the leave
+    /// if the member had been announced.
+    pub fn expire_member(&self, session: &SessionId, epoch: u64) {
+        let mut state = self.state();
+        if state.closed {
+            return;
+        }
+        let idle = state
+            .members
+            .get(session)
+            .is_some_and(|m| m.streams == 0 && m.epoch == epoch);
+        if !idle {
+            return;
+        }
+        if let Some(member) = state.members.remove(session)
+            && member.present
+        {
+            let name = member.name;
+            state.publish(
+                &self.sender,
+                self.history_limit,
+                EventKind::Leave,
+                name,
+                None,
+            );
+        }
+    }
+
+    /// Marks the room closed if it has had no stream since `epoch`.
+    pub fn close_if_idle(&self, epoch: u64) -> bool {
+        let mut state = self.state();
+        if state.closed || state.open_streams > 0 || state.epoch != epoch {
+            return false;
+        }
+        state.closed = true;
+        state.history.clear();
+        state.members.clear();
+        true
+    }
+
+    /// The room's epoch as it stands; used for the close timer of a new room.
+    pub fn epoch(&self) -> u64 {
+        self.state().epoch
+    }
+
+    pub fn catch_up(&self, after: u64) -> (Backlog, u64) {
+        let state = self.state();
+        (state.events_after(after), state.last_id())
+    }
+
+    pub fn present(&self, session: &SessionId) -> Result<Vec<DisplayName>, RoomError> {
+        let state = self.open_state()?;
+        if !state.members.contains_key(session) {
+            return Err(RoomError::NotMember);
+        }
+        Ok(state.present())
+    }
+
+    pub fn snapshot(&self, session: &SessionId) -> Result<RoomSnapshot, RoomError> {
+        let state = self.open_state()?;
+        let me = state
+            .members
+            .get(session)
+            .ok_or(RoomError::NotMember)?
+            .name
+            .clone();
+        Ok(RoomSnapshot {
+            me,
+            history: state.history.iter().cloned().collect(),
+            present: state.present(),
+            last_id: state.last_id(),
+        })
+    }
+}
+
+impl RoomState {
+    fn admit(&mut self, session: SessionId, name: DisplayName) -> u64 {
+        self.joins += 1;
+        let member = Member {
+            name,
+            order: self.joins,
+            streams: 0,
+            present: false,
+            epoch: 0,
+        };
+        self.members.insert(session, member);
+        0
+    }
+
+    fn last_id(&self) -> u64 {
+        self.next_id - 1
+    }
+
+    fn publish(
+        &mut self,
+        sender: &broadcast::Sender<Arc<Event>>,
+        history_limit: usize,
+        kind: EventKind,
+        name: DisplayName,
+        text: Option<String>,
+    ) -> u64 {
+        let id = self.next_id;
+        self.next_id += 1;
+        let event = Arc::new(Event::new(id, kind, name, text));
+        if self.history.len() == history_limit {
+            self.history.pop_front();
+        }
+        self.history.push_back(Arc::clone(&event));
+        // An error only means that nobody is listening right now.
+        let _ = sender.send(event);
+        id
+    }
+
+    fn events_after(&self, after: u64) -> Backlog {
+        let oldest_kept = self.history.front().map_or(self.next_id, |e| e.id);
+        if after >= self.next_id || after + 1 < oldest_kept {
+            // Either events were dropped from the history, or the client saw ids this
+            // room never issued (an older room that had the same code).
+            if after == self.last_id() {
+                return Backlog::Events(Vec::new());
+            }
+            return Backlog::Gap;
+        }
+        let events = self
+            .history
+            .iter()
+            .filter(|e| e.id > after)
+            .cloned()
+            .collect();
+        Backlog::Events(events)
+    }
+
+    fn present(&self) -> Vec<DisplayName> {
+        let mut present: Vec<&Member> = self.members.values().filter(|m| m.present).collect();
+        present.sort_by_key(|m| m.order);
+        present.into_iter().map(|m| m.name.clone()).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn name(n: &str) -> DisplayName {
+        DisplayName::parse(n).unwrap()
+    }
+
+    fn text(t: &str) -> MessageText {
+        MessageText::parse(t, 100).unwrap()
+    }
+
+    fn room_with(history: usize) -> (Room, SessionId) {
+        let alice = SessionId::random();
+        let room = Room::new(
+            RoomCode::parse("ABCD").unwrap(),
+            alice.clone(),
+            name("alice"),
+            history,
+            16,
+        );
+        (room, alice)
+    }
+
+    fn ids(backlog: Backlog) -> Vec<u64> {
+        match backlog {
+            Backlog::Events(events) => events.iter().map(|e| e.id).collect(),
+            Backlog::Gap => panic!("unexpected gap"),
+        }
+    }
+
+    #[test]
+    fn first_stream_announces_the_member_and_later_ones_do_not() {
+        let (room, alice) = room_with(10);
+        let (mut rx, _, _) = room.open_stream(&alice, None).unwrap();
+        assert_eq!(rx.try_recv().unwrap().kind, EventKind::Join);
+        let (mut rx2, _, _) = room.open_stream(&alice, None).unwrap();
+        assert!(rx2.try_recv().is_err());
+        assert_eq!(room.present(&alice).unwrap(), vec![name("alice")]);
+    }
+
+    #[test]
+    fn names_are_unique_without_regard_to_case() {
+        let (room, _) = room_with(10);
+        let bob = SessionId::random();
+        assert_eq!(room.join(&bob, name("ALICE")), Err(RoomError::NameTaken));
+        assert_eq!(room.join(&bob, name("bob")), Ok(Some(0)));
+        assert_eq!(room.join(&bob, name("other")), Ok(None), "already a member");
+    }
+
+    #[test]
+    fn backlog_replays_after_an_id_or_reports_a_gap() {
+        let (room, alice) = room_with(3);
+        for i in 0..5 {
+            room.publish_message(&alice, text(&format!("m{i}")))
+                .unwrap();
+        }
+        // History keeps ids 3, 4, 5.
+        assert_eq!(ids(room.catch_up(2).0), vec![3, 4, 5]);
+        assert_eq!(ids(room.catch_up(4).0), vec![5]);
+        assert_eq!(ids(room.catch_up(5).0), Vec::<u64>::new());
+        assert!(matches!(room.catch_up(1).0, Backlog::Gap));
+        assert!(matches!(room.catch_up(99).0, Backlog::Gap));
+    }
+
+    #[test]
+    fn a_member_leaves_only_if_no_stream_came_back() {
+        let (room, alice) = room_with(10);
+        let (mut rx, _, _) = room.open_stream(&alice, None).unwrap();
+        let closed = room.close_stream(&alice);
+        let stale = closed.member_epoch.unwrap();
+        room.open_stream(&alice, None).unwrap();
+        room.expire_member(&alice, stale);
+        assert_eq!(rx.try_recv().unwrap().kind, EventKind::Join);
+        assert!(rx.try_recv().is_err(), "a reload announces nothing");
+
+        let closed = room.close_stream(&alice);
+        room.expire_member(&alice, closed.member_epoch.unwrap());
+        assert_eq!(rx.try_recv().unwrap().kind, EventKind::Leave);
+        assert_eq!(room.snapshot(&alice).err(), Some(RoomError::NotMember));
+    }
+
+    #[test]
+    fn a_room_closes_only_if_idle_since_the_epoch() {
+        let (room, alice) = room_with(10);
+        room.open_stream(&alice, None).unwrap();
+        let stale = room.close_stream(&alice).room_epoch.unwrap();
+        room.open_stream(&alice, None).unwrap();
+        assert!(!room.close_if_idle(stale));
+        let idle = room.close_stream(&alice).room_epoch.unwrap();
+        assert!(room.close_if_idle(idle));
+        assert_eq!(room.snapshot(&alice).err(), Some(RoomError::NotFound));
+    }
+}

@@ -1,0 +1,446 @@
+//! Starts the real server on port 0 and talks to it like its users do.
+//!
+//! `TestApp` is one running server; `User` is one cookie jar (a browser, a curl
+//! user); `Events` reads one `text/event-stream` response frame by frame, with a
+//! timeout on every read so that a bug fails fast instead of hanging.
+
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use chat_live_room::Config;
+use clap::Parser;
+use reqwest::header::{ACCEPT, CONTENT_TYPE, COOKIE, SET_COOKIE};
+use reqwest::{Response, StatusCode};
+use serde_json::Value;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// Longest wait for anything the server should do promptly.
+pub const PATIENCE: Duration = Duration::from_secs(5);
+
+/// What a browser sends as `Accept` when it navigates or posts a form.
+pub const BROWSER_ACCEPT: &str =
+    "text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,image/webp,*/*;q=0.8";
+
+pub struct TestApp {
+    pub addr: SocketAddr,
+    shutdown: Option<oneshot::Sender<()>>,
+    server: Option<JoinHandle<()>>,
+}
+
+/// Starts the server with the default options except `--bind 127.0.0.1:0`.
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(&[]).await
+}
+
+/// Starts the server with extra command-line options, e.g. `["--grace", "0"]`.
+pub async fn spawn_app_with(args: &[&str]) -> TestApp {
+    let mut argv = vec!["chat-live-room", "--bind", "127.0.0.1:0"];
+    argv.extend_from_slice(args);
+    let config = Config::try_parse_from(argv).expect("valid test options");
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind port 0");
+    let addr = listener.local_addr().expect("local address");
+    let (shutdown, stop) = oneshot::channel::<()>();
+    let server = tokio::spawn(chat_live_room::run(listener, config, async {
+        let _ = stop.await;
+    }));
+    TestApp {
+        addr,
+        shutdown: Some(shutdown),
+        server: Some(server),
+    }
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// A new visitor with an empty cookie jar.
+    pub fn user(&self) -> User {
+        User {
+            base: self.url(""),
+            client: client(),
+            cookie: None,
+        }
+    }
+
+    /// A user who created a room under `name`, and the room's code.
+    pub async fn user_in_new_room(&self, name: &str) -> (User, String) {
+        let mut user = self.user();
+        let code = user.create_room_ok(name).await;
+        (user, code)
+    }
+
+    /// A user who joined room `code` as `name`.
+    pub async fn user_joined(&self, code: &str, name: &str) -> User {
+        let mut user = self.user();
+        let response = user.join(name, code).await;
+        assert_eq!(
+            response.status(),
+            StatusCode::SEE_OTHER,
+            "join {code} as {name}"
+        );
+        user
+    }
+
+    /// Starts graceful shutdown and waits (bounded) for the server task to end.
+    pub async fn shut_down(mut self) {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+        if let Some(server) = self.server.take() {
+            tokio::time::timeout(PATIENCE, server)
+                .await
+                .expect("the server stops within the patience period")
+                .expect("the server task does not panic");
+        }
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+    }
+}
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(30))
+        .build()
+        .expect("http client")
+}
+
+/// One person: a cookie jar of one cookie, and requests shaped like curl's
+/// (`Accept: */*`) unless a test asks for a browser's.
+pub struct User {
+    base: String,
+    client: reqwest::Client,
+    /// `name=value` of the session cookie, once the server set one.
+    pub cookie: Option<String>,
+}
+
+impl User {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    fn remember_cookie(&mut self, response: &Response) {
+        if let Some(set) = response.headers().get(SET_COOKIE) {
+            let set = set.to_str().expect("ascii cookie");
+            let pair = set.split(';').next().expect("name=value");
+            self.cookie = Some(pair.to_owned());
+        }
+    }
+
+    fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        let request = self
+            .client
+            .request(method, self.url(path))
+            .header(ACCEPT, "*/*");
+        match &self.cookie {
+            Some(cookie) => request.header(COOKIE, cookie),
+            None => request,
+        }
+    }
+
+    pub fn get_request(&self, path: &str) -> reqwest::RequestBuilder {
+        self.request(reqwest::Method::GET, path)
+    }
+
+    /// A form post; `fields` are URL-encoded in order.
+    pub fn post_request(&self, path: &str, fields: &[(&str, &str)]) -> reqwest::RequestBuilder {
+        let body = fields
+            .iter()
+            .map(|(k, v)| format!("{}={}", encode(k), encode(v)))
+            .collect::<Vec<_>>()
+            .join("&");
+        self.request(reqwest::Method::POST, path)
+            .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(body)
+    }
+
+    pub async fn get(&self, path: &str) -> Response {
+        self.get_request(path).send().await.expect("GET")
+    }
+
+    pub async fn get_as_browser(&self, path: &str) -> Response {
+        self.get_request(path)
+            .header(ACCEPT, BROWSER_ACCEPT)
+            .send()
+            .await
+            .expect("GET")
+    }
+
+    pub async fn create_room(&mut self, name: &str) -> Response {
+        let response = self
+            .post_request("/rooms", &[("name", name)])
+            .send()
+            .await
+            .expect("POST /rooms");
+        self.remember_cookie(&response);
+        response
+    }
+
+    /// Creates a room and returns its code, asserting the `303` to `/rooms/{CODE}`.
+    pub async fn create_room_ok(&mut self, name: &str) -> String {
+        let response = self.create_room(name).await;
+        assert_eq!(response.status(), StatusCode::SEE_OTHER);
+        let location = location(&response);
+        let code = location
+            .strip_prefix("/rooms/")
+            .expect("redirect to the room")
+            .to_owned();
+        assert_eq!(code.len(), 4);
+        assert!(code.chars().all(|c| c.is_ascii_uppercase()), "{code}");
+        code
+    }
+
+    pub async fn join(&mut self, name: &str, code: &str) -> Response {
+        let response = self
+            .post_request("/join", &[("name", name), ("code", code)])
+            .send()
+            .await
+            .expect("POST /join");
+        self.remember_cookie(&response);
+        response
+    }
+
+    pub async fn post_message(&self, code: &str, text: &str) -> Response {
+        self.post_request(&format!("/rooms/{code}/messages"), &[("message", text)])
+            .send()
+            .await
+            .expect("POST message")
+    }
+
+    /// Posts a message and asserts it was accepted.
+    pub async fn say(&self, code: &str, text: &str) {
+        let response = self.post_message(code, text).await;
+        assert_eq!(
+            response.status(),
+            StatusCode::NO_CONTENT,
+            "posting {text:?}"
+        );
+    }
+
+    pub async fn members(&self, code: &str) -> Vec<String> {
+        let response = self.get(&format!("/rooms/{code}/members")).await;
+        assert_eq!(response.status(), StatusCode::OK);
+        response.json().await.expect("JSON list of names")
+    }
+
+    /// Opens the room's event stream and asserts it started.
+    pub async fn open_events(&self, code: &str) -> Events {
+        self.open_events_with(code, None).await
+    }
+
+    /// Opens the event stream resuming after `last_event_id` (the header a
+    /// reconnecting `EventSource` sends).
+    pub async fn open_events_after(&self, code: &str, last_event_id: u64) -> Events {
+        self.open_events_with(code, Some(last_event_id)).await
+    }
+
+    async fn open_events_with(&self, code: &str, last_event_id: Option<u64>) -> Events {
+        let mut request = self
+            .get_request(&format!("/rooms/{code}/events"))
+            .header(ACCEPT, "text/event-stream");
+        if let Some(id) = last_event_id {
+            request = request.header("last-event-id", id.to_string());
+        }
+        let response = tokio::time::timeout(PATIENCE, request.send())
+            .await
+            .expect("the stream answers promptly")
+            .expect("GET events");
+        assert_eq!(
+            response.status(),
+            StatusCode::OK,
+            "opening the event stream of {code}"
+        );
+        Events::new(response)
+    }
+}
+
+/// `Location` header of a redirect.
+pub fn location(response: &Response) -> String {
+    response
+        .headers()
+        .get(reqwest::header::LOCATION)
+        .expect("a Location header")
+        .to_str()
+        .expect("ascii location")
+        .to_owned()
+}
+
+fn encode(text: &str) -> String {
+    let mut out = String::new();
+    for byte in text.bytes() {
+        match byte {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                out.push(byte as char)
+            }
+            b' ' => out.push('+'),
+            _ => out.push_str(&format!("%{byte:02X}")),
+        }
+    }
+    out
+}
+
+/// One SSE frame: its fields, in order, and its raw text.
+#[derive(Debug, Clone)]
+pub struct Frame {
+    pub raw: String,
+    pub id: Option<u64>,
+    pub event: Option<String>,
+    pub data: Option<String>,
+    pub retry: Option<u64>,
+    /// Comment lines (after the `:`), e.g. ` keep-alive`.
+    pub comments: Vec<String>,
+}
+
+/// An event frame (one with `event:` and `data:`), its data parsed as JSON.
+#[derive(Debug, Clone)]
+pub struct SseEvent {
+    pub id: Option<u64>,
+    pub event: String,
+    pub data: Value,
+}
+
+impl SseEvent {
+    pub fn text(&self) -> &str {
+        self.data["text"].as_str().unwrap_or("")
+    }
+
+    pub fn name(&self) -> &str {
+        self.data["name"].as_str().unwrap_or("")
+    }
+}
+
+pub struct Events {
+    response: Response,
+    buffer: String,
+    ended: bool,
+}
+
+impl Events {
+    pub fn new(response: Response) -> Self {
+        Self {
+            response,
+            buffer: String::new(),
+            ended: false,
+        }
+    }
+
+    pub fn headers(&self) -> &reqwest::header::HeaderMap {
+        self.response.headers()
+    }
+
+    /// The next frame, waiting at most `wait`; `None` if the stream ended or
+    /// nothing came in time.
+    pub async fn next_frame_within(&mut self, wait: Duration) -> Option<Frame> {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            if let Some(end) = self.buffer.find("\n\n") {
+                let raw: String = self.buffer.drain(..end + 2).collect();
+                return Some(parse_frame(raw));
+            }
+            if self.ended {
+                return None;
+            }
+            match tokio::time::timeout_at(deadline, self.response.chunk()).await {
+                Err(_) => return None,
+                Ok(Ok(Some(chunk))) => self
+                    .buffer
+                    .push_str(std::str::from_utf8(&chunk).expect("utf-8 stream")),
+                Ok(Ok(None)) | Ok(Err(_)) => self.ended = true,
+            }
+        }
+    }
+
+    /// The next frame; fails the test if none comes within [`PATIENCE`].
+    pub async fn next_frame(&mut self) -> Frame {
+        self.next_frame_within(PATIENCE)
+            .await
+            .expect("a frame arrives within the patience period")
+    }
+
+    /// The next event, skipping comments and `retry:` hints; fails the test if
+    /// none comes within [`PATIENCE`].
+    pub async fn next_event(&mut self) -> SseEvent {
+        self.next_event_within(PATIENCE)
+            .await
+            .expect("an event arrives within the patience period")
+    }
+
+    pub async fn next_event_within(&mut self, wait: Duration) -> Option<SseEvent> {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let frame = self.next_frame_within(left).await?;
+            if let (Some(event), Some(data)) = (frame.event, frame.data) {
+                let data = serde_json::from_str(&data).expect("event data is JSON");
+                return Some(SseEvent {
+                    id: frame.id,
+                    event,
+                    data,
+                });
+            }
+        }
+    }
+
+    /// The next `n` events.
+    pub async fn next_events(&mut self, n: usize) -> Vec<SseEvent> {
+        let mut events = Vec::with_capacity(n);
+        for _ in 0..n {
+            events.push(self.next_event().await);
+        }
+        events
+    }
+
+    /// Waits until the server ends the stream; fails the test if it does not.
+    pub async fn expect_end(&mut self) {
+        let deadline = tokio::time::Instant::now() + PATIENCE;
+        while !self.ended {
+            match tokio::time::timeout_at(deadline, self.response.chunk()).await {
+                Err(_) => panic!("the stream did not end within the patience period"),
+                Ok(Ok(Some(chunk))) => self.buffer.push_str(&String::from_utf8_lossy(&chunk)),
+                Ok(Ok(None)) | Ok(Err(_)) => self.ended = true,
+            }
+        }
+    }
+}
+
+fn parse_frame(raw: String) -> Frame {
+    let mut frame = Frame {
+        raw: raw.clone(),
+        id: None,
+        event: None,
+        data: None,
+        retry: None,
+        comments: Vec::new(),
+    };
+    for line in raw.lines().filter(|line| !line.is_empty()) {
+        if let Some(comment) = line.strip_prefix(':') {
+            frame.comments.push(comment.to_owned());
+            continue;
+        }
+        let (field, value) = line.split_once(':').unwrap_or((line, ""));
+        let value = value.strip_prefix(' ').unwrap_or(value);
+        match field {
+            "id" => frame.id = Some(value.parse().expect("numeric id")),
+            "event" => frame.event = Some(value.to_owned()),
+            "data" => {
+                assert!(frame.data.is_none(), "one data line per event: {raw:?}");
+                frame.data = Some(value.to_owned());
+            }
+            "retry" => frame.retry = Some(value.parse().expect("numeric retry")),
+            other => panic!("unexpected SSE field {other:?} in {raw:?}"),
+        }
+    }
+    frame
+}
