@@ -176,3 +176,116 @@ impl Stream for EventStream {
         Poll::Pending
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use tokio_stream::StreamExt;
+
+    use super::*;
+    use crate::input::{DisplayName, MessageText};
+    use crate::rooms::{RoomSettings, Rooms};
+    use crate::session::SessionId;
+
+    fn rooms(history: usize, channel_capacity: usize) -> Rooms {
+        Rooms::new(RoomSettings {
+            grace: Duration::ZERO,
+            unclaimed_timeout: Duration::from_secs(60),
+            history,
+            channel_capacity,
+        })
+    }
+
+    async fn next_text(stream: &mut EventStream) -> String {
+        let frame = stream.next().await.expect("a frame").expect("infallible");
+        String::from_utf8(frame.to_vec()).expect("utf-8")
+    }
+
+    fn say(rooms: &Rooms, code: &crate::input::RoomCode, who: &SessionId, n: usize) {
+        for i in 0..n {
+            let text = MessageText::parse(&format!("m{i}"), 100).unwrap();
+            rooms.publish_message(code, who, text).unwrap();
+        }
+    }
+
+    /// A subscriber that falls behind the channel catches up from history,
+    /// losing and repeating nothing.
+    #[tokio::test]
+    async fn a_lagging_subscriber_catches_up_from_history() {
+        let rooms = rooms(100, 4);
+        let alice = SessionId::random();
+        let code = rooms
+            .create(&alice, DisplayName::parse("alice").unwrap())
+            .unwrap();
+        let subscription = rooms.subscribe(&code, &alice, None).unwrap();
+        let mut stream = EventStream::new(
+            subscription,
+            Duration::from_secs(60),
+            CancellationToken::new(),
+        );
+
+        say(&rooms, &code, &alice, 20);
+
+        assert!(next_text(&mut stream).await.starts_with("retry:"));
+        let mut ids = Vec::new();
+        for _ in 0..21 {
+            let frame = next_text(&mut stream).await;
+            let id = frame
+                .lines()
+                .next()
+                .and_then(|l| l.strip_prefix("id: "))
+                .expect("an event");
+            ids.push(id.parse::<u64>().unwrap());
+        }
+        assert_eq!(ids, (1..=21).collect::<Vec<_>>());
+    }
+
+    /// When history no longer reaches back to where the subscriber fell behind,
+    /// it is told to reset and then carries on with live events.
+    #[tokio::test]
+    async fn a_subscriber_beyond_history_gets_reset_then_live_events() {
+        let rooms = rooms(3, 4);
+        let alice = SessionId::random();
+        let code = rooms
+            .create(&alice, DisplayName::parse("alice").unwrap())
+            .unwrap();
+        let subscription = rooms.subscribe(&code, &alice, None).unwrap();
+        let mut stream = EventStream::new(
+            subscription,
+            Duration::from_secs(60),
+            CancellationToken::new(),
+        );
+        say(&rooms, &code, &alice, 20);
+        assert!(next_text(&mut stream).await.starts_with("retry:"));
+
+        assert!(next_text(&mut stream).await.starts_with("event: reset\n"));
+        say(&rooms, &code, &alice, 1);
+        assert!(next_text(&mut stream).await.starts_with("id: 22\n"));
+    }
+
+    /// Shutdown ends the stream even while it is waiting for events.
+    #[tokio::test]
+    async fn shutdown_ends_an_idle_stream() {
+        let rooms = rooms(10, 16);
+        let alice = SessionId::random();
+        let code = rooms
+            .create(&alice, DisplayName::parse("alice").unwrap())
+            .unwrap();
+        let shutdown = CancellationToken::new();
+        let subscription = rooms.subscribe(&code, &alice, None).unwrap();
+        let mut stream = EventStream::new(subscription, Duration::from_secs(60), shutdown.clone());
+        assert!(next_text(&mut stream).await.starts_with("retry:"));
+        assert!(next_text(&mut stream).await.contains("event: join"));
+
+        shutdown.cancel();
+
+        assert!(stream.next().await.is_none());
+    }
+
+    #[test]
+    fn the_header_wins_over_the_query() {
+        assert_eq!(resume_point(Some("5"), Some("2")), Ok(Some(5)));
+        assert_eq!(resume_point(None, Some("2")), Ok(Some(2)));
+        assert_eq!(resume_point(None, None), Ok(None));
+        assert!(resume_point(Some("x"), None).is_err());
+    }
+}
