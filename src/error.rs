@@ -2,7 +2,9 @@
 //! its status and to a page (browsers) or a line of text (curl and scripts).
 
 use warp::http::{HeaderValue, StatusCode, header};
-use warp::reject::{LengthRequired, MethodNotAllowed, PayloadTooLarge, Reject};
+use warp::reject::{
+    LengthRequired, MethodNotAllowed, PayloadTooLarge, Reject, UnsupportedMediaType,
+};
 use warp::reply::Response;
 use warp::{Rejection, Reply};
 
@@ -149,6 +151,11 @@ pub fn render(rejection: &Rejection, format: Format, pages: &Pages) -> Response 
         (
             StatusCode::BAD_REQUEST,
             "The form could not be read.".to_owned(),
+        )
+    } else if rejection.find::<UnsupportedMediaType>().is_some() {
+        (
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "Send the form as application/x-www-form-urlencoded (what curl -d and HTML forms send).".to_owned(),
         )
     } else if rejection.find::<warp::reject::InvalidQuery>().is_some() {
         (

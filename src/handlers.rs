@@ -120,11 +120,12 @@ pub async fn room_page(
         Ok(room) => state
             .pages
             .room(code, &room, state.limits.max_message_chars),
+        // A shared link: whoever follows it may join.
         Err(RoomError::NotMember) if state.rooms.exists(&code) => {
             let name = session.and_then(|s| s.name).unwrap_or_default();
             state.pages.join(code, &name)
         }
-        Err(error) => return Err(refusal(code)(error).into()),
+        Err(_) => return Err(AppError::RoomNotFound.into()),
     };
     let page = page.map_err(|_| AppError::Internal)?;
     Ok(warp::reply::html(page).into_response())
@@ -200,7 +201,8 @@ fn parse_code(raw: &str) -> Result<RoomCode, AppError> {
 }
 
 /// The session, if it belongs to a member of the room: `404` for no such room, else
-/// `403` for no session or a non-member.
+/// `403` for no session or a non-member. Checked before anything the request
+/// carries is looked at, so a stranger learns nothing from it.
 fn member_session(
     rooms: &Rooms,
     code: RoomCode,
@@ -209,7 +211,11 @@ fn member_session(
     if !rooms.exists(&code) {
         return Err(AppError::RoomNotFound);
     }
-    session.ok_or(AppError::NotMember(code))
+    let session = session.ok_or(AppError::NotMember(code))?;
+    rooms
+        .check_member(&code, &session.id)
+        .map_err(refusal(code))?;
+    Ok(session)
 }
 
 /// How a refusal from the room store reads for a request about room `code`.

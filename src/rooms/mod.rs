@@ -141,6 +141,11 @@ impl Rooms {
         Ok(())
     }
 
+    /// `Ok` if `session` is a member of the open room `code`.
+    pub fn check_member(&self, code: &RoomCode, session: &SessionId) -> Result<(), RoomError> {
+        self.room(code)?.check_member(session)
+    }
+
     pub fn exists(&self, code: &RoomCode) -> bool {
         self.map().contains_key(code)
     }

@@ -130,6 +130,14 @@ impl Room {
         Ok(Some(state.admit(session.clone(), name)))
     }
 
+    pub fn check_member(&self, session: &SessionId) -> Result<(), RoomError> {
+        let state = self.open_state()?;
+        match state.members.contains_key(session) {
+            true => Ok(()),
+            false => Err(RoomError::NotMember),
+        }
+    }
+
     pub fn publish_message(
         &self,
         session: &SessionId,

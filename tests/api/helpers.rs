@@ -140,10 +140,21 @@ impl User {
     }
 
     fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        self.request_accepting(method, path, "*/*")
+    }
+
+    /// `.header(ACCEPT, ..)` on the builder would add a second `Accept`; the
+    /// one sent is chosen here.
+    fn request_accepting(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        accept: &str,
+    ) -> reqwest::RequestBuilder {
         let request = self
             .client
             .request(method, self.url(path))
-            .header(ACCEPT, "*/*");
+            .header(ACCEPT, accept);
         match &self.cookie {
             Some(cookie) => request.header(COOKIE, cookie),
             None => request,
@@ -171,8 +182,7 @@ impl User {
     }
 
     pub async fn get_as_browser(&self, path: &str) -> Response {
-        self.get_request(path)
-            .header(ACCEPT, BROWSER_ACCEPT)
+        self.request_accepting(reqwest::Method::GET, path, BROWSER_ACCEPT)
             .send()
             .await
             .expect("GET")
@@ -247,9 +257,8 @@ impl User {
     }
 
     async fn open_events_with(&self, code: &str, last_event_id: Option<u64>) -> Events {
-        let mut request = self
-            .get_request(&format!("/rooms/{code}/events"))
-            .header(ACCEPT, "text/event-stream");
+        let path = format!("/rooms/{code}/events");
+        let mut request = self.request_accepting(reqwest::Method::GET, &path, "text/event-stream");
         if let Some(id) = last_event_id {
             request = request.header("last-event-id", id.to_string());
         }

@@ -1,5 +1,10 @@
-//! Black-box tests: the real server on port 0, spoken to over real HTTP.
+//! Black-box tests: the real server on port 0, spoken to over real HTTP
+//! (and, where a test says so, the real binary and the real `curl`).
 
 mod helpers;
 
 mod contract;
+mod lifecycle;
+mod pages_and_forms;
+mod stream;
+mod walkthrough;

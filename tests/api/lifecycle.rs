@@ -1,0 +1,351 @@
+//! A room's life: join and leave notices, the grace period, closure, shutdown,
+//! and one session in two rooms.
+
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use tokio::time::Instant;
+
+use crate::helpers::{Events, PATIENCE, SseEvent, TestApp, User, spawn_app, spawn_app_with};
+
+/// How long a stream must stay quiet to count as "nothing was sent".
+const QUIET: Duration = Duration::from_millis(500);
+
+/// How often a poll loop looks again.
+const POLL: Duration = Duration::from_millis(25);
+
+/// Reads the next event and asserts it is `kind` by `name`.
+async fn expect_event(events: &mut Events, kind: &str, name: &str) -> SseEvent {
+    let event = events.next_event().await;
+    assert_eq!(
+        event.event, kind,
+        "expected {kind} by {name}, got {event:?}"
+    );
+    assert_eq!(
+        event.name(),
+        name,
+        "expected {kind} by {name}, got {event:?}"
+    );
+    event
+}
+
+/// Reads the next event and asserts it is a message `text` by `name`.
+async fn expect_message(events: &mut Events, name: &str, text: &str) {
+    let event = expect_event(events, "message", name).await;
+    assert_eq!(event.text(), text, "{event:?}");
+}
+
+/// Asserts nothing arrives on `events` for `window`.
+async fn expect_quiet(events: &mut Events, window: Duration, what: &str) {
+    if let Some(event) = events.next_event_within(window).await {
+        panic!("{what}, but got {event:?}");
+    }
+}
+
+/// Alice in a new room and bob joined, both streaming, each join seen by alice.
+async fn alice_and_bob_streaming(app: &TestApp) -> (String, User, Events, User, Events) {
+    let (alice, code) = app.user_in_new_room("alice").await;
+    let bob = app.user_joined(&code, "bob").await;
+    let mut alice_events = alice.open_events(&code).await;
+    expect_event(&mut alice_events, "join", "alice").await;
+    let mut bob_events = bob.open_events(&code).await;
+    expect_event(&mut bob_events, "join", "bob").await;
+    expect_event(&mut alice_events, "join", "bob").await;
+    (code, alice, alice_events, bob, bob_events)
+}
+
+/// Status of `GET path` as `user`.
+async fn status(user: &User, path: &str) -> StatusCode {
+    user.get(path).await.status()
+}
+
+/// Polls until `member`'s `GET /rooms/{code}` is 404, failing after `limit`.
+async fn wait_until_room_is_gone(member: &User, code: &str, limit: Duration) {
+    let deadline = Instant::now() + limit;
+    loop {
+        let page = status(member, &format!("/rooms/{code}")).await;
+        if page == StatusCode::NOT_FOUND {
+            return;
+        }
+        assert_eq!(page, StatusCode::OK, "the room page, while the room exists");
+        assert!(
+            Instant::now() < deadline,
+            "room {code} still exists after {limit:?}"
+        );
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+/// Asserts every request about room `code` answers 404, for a member and a newcomer.
+async fn assert_room_gone(app: &TestApp, member: &User, code: &str) {
+    assert_eq!(
+        status(member, &format!("/rooms/{code}")).await,
+        StatusCode::NOT_FOUND,
+        "page"
+    );
+    assert_eq!(
+        status(member, &format!("/rooms/{code}/members")).await,
+        StatusCode::NOT_FOUND,
+        "members"
+    );
+    assert_eq!(
+        status(member, &format!("/rooms/{code}/events")).await,
+        StatusCode::NOT_FOUND,
+        "events"
+    );
+    let mut newcomer = app.user();
+    assert_eq!(
+        newcomer.join("carol", code).await.status(),
+        StatusCode::NOT_FOUND,
+        "joining"
+    );
+    assert_eq!(
+        status(&app.user(), &format!("/rooms/{code}")).await,
+        StatusCode::NOT_FOUND,
+        "page for a stranger (no session)"
+    );
+}
+
+/// `join` is announced when a member's first stream opens; a second tab adds no join, closing it no leave.
+#[tokio::test]
+async fn join_is_announced_by_the_first_stream_only() {
+    // Arrange
+    let app = spawn_app_with(&["--grace", "0"]).await;
+    let (alice, code) = app.user_in_new_room("alice").await;
+    let mut alice_events = alice.open_events(&code).await;
+    expect_event(&mut alice_events, "join", "alice").await;
+
+    // Act + Assert: joining by POST announces nothing.
+    let bob = app.user_joined(&code, "bob").await;
+    expect_quiet(&mut alice_events, QUIET, "no notice at POST /join").await;
+
+    // Act + Assert: bob's first stream announces him.
+    let mut bob_tab_one = bob.open_events(&code).await;
+    expect_event(&mut alice_events, "join", "bob").await;
+    expect_event(&mut bob_tab_one, "join", "bob").await;
+
+    // Act + Assert: a second tab announces nothing, and closing it makes no leave.
+    let bob_tab_two = bob.open_events(&code).await;
+    drop(bob_tab_two);
+    expect_quiet(
+        &mut alice_events,
+        QUIET,
+        "no notice for a second tab opening or closing",
+    )
+    .await;
+    alice.say(&code, "still here?").await;
+    expect_message(&mut alice_events, "alice", "still here?").await;
+    expect_message(&mut bob_tab_one, "alice", "still here?").await;
+    assert_eq!(alice.members(&code).await, ["alice", "bob"]);
+}
+
+/// When a member's only stream closes and the grace passes, `leave` is sent and the membership ends.
+#[tokio::test]
+async fn a_member_leaves_after_the_grace_period() {
+    // Arrange
+    let grace = Duration::from_millis(500);
+    let app = spawn_app_with(&["--grace", "0.5"]).await;
+    let (code, alice, mut alice_events, bob, bob_events) = alice_and_bob_streaming(&app).await;
+
+    // Act
+    let closed_at = Instant::now();
+    drop(bob_events);
+    let leave = alice_events.next_event_within(grace + PATIENCE).await;
+
+    // Assert
+    let leave = leave.expect("bob's leave arrives");
+    assert_eq!(
+        (leave.event.as_str(), leave.name()),
+        ("leave", "bob"),
+        "{leave:?}"
+    );
+    assert!(
+        closed_at.elapsed() >= grace - Duration::from_millis(50),
+        "the leave waits out the grace period; it came after {:?}",
+        closed_at.elapsed()
+    );
+    assert_eq!(alice.members(&code).await, ["alice"]);
+    assert_eq!(
+        status(&bob, &format!("/rooms/{code}/events")).await,
+        StatusCode::FORBIDDEN,
+        "bob's session is no longer a member"
+    );
+}
+
+/// A reload inside the grace period makes no leave or join notice, and the room carries on.
+#[tokio::test]
+async fn a_reload_inside_the_grace_period_makes_no_notices() {
+    // Arrange
+    let grace = Duration::from_millis(1500);
+    let app = spawn_app_with(&["--grace", "1.5"]).await;
+    let (code, alice, mut alice_events, bob, bob_events) = alice_and_bob_streaming(&app).await;
+
+    // Act
+    drop(bob_events);
+    let mut bob_events = bob.open_events(&code).await;
+
+    // Assert
+    expect_quiet(
+        &mut alice_events,
+        grace + QUIET,
+        "no leave or join for a reload",
+    )
+    .await;
+    bob.say(&code, "back").await;
+    expect_message(&mut alice_events, "bob", "back").await;
+    expect_message(&mut bob_events, "bob", "back").await;
+    alice.say(&code, "welcome back").await;
+    expect_message(&mut bob_events, "alice", "welcome back").await;
+    assert_eq!(alice.members(&code).await, ["alice", "bob"]);
+}
+
+/// With `--grace 0` the room closes as soon as its last stream closes: every request is 404.
+#[tokio::test]
+async fn with_no_grace_the_room_closes_when_its_last_stream_closes() {
+    // Arrange
+    let app = spawn_app_with(&["--grace", "0"]).await;
+    let (alice, code) = app.user_in_new_room("alice").await;
+    let mut events = alice.open_events(&code).await;
+    expect_event(&mut events, "join", "alice").await;
+
+    // Act
+    drop(events);
+
+    // Assert
+    wait_until_room_is_gone(&alice, &code, Duration::from_secs(1)).await;
+    assert_room_gone(&app, &alice, &code).await;
+}
+
+/// With a grace the room outlives its last stream briefly, then closes.
+#[tokio::test]
+async fn with_a_grace_the_room_closes_after_it() {
+    // Arrange
+    let grace = Duration::from_millis(500);
+    let app = spawn_app_with(&["--grace", "0.5"]).await;
+    let (alice, code) = app.user_in_new_room("alice").await;
+    let mut events = alice.open_events(&code).await;
+    expect_event(&mut events, "join", "alice").await;
+
+    // Act
+    let closed_at = Instant::now();
+    drop(events);
+
+    // Assert
+    assert_eq!(
+        status(&app.user(), &format!("/rooms/{code}")).await,
+        StatusCode::OK,
+        "right after the last stream closed the room still exists"
+    );
+    assert_eq!(alice.members(&code).await, ["alice"]);
+    wait_until_room_is_gone(&alice, &code, grace + PATIENCE).await;
+    assert!(
+        closed_at.elapsed() >= grace - Duration::from_millis(50),
+        "the room waited out the grace; it closed after {:?}",
+        closed_at.elapsed()
+    );
+    assert_room_gone(&app, &alice, &code).await;
+}
+
+/// A closed room's code stays closed, its history is gone, and new rooms still start fresh.
+#[tokio::test]
+async fn a_closed_room_stays_gone_and_new_rooms_start_fresh() {
+    // Arrange
+    let app = spawn_app_with(&["--grace", "0"]).await;
+    let (mut alice, old_code) = app.user_in_new_room("alice").await;
+    let mut events = alice.open_events(&old_code).await;
+    expect_event(&mut events, "join", "alice").await;
+    alice.say(&old_code, "a secret from the old room").await;
+    expect_message(&mut events, "alice", "a secret from the old room").await;
+    drop(events);
+    wait_until_room_is_gone(&alice, &old_code, Duration::from_secs(1)).await;
+
+    // Act
+    let mut newcomer = app.user();
+    let join_old = newcomer.join("dave", &old_code).await.status();
+    let new_code = alice.create_room_ok("alice").await;
+    let mut new_events = alice.open_events(&new_code).await;
+
+    // Assert
+    assert_eq!(
+        join_old,
+        StatusCode::NOT_FOUND,
+        "the old code names no room"
+    );
+    let join = expect_event(&mut new_events, "join", "alice").await;
+    assert_eq!(join.id, Some(1), "a new room's ids start afresh: {join:?}");
+    let page = alice.get(&format!("/rooms/{new_code}")).await;
+    assert_eq!(page.status(), StatusCode::OK);
+    let page = page.text().await.expect("page text");
+    assert!(
+        !page.contains("a secret from the old room"),
+        "the new room has none of the old history"
+    );
+    alice.say(&new_code, "fresh start").await;
+    expect_message(&mut new_events, "alice", "fresh start").await;
+    assert_eq!(
+        status(&alice, &format!("/rooms/{old_code}")).await,
+        StatusCode::NOT_FOUND
+    );
+}
+
+/// Graceful shutdown ends every open stream and completes promptly.
+#[tokio::test]
+async fn graceful_shutdown_ends_open_streams() {
+    // Arrange
+    let app = spawn_app().await;
+    let (alice, code) = app.user_in_new_room("alice").await;
+    let bob = app.user_joined(&code, "bob").await;
+    let mut alice_events = alice.open_events(&code).await;
+    expect_event(&mut alice_events, "join", "alice").await;
+    let mut bob_events = bob.open_events(&code).await;
+    expect_event(&mut bob_events, "join", "bob").await;
+
+    // Act
+    let started = Instant::now();
+    tokio::time::timeout(PATIENCE, app.shut_down())
+        .await
+        .expect("shutdown completes within the patience period");
+
+    // Assert
+    assert!(started.elapsed() < PATIENCE);
+    alice_events.expect_end().await;
+    bob_events.expect_end().await;
+}
+
+/// One session streams in two rooms at once, and each message reaches only its own room.
+#[tokio::test]
+async fn one_session_in_two_rooms_gets_each_rooms_messages_only() {
+    // Arrange
+    let app = spawn_app().await;
+    let (mut alice, room_a) = app.user_in_new_room("alice").await;
+    let (bob, room_b) = app.user_in_new_room("bob").await;
+    let joined = alice.join("alice", &room_b).await;
+    assert_eq!(joined.status(), StatusCode::SEE_OTHER);
+    let mut bob_b = bob.open_events(&room_b).await;
+    expect_event(&mut bob_b, "join", "bob").await;
+    let mut alice_a = alice.open_events(&room_a).await;
+    expect_event(&mut alice_a, "join", "alice").await;
+    let mut alice_b = alice.open_events(&room_b).await;
+    expect_event(&mut alice_b, "join", "alice").await;
+    expect_event(&mut bob_b, "join", "alice").await;
+
+    // Act
+    alice.say(&room_b, "to B").await;
+    alice.say(&room_a, "to A").await;
+    bob.say(&room_b, "bob to B").await;
+
+    // Assert
+    expect_message(&mut alice_a, "alice", "to A").await;
+    for events in [&mut alice_b, &mut bob_b] {
+        expect_message(events, "alice", "to B").await;
+        expect_message(events, "bob", "bob to B").await;
+    }
+    expect_quiet(&mut alice_a, QUIET, "room A hears nothing of room B").await;
+    assert_eq!(alice.members(&room_a).await, ["alice"]);
+    assert_eq!(alice.members(&room_b).await, ["bob", "alice"]);
+    assert_eq!(
+        status(&bob, &format!("/rooms/{room_a}/members")).await,
+        StatusCode::FORBIDDEN,
+        "bob is not in room A"
+    );
+}

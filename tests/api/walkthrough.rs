@@ -1,0 +1,764 @@
+//! The real binary and the real `curl`: the README's terminal walkthrough run as
+//! written, graceful shutdown on SIGTERM, the command line, and sessions that
+//! survive a restart when `--secret` is set.
+//!
+//! Every child process sits behind a guard that kills it when the test ends,
+//! also when it fails; every wait is on output or exit, bounded by a deadline.
+
+use std::os::unix::process::CommandExt as _;
+use std::path::{Path, PathBuf};
+use std::process::{ExitStatus, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use reqwest::header::{COOKIE, SET_COOKIE};
+use serde_json::Value;
+use tokio::io::{AsyncBufReadExt as _, AsyncRead, BufReader, Lines};
+use tokio::process::{Child, ChildStdout, Command};
+use tokio::time::{Instant, timeout, timeout_at};
+
+/// The server binary Cargo built for these tests.
+const BINARY: &str = env!("CARGO_BIN_EXE_chat-live-room");
+
+/// Longest wait for the server to start, or for a process to exit.
+const PATIENCE: Duration = Duration::from_secs(10);
+
+/// The issue: on SIGTERM "the process exits 0 within a few seconds".
+const SHUTDOWN_LIMIT: Duration = Duration::from_secs(5);
+
+/// What the walkthrough has to show within this long.
+const WALKTHROUGH_DEADLINE: Duration = Duration::from_secs(10);
+
+/// The README's curl walkthrough runs as written, with real `curl`, against the real binary.
+#[tokio::test]
+async fn the_readme_walkthrough_runs_as_written_with_real_curl() {
+    // Arrange
+    require_program("curl");
+    require_program("bash");
+    let script = readme_walkthrough();
+    let mut server = ServerProcess::start(&[]).await;
+    let workdir = TempDir::new("walkthrough");
+    let script_path = workdir.path().join("walkthrough.sh");
+    std::fs::write(&script_path, &script).expect("write the walkthrough script");
+    let mut command = std::process::Command::new("bash");
+    command
+        .arg(&script_path)
+        .current_dir(workdir.path())
+        .env("SERVER", server.url(""))
+        .env("CURL_HOME", workdir.path())
+        .env("NO_PROXY", "127.0.0.1,localhost")
+        .env("no_proxy", "127.0.0.1,localhost")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0);
+    let mut child = Command::from(command)
+        .spawn()
+        .expect("start bash with the walkthrough");
+    let stderr = drain(child.stderr.take().expect("piped stderr"));
+    let mut stdout = BufReader::new(child.stdout.take().expect("piped stdout")).lines();
+    let mut script = ProcessGroup::new(child);
+
+    // Act
+    let deadline = Instant::now() + WALKTHROUGH_DEADLINE;
+    let mut seen = Walkthrough::default();
+    while !seen.is_complete() {
+        let line = match timeout_at(deadline, stdout.next_line()).await {
+            Ok(Ok(Some(line))) => line,
+            outcome => panic!(
+                "the walkthrough stopped short ({}) after {WALKTHROUGH_DEADLINE:?}.\n\
+                 What it has shown: {seen:#?}\nits stderr:\n{}\nthe server's log:\n{}",
+                match outcome {
+                    Err(_) => "deadline passed",
+                    Ok(Ok(_)) => "its output ended",
+                    Ok(Err(_)) => "reading its output failed",
+                },
+                text(&stderr),
+                server.log(),
+            ),
+        };
+        seen.take_line(&line);
+    }
+    let ended = script.terminate().await;
+    server.stop().await;
+
+    // Assert
+    let code = seen.code.clone().expect("the script echoes `room CODE`");
+    assert!(
+        code.len() == 4 && code.chars().all(|c| c.is_ascii_uppercase()),
+        "the room code is four capital letters: {code:?}"
+    );
+    let join = seen.find("join", "alice", None);
+    let hello = seen.find("message", "bob", Some("hello alice"));
+    let answer = seen.find("message", "alice", Some("hi bob!"));
+    assert!(
+        join.id < hello.id && hello.id < answer.id,
+        "join(alice) < message(bob) < message(alice) by id: {seen:#?}"
+    );
+    let ids: Vec<u64> = seen.events.iter().map(|event| event.id).collect();
+    assert!(
+        ids.windows(2).all(|pair| pair[0] < pair[1]),
+        "the stream's ids only grow: {ids:?}"
+    );
+    for event in &seen.events {
+        assert!(
+            event.at.ends_with('Z') && event.at.contains('T'),
+            "`at` is RFC 3339 UTC: {event:?}"
+        );
+    }
+    let members = seen.members.as_ref().expect("the members line");
+    assert!(
+        members.iter().all(|name| name == "alice" || name == "bob"),
+        "members lists only the people of the room: {members:?}"
+    );
+    assert!(
+        workdir.path().join("alice.jar").is_file() && workdir.path().join("bob.jar").is_file(),
+        "the cookie jars land in the working directory"
+    );
+    assert!(ended, "the walkthrough's process group ends when told to");
+}
+
+/// On SIGTERM the real binary ends an open `curl -N` stream and exits 0 within 5 seconds.
+#[tokio::test]
+async fn sigterm_ends_open_streams_and_the_binary_exits_zero_promptly() {
+    // Arrange
+    require_program("curl");
+    let mut server = ServerProcess::start(&[]).await;
+    let client = http_client();
+    let (cookie, code) = create_room(&client, &server, "alice").await;
+    let mut curl = Command::new("curl");
+    curl.args(["-sN", "-q", "-H"])
+        .arg(format!("Cookie: {cookie}"))
+        .arg(server.url(&format!("/rooms/{code}/events")))
+        .env("NO_PROXY", "127.0.0.1,localhost")
+        .env("no_proxy", "127.0.0.1,localhost")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true);
+    let mut stream = curl.spawn().expect("start curl");
+    let mut lines = BufReader::new(stream.stdout.take().expect("piped stdout")).lines();
+    let opened = read_until(&mut lines, PATIENCE, |line| line == "event: join").await;
+    assert!(
+        opened.is_ok(),
+        "the stream opens and announces alice: {opened:?}\nserver log:\n{}",
+        server.log()
+    );
+
+    // Act
+    let started = Instant::now();
+    let exit = server.terminate().await;
+    let elapsed = started.elapsed();
+    let stream_end = read_until(&mut lines, PATIENCE, |_| false).await;
+    let curl_exit = timeout(PATIENCE, stream.wait()).await;
+
+    // Assert
+    assert!(
+        exit.success(),
+        "the server exits 0 on SIGTERM, got {exit}:\n{}",
+        server.log()
+    );
+    assert!(
+        elapsed <= SHUTDOWN_LIMIT,
+        "the server exits within {SHUTDOWN_LIMIT:?} of SIGTERM, took {elapsed:?}"
+    );
+    assert!(
+        matches!(stream_end, Err(ReadEnd::Eof)),
+        "the open stream ends when the server shuts down: {stream_end:?}"
+    );
+    let curl_exit = curl_exit
+        .expect("curl exits once its stream ended")
+        .expect("curl's exit status");
+    assert!(
+        curl_exit.success(),
+        "the stream ends cleanly (a complete response), curl says {curl_exit}"
+    );
+    assert!(
+        server.log().contains("shutting down"),
+        "the server logs its shutdown:\n{}",
+        server.log()
+    );
+}
+
+/// A SIGTERM that arrives as soon as the server says it is listening is a clean
+/// shutdown (exit 0), not the default death by signal.
+#[tokio::test]
+async fn sigterm_right_after_start_is_a_clean_shutdown() {
+    for _ in 0..5 {
+        // Arrange
+        let mut server = ServerProcess::start(&[]).await;
+
+        // Act
+        let exit = server.terminate().await;
+
+        // Assert
+        assert!(
+            exit.success(),
+            "exit 0 on an early SIGTERM, got {exit}:\n{}",
+            server.log()
+        );
+    }
+}
+
+/// `--help` lists every option, and an invalid `CHAT_GRACE` stops the binary with a clear error.
+#[tokio::test]
+async fn help_lists_every_option_and_an_invalid_environment_value_is_refused() {
+    // Arrange
+    let options = [
+        "--bind",
+        "--grace",
+        "--history",
+        "--keepalive",
+        "--max-message-chars",
+        "--secret",
+        "--secure-cookies",
+    ];
+
+    // Act
+    let help = run_to_end(server_command().arg("--help")).await;
+    let refused = run_to_end(
+        server_command()
+            .args(["--bind", "127.0.0.1:0"])
+            .env("CHAT_GRACE", "abc"),
+    )
+    .await;
+
+    // Assert
+    assert!(help.status.success(), "--help exits 0: {help:?}");
+    let help_text = String::from_utf8_lossy(&help.stdout);
+    for option in options {
+        assert!(
+            help_text.contains(option),
+            "--help mentions {option}:\n{help_text}"
+        );
+    }
+    assert!(
+        help_text.contains("CHAT_GRACE"),
+        "--help names the environment variables:\n{help_text}"
+    );
+    assert!(
+        !refused.status.success(),
+        "CHAT_GRACE=abc makes the binary fail: {refused:?}"
+    );
+    let complaint = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        complaint.contains("--grace") && complaint.contains("abc"),
+        "the error names the option and the bad value:\n{complaint}"
+    );
+}
+
+/// With `--secret` a session cookie survives a restart; with another secret it does not.
+#[tokio::test]
+async fn a_session_survives_a_restart_with_the_same_secret_only() {
+    // Arrange
+    let client = http_client();
+    let mut first = ServerProcess::start(&["--secret", "s3cret"]).await;
+    let (cookie, _code) = create_room(&client, &first, "alice").await;
+    assert_eq!(
+        home_name(&client, &first, Some(&cookie)).await,
+        "alice",
+        "the cookie remembers the name on the server that set it"
+    );
+    first.stop().await;
+
+    // Act
+    let mut same = ServerProcess::start(&["--secret", "s3cret"]).await;
+    let after_restart = home_name(&client, &same, Some(&cookie)).await;
+    let without_cookie = home_name(&client, &same, None).await;
+    same.stop().await;
+    let other = ServerProcess::start(&["--secret", "another secret"]).await;
+    let other_secret = home_name(&client, &other, Some(&cookie)).await;
+
+    // Assert
+    assert_eq!(
+        after_restart, "alice",
+        "same secret: the cookie still opens the session"
+    );
+    assert_eq!(without_cookie, "", "no cookie, no name");
+    assert_eq!(
+        other_secret, "",
+        "another secret: the cookie counts as no session"
+    );
+}
+
+// ---------------------------------------------------------------------------
+// The server binary as a child process
+
+/// The server binary, isolated from the caller's `CHAT_*` and `RUST_LOG`.
+fn server_command() -> Command {
+    let mut command = Command::new(BINARY);
+    for (key, _) in std::env::vars_os() {
+        if key.to_string_lossy().starts_with("CHAT_") {
+            command.env_remove(&key);
+        }
+    }
+    command
+        .env("RUST_LOG", "info,warp::server=off")
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .kill_on_drop(true);
+    command
+}
+
+/// One running server binary. Dropping it kills the process.
+struct ServerProcess {
+    child: Child,
+    addr: String,
+    /// Everything it printed (stdout and stderr), for failure messages.
+    log: Arc<Mutex<String>>,
+}
+
+impl ServerProcess {
+    /// Starts the binary on `--bind 127.0.0.1:0` with `args`, and waits for its
+    /// `listening on http://ADDR` line. Its output is drained from then on.
+    async fn start(args: &[&str]) -> Self {
+        let mut child = server_command()
+            .args(["--bind", "127.0.0.1:0"])
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start the server binary");
+        let log = Arc::new(Mutex::new(String::new()));
+        let (found, addr) = tokio::sync::oneshot::channel();
+        tokio::spawn(collect_lines(
+            child.stdout.take().expect("piped stdout"),
+            Arc::clone(&log),
+            Some(found),
+        ));
+        tokio::spawn(collect_lines(
+            child.stderr.take().expect("piped stderr"),
+            Arc::clone(&log),
+            None,
+        ));
+        let mut server = Self {
+            child,
+            addr: String::new(),
+            log,
+        };
+        match timeout(PATIENCE, addr).await {
+            Ok(Ok(addr)) => {
+                server.addr = addr;
+                server
+            }
+            _ => panic!(
+                "the server did not log `listening on http://…` within {PATIENCE:?}:\n{}",
+                server.log()
+            ),
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    fn log(&self) -> String {
+        text(&self.log)
+    }
+
+    /// Sends SIGTERM with the `kill` command and waits (bounded) for the exit.
+    async fn terminate(&mut self) -> ExitStatus {
+        let pid = self.child.id().expect("the server is still running");
+        send_signal("TERM", &pid.to_string()).await;
+        match timeout(PATIENCE, self.child.wait()).await {
+            Ok(status) => status.expect("wait for the server"),
+            Err(_) => panic!(
+                "the server did not exit within {PATIENCE:?} of SIGTERM:\n{}",
+                self.log()
+            ),
+        }
+    }
+
+    /// Stops it as an operator would (SIGTERM); it must exit cleanly.
+    async fn stop(&mut self) {
+        let exit = self.terminate().await;
+        assert!(
+            exit.success(),
+            "exit 0 on SIGTERM, got {exit}:\n{}",
+            self.log()
+        );
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        // SIGKILL unless it already exited (and was reaped).
+        let _ = self.child.start_kill();
+    }
+}
+
+/// Appends every line of `output` to `log`; sends the address of the first
+/// `listening on http://ADDR` line through `found`.
+async fn collect_lines(
+    output: impl AsyncRead + Unpin,
+    log: Arc<Mutex<String>>,
+    mut found: Option<tokio::sync::oneshot::Sender<String>>,
+) {
+    let mut lines = BufReader::new(output).lines();
+    while let Ok(Some(line)) = lines.next_line().await {
+        if let Some((_, rest)) = line.split_once("listening on http://") {
+            let addr: String = rest
+                .chars()
+                .take_while(|c| !c.is_whitespace() && *c != '\u{1b}')
+                .collect();
+            if let Some(found) = found.take() {
+                let _ = found.send(addr);
+            }
+        }
+        let mut log = log.lock().expect("log lock");
+        log.push_str(&line);
+        log.push('\n');
+    }
+}
+
+/// Runs a command that should finish by itself, bounded by [`PATIENCE`].
+async fn run_to_end(command: &mut Command) -> std::process::Output {
+    let child = command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start the server binary");
+    timeout(PATIENCE, child.wait_with_output())
+        .await
+        .unwrap_or_else(|_| panic!("the binary did not exit within {PATIENCE:?}"))
+        .expect("the binary's output")
+}
+
+/// `kill -s SIGNAL -- TARGET`, with the `kill` program; `-PGID` targets a group.
+async fn send_signal(signal: &str, target: &str) {
+    let status = Command::new("kill")
+        .args(["-s", signal, "--", target])
+        .status()
+        .await
+        .expect("run kill");
+    assert!(status.success(), "kill -s {signal} -- {target}: {status}");
+}
+
+// ---------------------------------------------------------------------------
+// The walkthrough script
+
+/// The ```sh block between the README's walkthrough markers.
+fn readme_walkthrough() -> String {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"))
+        .expect("read README.md");
+    let (_, after_start) = readme
+        .split_once("<!-- walkthrough:start -->")
+        .expect("README.md has <!-- walkthrough:start -->");
+    let (section, _) = after_start
+        .split_once("<!-- walkthrough:end -->")
+        .expect("README.md has <!-- walkthrough:end --> after the start marker");
+    let (_, block) = section
+        .split_once("```sh\n")
+        .expect("a ```sh block between the walkthrough markers");
+    let (script, _) = block
+        .split_once("\n```")
+        .expect("the ```sh block is closed before the end marker");
+    format!("{script}\n")
+}
+
+/// Panics (never skips) when a program the test drives is missing.
+fn require_program(program: &str) {
+    let found = std::process::Command::new(program)
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+    if let Err(error) = found {
+        panic!(
+            "`{program}` is needed by this test but could not be run ({error}); \
+             `scripts/test` installs it (with apt-get) before running the tests"
+        );
+    }
+}
+
+/// A process group (a script and everything it started in the background).
+/// Dropping it kills the whole group.
+struct ProcessGroup {
+    leader: Child,
+    pgid: u32,
+}
+
+impl ProcessGroup {
+    fn new(leader: Child) -> Self {
+        let pgid = leader.id().expect("the group leader is running");
+        Self { leader, pgid }
+    }
+
+    /// SIGTERM to the whole group; whether its leader then exited in time.
+    async fn terminate(&mut self) -> bool {
+        send_signal("TERM", &format!("-{}", self.pgid)).await;
+        timeout(PATIENCE, self.leader.wait()).await.is_ok()
+    }
+}
+
+impl Drop for ProcessGroup {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("kill")
+            .args(["-s", "KILL", "--", &format!("-{}", self.pgid)])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+        let _ = self.leader.start_kill();
+    }
+}
+
+/// One event of Alice's stream, as the script printed it.
+#[derive(Debug, Clone)]
+struct SeenEvent {
+    id: u64,
+    event: String,
+    name: String,
+    text: Option<String>,
+    at: String,
+}
+
+/// What the walkthrough's output has shown so far.
+#[derive(Debug, Default)]
+struct Walkthrough {
+    code: Option<String>,
+    retry: Option<u64>,
+    members: Option<Vec<String>>,
+    events: Vec<SeenEvent>,
+    /// `id:` and `event:` of the frame being read.
+    pending_id: Option<u64>,
+    pending_event: Option<String>,
+    lines: Vec<String>,
+}
+
+impl Walkthrough {
+    fn take_line(&mut self, line: &str) {
+        self.lines.push(line.to_owned());
+        if line.starts_with('[') {
+            // The members line. Alice's stream writes to the same terminal, so an
+            // event may follow the list before `echo` ends the line.
+            let mut values = serde_json::Deserializer::from_str(line).into_iter::<Value>();
+            let list = values
+                .next()
+                .and_then(Result::ok)
+                .unwrap_or_else(|| panic!("the members line is JSON: {line:?}"));
+            let rest = &line[values.byte_offset()..];
+            let names = list
+                .as_array()
+                .unwrap_or_else(|| panic!("members is a JSON list: {line:?}"))
+                .iter()
+                .map(|name| {
+                    name.as_str()
+                        .unwrap_or_else(|| panic!("members are names: {line:?}"))
+                        .to_owned()
+                })
+                .collect();
+            self.members = Some(names);
+            if !rest.is_empty() {
+                self.take_sse_line(rest);
+            }
+        } else if let Some(code) = line.strip_prefix("room ") {
+            self.code = Some(code.to_owned());
+        } else {
+            self.take_sse_line(line);
+        }
+    }
+
+    fn take_sse_line(&mut self, line: &str) {
+        let Some((field, value)) = line.split_once(':') else {
+            return;
+        };
+        let value = value.strip_prefix(' ').unwrap_or(value);
+        match field {
+            "retry" => self.retry = Some(value.parse().expect("numeric retry")),
+            "id" => self.pending_id = Some(value.parse().expect("numeric id")),
+            "event" => self.pending_event = Some(value.to_owned()),
+            "data" => {
+                let data: Value = serde_json::from_str(value).expect("event data is JSON");
+                let id = data["id"].as_u64().expect("data has a numeric id");
+                let event = self.pending_event.take().expect("event: before data:");
+                assert_eq!(self.pending_id.take(), Some(id), "id: matches data: {line}");
+                assert_eq!(data["kind"], event.as_str(), "kind matches event: {line}");
+                self.events.push(SeenEvent {
+                    id,
+                    event,
+                    name: data["name"].as_str().expect("data has a name").to_owned(),
+                    text: data["text"].as_str().map(str::to_owned),
+                    at: data["at"].as_str().expect("data has `at`").to_owned(),
+                });
+            }
+            _ => {}
+        }
+    }
+
+    fn first(&self, event: &str, name: &str, text: Option<&str>) -> Option<&SeenEvent> {
+        self.events.iter().find(|seen| {
+            seen.event == event
+                && seen.name == name
+                && (text.is_none() || seen.text.as_deref() == text)
+        })
+    }
+
+    fn has(&self, event: &str, name: &str, text: Option<&str>) -> bool {
+        self.first(event, name, text).is_some()
+    }
+
+    fn find(&self, event: &str, name: &str, text: Option<&str>) -> SeenEvent {
+        self.first(event, name, text)
+            .cloned()
+            .unwrap_or_else(|| panic!("no {event} event from {name} {text:?}: {self:#?}"))
+    }
+
+    fn is_complete(&self) -> bool {
+        self.retry.is_some()
+            && self.members.is_some()
+            && self.has("join", "alice", None)
+            && self.has("message", "bob", Some("hello alice"))
+            && self.has("message", "alice", Some("hi bob!"))
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Small helpers
+
+/// Why [`read_until`] stopped without a matching line.
+#[derive(Debug)]
+enum ReadEnd {
+    Eof,
+    Timeout,
+    Error,
+}
+
+/// Reads lines until one matches, the output ends, or `wait` passes.
+async fn read_until(
+    lines: &mut Lines<BufReader<ChildStdout>>,
+    wait: Duration,
+    matches: impl Fn(&str) -> bool,
+) -> Result<String, ReadEnd> {
+    let deadline = Instant::now() + wait;
+    loop {
+        match timeout_at(deadline, lines.next_line()).await {
+            Err(_) => return Err(ReadEnd::Timeout),
+            Ok(Err(_)) => return Err(ReadEnd::Error),
+            Ok(Ok(None)) => return Err(ReadEnd::Eof),
+            Ok(Ok(Some(line))) if matches(&line) => return Ok(line),
+            Ok(Ok(Some(_))) => {}
+        }
+    }
+}
+
+/// Collects a child's output in the background, so its pipe never fills.
+fn drain(output: impl AsyncRead + Unpin + Send + 'static) -> Arc<Mutex<String>> {
+    let log = Arc::new(Mutex::new(String::new()));
+    tokio::spawn(collect_lines(output, Arc::clone(&log), None));
+    log
+}
+
+fn text(log: &Mutex<String>) -> String {
+    log.lock().expect("log lock").clone()
+}
+
+fn http_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .no_proxy()
+        .timeout(PATIENCE)
+        .build()
+        .expect("http client")
+}
+
+/// Creates a room as `name`; returns the session cookie (`name=value`) and the code.
+async fn create_room(
+    client: &reqwest::Client,
+    server: &ServerProcess,
+    name: &str,
+) -> (String, String) {
+    let response = client
+        .post(server.url("/rooms"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("name={name}"))
+        .send()
+        .await
+        .expect("POST /rooms");
+    assert_eq!(response.status(), StatusCode::SEE_OTHER, "create a room");
+    let cookie = response
+        .headers()
+        .get(SET_COOKIE)
+        .expect("a session cookie")
+        .to_str()
+        .expect("ascii cookie")
+        .split(';')
+        .next()
+        .expect("name=value")
+        .to_owned();
+    let location = response
+        .headers()
+        .get(reqwest::header::LOCATION)
+        .expect("a Location header")
+        .to_str()
+        .expect("ascii location");
+    let code = location
+        .strip_prefix("/rooms/")
+        .expect("redirect to the room")
+        .to_owned();
+    (cookie, code)
+}
+
+/// The value of the home page's name input, as the server pre-filled it.
+async fn home_name(
+    client: &reqwest::Client,
+    server: &ServerProcess,
+    cookie: Option<&str>,
+) -> String {
+    let mut request = client.get(server.url("/"));
+    if let Some(cookie) = cookie {
+        request = request.header(COOKIE, cookie);
+    }
+    let response = request.send().await.expect("GET /");
+    assert_eq!(response.status(), StatusCode::OK, "the home page");
+    let html = response.text().await.expect("home page body");
+    name_input_value(&html)
+}
+
+/// The `value` of the `<input … name="name" …>` tag.
+fn name_input_value(html: &str) -> String {
+    let tag = html
+        .match_indices("<input")
+        .map(|(start, _)| {
+            let end = html[start..]
+                .find('>')
+                .map_or(html.len(), |end| start + end);
+            &html[start..end]
+        })
+        .find(|tag| tag.contains(r#"name="name""#))
+        .unwrap_or_else(|| panic!("the home page has a name input:\n{html}"));
+    let (_, value) = tag
+        .split_once(r#"value=""#)
+        .unwrap_or_else(|| panic!("the name input has a value attribute: {tag}"));
+    value.split('"').next().unwrap_or_default().to_owned()
+}
+
+/// A fresh directory under Cargo's scratch space, removed on drop.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(label: &str) -> Self {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        let path = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!(
+            "{label}-{}-{nanos}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        ));
+        std::fs::create_dir_all(&path).expect("create a temporary directory");
+        Self(path)
+    }
+
+    fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
