@@ -1,19 +1,16 @@
 // Live updates for the room page: receive with EventSource, send with fetch.
-// Without this file the page still works: the form posts and reloads the room.
+// Without this file the page still works: the forms post and the page reloads.
 'use strict';
 
 (() => {
   const room = document.getElementById('room');
   if (!room) return;
-  const code = room.dataset.code;
-  const me = room.dataset.me;
+  const $ = (id) => document.getElementById(id);
+  const { code, me } = room.dataset;
   let lastId = Number(room.dataset.lastId) || 0;
-  const log = document.getElementById('log');
-  const present = document.getElementById('present');
-  const status = document.getElementById('status');
-  const form = document.getElementById('send');
-  const input = document.getElementById('message');
-  const error = document.getElementById('error');
+  const [log, present, status, form, input, error, pill, copy] = [
+    'log', 'present', 'status', 'send', 'message', 'error', 'new-messages', 'copy-link',
+  ].map($);
 
   const setStatus = (text, state) => {
     status.textContent = text;
@@ -32,16 +29,24 @@
     return node;
   };
 
-  // Times on the server-rendered history are UTC; show the reader's own clock.
+  // Times rendered by the server are UTC; show the reader's own clock.
   for (const time of log.querySelectorAll('time')) time.textContent = localClock(time.dateTime);
 
-  const following = () => log.scrollHeight - log.scrollTop - log.clientHeight < 48;
+  const atBottom = () => log.scrollHeight - log.scrollTop - log.clientHeight < 48;
+  const toBottom = () => {
+    log.scrollTop = log.scrollHeight;
+    pill.hidden = true;
+  };
+  log.addEventListener('scroll', () => {
+    if (atBottom()) pill.hidden = true;
+  });
+  pill.addEventListener('click', toBottom);
 
   function show(event) {
-    // A reconnect replays from Last-Event-ID; anything already shown is skipped.
+    // A reconnect replays from Last-Event-ID; whatever is already shown is skipped.
     if (event.id <= lastId) return;
     lastId = event.id;
-    const follow = following();
+    const follow = atBottom();
     let item;
     if (event.kind === 'message') {
       item = element('li', event.name === me ? 'msg mine' : 'msg');
@@ -54,23 +59,21 @@
     }
     item.dataset.id = event.id;
     log.append(item);
-    if (follow) log.scrollTop = log.scrollHeight;
+    if (follow || event.name === me) toBottom();
+    else pill.hidden = false;
   }
 
   function updatePresence(event) {
-    const names = [...present.children].map((li) => li.textContent);
-    if (event.kind === 'join' && !names.includes(event.name)) {
-      present.append(element('li', '', event.name));
-    } else if (event.kind === 'leave') {
-      for (const li of present.children) if (li.textContent === event.name) li.remove();
-    }
+    const here = [...present.children].find((li) => li.textContent === event.name);
+    if (event.kind === 'join' && !here) present.append(element('li', '', event.name));
+    if (event.kind === 'leave' && here) here.remove();
   }
 
   const source = new EventSource(`/rooms/${code}/events?after=${lastId}`);
   source.addEventListener('open', () => setStatus('Connected', 'connected'));
   source.addEventListener('error', () => {
     if (source.readyState === EventSource.CLOSED) {
-      setStatus('This room has closed', 'closed');
+      setStatus('Room closed: it ended, or you are no longer in it.', 'closed');
       form.hidden = true;
     } else {
       setStatus('Reconnecting…', 'reconnecting');
@@ -83,7 +86,7 @@
       show(event);
     });
   }
-  // Events we missed are no longer kept: start again from the page.
+  // Events we missed are no longer kept: start again from a fresh page.
   source.addEventListener('reset', () => location.reload());
 
   form.addEventListener('submit', async (submit) => {
@@ -98,12 +101,24 @@
         input.value = '';
         showError('');
       } else {
-        showError((await response.text()).trim() || `Not sent (${response.status}).`);
+        showError((await response.text()).trim() || `Not sent (error ${response.status}).`);
       }
     } catch {
       showError('Not sent: the server cannot be reached. Check your connection.');
     }
     input.focus();
   });
-  log.scrollTop = log.scrollHeight;
+
+  copy.hidden = false;
+  copy.addEventListener('click', async () => {
+    const link = new URL(`/rooms/${code}`, location.href).href;
+    try {
+      await navigator.clipboard.writeText(link);
+      copy.textContent = 'Copied!';
+    } catch {
+      window.prompt('Copy this link:', link);
+    }
+    setTimeout(() => (copy.textContent = 'Copy link'), 2000);
+  });
+  toBottom();
 })();

@@ -5,7 +5,8 @@
 //! `: keep-alive` comment whenever the line has been quiet for the keep-alive
 //! period. A subscriber that falls behind the broadcast channel catches up from
 //! the room's history, or is told to `reset` when history no longer reaches back.
-//! The stream ends itself when the server shuts down, and closes its room
+//! The stream ends itself when the server shuts down or the member leaves the
+//! room, and closes its room
 //! membership when the client goes away (hyper drops the body, which drops the
 //! [`StreamHandle`]).
 
@@ -90,6 +91,8 @@ struct EventStream {
     keepalive_every: Duration,
     keepalive: Pin<Box<Sleep>>,
     shutdown: Pin<Box<WaitForCancellationFutureOwned>>,
+    /// The member left the room (from this tab or another).
+    membership_ended: Pin<Box<WaitForCancellationFutureOwned>>,
     ended: bool,
 }
 
@@ -103,6 +106,7 @@ impl EventStream {
             receiver,
             backlog,
             resume_after,
+            membership_ended,
             handle,
         } = subscription;
         let mut stream = Self {
@@ -113,6 +117,7 @@ impl EventStream {
             keepalive_every,
             keepalive: Box::pin(tokio::time::sleep(keepalive_every)),
             shutdown: Box::pin(shutdown.cancelled_owned()),
+            membership_ended: Box::pin(membership_ended.cancelled_owned()),
             ended: false,
         };
         stream.queue_backlog(backlog, resume_after);
@@ -140,7 +145,10 @@ impl Stream for EventStream {
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = &mut *self;
-        if this.ended || this.shutdown.as_mut().poll(cx).is_ready() {
+        if this.ended
+            || this.shutdown.as_mut().poll(cx).is_ready()
+            || this.membership_ended.as_mut().poll(cx).is_ready()
+        {
             this.ended = true;
             return Poll::Ready(None);
         }

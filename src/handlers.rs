@@ -177,6 +177,26 @@ pub async fn post_message(
     })
 }
 
+pub async fn leave_room(
+    code: String,
+    session: Option<Session>,
+    format: Format,
+    state: AppState,
+) -> Result<Response, Rejection> {
+    let code = parse_code(&code)?;
+    let session = member_session(&state.rooms, code, session)?;
+    state
+        .rooms
+        .leave(&code, &session.id)
+        .map_err(refusal(code))?;
+    Ok(match format {
+        Format::Html => see_other("/", None),
+        Format::Text => {
+            warp::reply::with_status(warp::reply(), StatusCode::NO_CONTENT).into_response()
+        }
+    })
+}
+
 pub async fn members(
     code: String,
     session: Option<Session>,

@@ -31,6 +31,8 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Rej
         .unify()
         .or(post_message(&state))
         .unify()
+        .or(leave_room(&state))
+        .unify()
         .or(members(&state))
         .unify()
         .or(asset())
@@ -113,6 +115,18 @@ fn post_message(
         .and(form())
         .and(with_state(state))
         .and_then(handlers::post_message)
+}
+
+fn leave_room(
+    state: &AppState,
+) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone + use<> {
+    warp::path!("rooms" / String / "leave")
+        .and(warp::post())
+        .and(from_this_site())
+        .and(state.cookies.filter())
+        .and(Format::filter())
+        .and(with_state(state))
+        .and_then(handlers::leave_room)
 }
 
 fn members(

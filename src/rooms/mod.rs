@@ -14,10 +14,11 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use tokio::sync::broadcast;
+use tokio_util::sync::CancellationToken;
 
 pub use self::event::{Event, EventKind};
-use self::room::Room;
 pub use self::room::{Backlog, RoomSnapshot};
+use self::room::{IdleTimers, Room};
 use crate::input::{DisplayName, MessageText, RoomCode};
 use crate::session::SessionId;
 
@@ -70,6 +71,8 @@ pub struct Subscription {
     pub backlog: Backlog,
     /// Id of the newest event covered by the backlog; live events start after it.
     pub resume_after: u64,
+    /// Cancelled when the member leaves the room: the stream ends.
+    pub membership_ended: CancellationToken,
     pub handle: StreamHandle,
 }
 
@@ -79,6 +82,7 @@ pub struct StreamHandle {
     rooms: Rooms,
     room: Arc<Room>,
     session: SessionId,
+    membership: u64,
 }
 
 impl Rooms {
@@ -111,17 +115,14 @@ impl Rooms {
             .map(|_| RoomCode::random(&mut rng))
             .find(|code| !map.contains_key(code))
             .ok_or(RoomError::NoFreeCode)?;
-        let room = Arc::new(Room::new(
-            code,
-            creator.clone(),
-            name,
-            settings.history,
-            settings.channel_capacity,
-        ));
+        let room = Arc::new(Room::new(code, settings.history, settings.channel_capacity));
+        let creator_epoch = room.join(creator, name)?;
         map.insert(code, Arc::clone(&room));
         drop(map);
         tracing::info!(room = %code, "room opened");
-        self.schedule_member_expiry(&room, creator.clone(), 0, settings.unclaimed_timeout);
+        if let Some(epoch) = creator_epoch {
+            self.schedule_member_expiry(&room, creator.clone(), epoch, settings.unclaimed_timeout);
+        }
         self.schedule_close(&room, room.epoch(), settings.unclaimed_timeout);
         Ok(code)
     }
@@ -150,12 +151,16 @@ impl Rooms {
         self.map().contains_key(code)
     }
 
+    /// The room as its page shows it to a member; viewing counts as activity.
     pub fn snapshot(
         &self,
         code: &RoomCode,
         session: &SessionId,
     ) -> Result<RoomSnapshot, RoomError> {
-        self.room(code)?.snapshot(session)
+        let room = self.room(code)?;
+        let snapshot = room.snapshot(session)?;
+        self.touched(&room, session);
+        Ok(snapshot)
     }
 
     pub fn present(
@@ -166,13 +171,17 @@ impl Rooms {
         self.room(code)?.present(session)
     }
 
+    /// Publishes a member's message; posting counts as activity.
     pub fn publish_message(
         &self,
         code: &RoomCode,
         session: &SessionId,
         text: MessageText,
     ) -> Result<u64, RoomError> {
-        self.room(code)?.publish_message(session, text)
+        let room = self.room(code)?;
+        let id = room.publish_message(session, text)?;
+        self.touched(&room, session);
+        Ok(id)
     }
 
     /// Opens an event stream for a member, replaying what came after `after`.
@@ -183,17 +192,24 @@ impl Rooms {
         after: Option<u64>,
     ) -> Result<Subscription, RoomError> {
         let room = self.room(code)?;
-        let (receiver, backlog, resume_after) = room.open_stream(session, after)?;
+        let opened = room.open_stream(session, after)?;
         Ok(Subscription {
-            receiver,
-            backlog,
-            resume_after,
+            receiver: opened.receiver,
+            backlog: opened.backlog,
+            resume_after: opened.resume_after,
+            membership_ended: opened.membership_ended,
             handle: StreamHandle {
                 rooms: self.clone(),
                 room,
                 session: session.clone(),
+                membership: opened.membership,
             },
         })
+    }
+
+    /// `session` leaves room `code` at once; its streams there end.
+    pub fn leave(&self, code: &RoomCode, session: &SessionId) -> Result<(), RoomError> {
+        self.room(code)?.leave(session)
     }
 
     /// Number of open rooms.
@@ -205,14 +221,33 @@ impl Rooms {
         self.len() == 0
     }
 
-    fn stream_closed(&self, room: &Arc<Room>, session: &SessionId) {
-        let closed = room.close_stream(session);
-        let grace = self.shared.settings.grace;
-        if let Some(epoch) = closed.member_epoch {
-            self.schedule_member_expiry(room, session.clone(), epoch, grace);
+    fn stream_closed(&self, room: &Arc<Room>, session: &SessionId, membership: u64) {
+        let timers = room.close_stream(session, membership);
+        self.start_idle_timers(room, session, timers, self.shared.settings.grace);
+    }
+
+    fn touched(&self, room: &Arc<Room>, session: &SessionId) {
+        let timers = room.touch(session);
+        self.start_idle_timers(
+            room,
+            session,
+            timers,
+            self.shared.settings.unclaimed_timeout,
+        );
+    }
+
+    fn start_idle_timers(
+        &self,
+        room: &Arc<Room>,
+        session: &SessionId,
+        timers: IdleTimers,
+        delay: Duration,
+    ) {
+        if let Some(epoch) = timers.member_epoch {
+            self.schedule_member_expiry(room, session.clone(), epoch, delay);
         }
-        if let Some(epoch) = closed.room_epoch {
-            self.schedule_close(room, epoch, grace);
+        if let Some(epoch) = timers.room_epoch {
+            self.schedule_close(room, epoch, delay);
         }
     }
 
@@ -268,7 +303,8 @@ impl StreamHandle {
 
 impl Drop for StreamHandle {
     fn drop(&mut self) {
-        self.rooms.stream_closed(&self.room, &self.session);
+        self.rooms
+            .stream_closed(&self.room, &self.session, self.membership);
     }
 }
 
@@ -333,6 +369,34 @@ mod tests {
         assert_eq!(
             rooms.join(&code, &SessionId::random(), name("bob")),
             Err(RoomError::NotFound)
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn posting_and_viewing_keep_a_member_without_a_stream() {
+        let rooms = Rooms::new(settings(5));
+        let alice = SessionId::random();
+        let code = rooms.create(&alice, name("alice")).unwrap();
+        let _alice_stream = rooms.subscribe(&code, &alice, None).unwrap();
+        let bob = SessionId::random();
+        rooms.join(&code, &bob, name("bob")).unwrap();
+        for _ in 0..3 {
+            advance(50).await;
+            let text = MessageText::parse("no JavaScript here", 100).unwrap();
+            rooms.publish_message(&code, &bob, text).unwrap();
+        }
+        advance(50).await;
+        rooms.snapshot(&code, &bob).unwrap();
+        advance(59).await;
+        assert!(
+            rooms.snapshot(&code, &bob).is_ok(),
+            "active for 4 minutes without a stream"
+        );
+        advance(61).await;
+        assert_eq!(
+            rooms.snapshot(&code, &bob).unwrap_err(),
+            RoomError::NotMember,
+            "idle for a minute: gone"
         );
     }
 

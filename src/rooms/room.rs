@@ -8,6 +8,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use tokio::sync::broadcast;
+use tokio_util::sync::CancellationToken;
 
 use super::RoomError;
 use super::event::{Event, EventKind};
@@ -34,9 +35,10 @@ pub struct RoomSnapshot {
     pub last_id: u64,
 }
 
-/// Returned by [`Room::close_stream`]: the timers the registry should start.
+/// Returned by [`Room::close_stream`] and [`Room::touch`]: the idle timers the
+/// registry should start.
 #[derive(Debug, Default, PartialEq, Eq)]
-pub struct StreamClosed {
+pub struct IdleTimers {
     /// The member has no stream left: after the grace period, if this epoch still
     /// holds, they have left.
     pub member_epoch: Option<u64>,
@@ -66,32 +68,44 @@ struct RoomState {
     /// Members joined so far, to list present people in the order they came.
     joins: u64,
     open_streams: usize,
-    /// Bumped whenever the room's stream count leaves or reaches zero, so a close
+    /// Set anew whenever the room's stream count leaves or reaches zero, so a close
     /// timer started earlier can tell it has been overtaken.
     epoch: u64,
+    /// Source of epochs for the room and its members. One counter for all, so an
+    /// epoch never repeats, even for a new membership of the same session.
+    ticks: u64,
 }
 
 struct Member {
     name: DisplayName,
+    /// Unique per membership in this room; also the order people came in.
     order: u64,
     streams: usize,
     /// Announced with a `join` and not yet with a `leave`.
     present: bool,
-    /// Bumped whenever the member's stream count leaves or reaches zero.
+    /// Set anew whenever the member's stream count leaves or reaches zero.
     epoch: u64,
+    /// Cancelled when the membership ends, so the member's open streams end too.
+    ended: CancellationToken,
+}
+
+/// What a new stream starts from.
+pub struct OpenedStream {
+    pub receiver: broadcast::Receiver<Arc<Event>>,
+    pub backlog: Backlog,
+    /// Id of the newest event the backlog covers.
+    pub resume_after: u64,
+    /// Cancelled when the member leaves.
+    pub membership_ended: CancellationToken,
+    /// Which membership the stream belongs to; given back to [`Room::close_stream`].
+    pub membership: u64,
 }
 
 impl Room {
-    /// A new room whose creator is a member who has not opened a stream yet.
-    pub fn new(
-        code: RoomCode,
-        creator: SessionId,
-        name: DisplayName,
-        history_limit: usize,
-        channel_capacity: usize,
-    ) -> Self {
+    /// A new room with nobody in it yet.
+    pub fn new(code: RoomCode, history_limit: usize, channel_capacity: usize) -> Self {
         let (sender, _) = broadcast::channel(channel_capacity.max(1));
-        let room = Self {
+        Self {
             code,
             sender,
             history_limit: history_limit.max(1),
@@ -99,9 +113,7 @@ impl Room {
                 next_id: 1,
                 ..RoomState::default()
             }),
-        };
-        room.state().admit(creator, name);
-        room
+        }
     }
 
     fn state(&self) -> MutexGuard<'_, RoomState> {
@@ -165,20 +177,23 @@ impl Room {
         &self,
         session: &SessionId,
         after: Option<u64>,
-    ) -> Result<(broadcast::Receiver<Arc<Event>>, Backlog, u64), RoomError> {
+    ) -> Result<OpenedStream, RoomError> {
         let mut state = self.open_state()?;
+        let tick = state.tick();
         let member = state.members.get_mut(session).ok_or(RoomError::NotMember)?;
         member.streams += 1;
         let announce = if member.streams == 1 {
-            member.epoch += 1;
+            member.epoch = tick;
             !std::mem::replace(&mut member.present, true)
         } else {
             false
         };
         let name = member.name.clone();
+        let membership_ended = member.ended.clone();
+        let membership = member.order;
         state.open_streams += 1;
         if state.open_streams == 1 {
-            state.epoch += 1;
+            state.epoch = tick;
         }
         // Subscribed and collected under one lock: nothing falls between the two.
         let receiver = self.sender.subscribe();
@@ -196,23 +211,53 @@ impl Room {
                 None,
             );
         }
-        Ok((receiver, backlog, resume_after))
+        Ok(OpenedStream {
+            receiver,
+            backlog,
+            resume_after,
+            membership_ended,
+            membership,
+        })
     }
 
-    pub fn close_stream(&self, session: &SessionId) -> StreamClosed {
+    /// Activity without a stream (a page view, a post — someone without
+    /// JavaScript): a stream-less member stays for another idle period from now.
+    /// The room itself lives by its streams alone.
+    pub fn touch(&self, session: &SessionId) -> IdleTimers {
         let mut state = self.state();
-        let mut closed = StreamClosed::default();
-        if let Some(member) = state.members.get_mut(session) {
+        let mut timers = IdleTimers::default();
+        if state.closed {
+            return timers;
+        }
+        let tick = state.tick();
+        if let Some(member) = state.members.get_mut(session)
+            && member.streams == 0
+        {
+            member.epoch = tick;
+            timers.member_epoch = Some(tick);
+        }
+        timers
+    }
+
+    /// A stream of `membership` closed. A stream that outlived its membership (the
+    /// session left and joined again) counts only for the room.
+    pub fn close_stream(&self, session: &SessionId, membership: u64) -> IdleTimers {
+        let mut state = self.state();
+        let mut closed = IdleTimers::default();
+        let tick = state.tick();
+        if let Some(member) = state.members.get_mut(session)
+            && member.order == membership
+        {
             member.streams = member.streams.saturating_sub(1);
             if member.streams == 0 {
-                member.epoch += 1;
-                closed.member_epoch = Some(member.epoch);
+                member.epoch = tick;
+                closed.member_epoch = Some(tick);
             }
         }
         state.open_streams = state.open_streams.saturating_sub(1);
         if state.open_streams == 0 {
-            state.epoch += 1;
-            closed.room_epoch = Some(state.epoch);
+            state.epoch = tick;
+            closed.room_epoch = Some(tick);
         }
         closed
     }
@@ -228,21 +273,19 @@ impl Room {
             .members
             .get(session)
             .is_some_and(|m| m.streams == 0 && m.epoch == epoch);
-        if !idle {
-            return;
+        if idle {
+            state.remove_member(session, &self.sender, self.history_limit);
         }
-        if let Some(member) = state.members.remove(session)
-            && member.present
-        {
-            let name = member.name;
-            state.publish(
-                &self.sender,
-                self.history_limit,
-                EventKind::Leave,
-                name,
-                None,
-            );
+    }
+
+    /// The member leaves now (the Leave button), without waiting for a grace period.
+    pub fn leave(&self, session: &SessionId) -> Result<(), RoomError> {
+        let mut state = self.open_state()?;
+        if !state.members.contains_key(session) {
+            return Err(RoomError::NotMember);
         }
+        state.remove_member(session, &self.sender, self.history_limit);
+        Ok(())
     }
 
     /// Marks the room closed if it has had no stream since `epoch`.
@@ -293,17 +336,41 @@ impl Room {
 }
 
 impl RoomState {
+    fn tick(&mut self) -> u64 {
+        self.ticks += 1;
+        self.ticks
+    }
+
+    /// Adds a member who has no stream yet; returns their epoch.
     fn admit(&mut self, session: SessionId, name: DisplayName) -> u64 {
         self.joins += 1;
+        let epoch = self.tick();
         let member = Member {
             name,
             order: self.joins,
             streams: 0,
             present: false,
-            epoch: 0,
+            epoch,
+            ended: CancellationToken::new(),
         };
         self.members.insert(session, member);
-        0
+        epoch
+    }
+
+    /// Ends a membership: its streams end, and the room hears of it if the
+    /// member had been announced.
+    fn remove_member(
+        &mut self,
+        session: &SessionId,
+        sender: &broadcast::Sender<Arc<Event>>,
+        history_limit: usize,
+    ) {
+        if let Some(member) = self.members.remove(session) {
+            member.ended.cancel();
+            if member.present {
+                self.publish(sender, history_limit, EventKind::Leave, member.name, None);
+            }
+        }
     }
 
     fn last_id(&self) -> u64 {
@@ -370,13 +437,8 @@ mod tests {
 
     fn room_with(history: usize) -> (Room, SessionId) {
         let alice = SessionId::random();
-        let room = Room::new(
-            RoomCode::parse("ABCD").unwrap(),
-            alice.clone(),
-            name("alice"),
-            history,
-            16,
-        );
+        let room = Room::new(RoomCode::parse("ABCD").unwrap(), history, 16);
+        room.join(&alice, name("alice")).unwrap();
         (room, alice)
     }
 
@@ -390,9 +452,9 @@ mod tests {
     #[test]
     fn first_stream_announces_the_member_and_later_ones_do_not() {
         let (room, alice) = room_with(10);
-        let (mut rx, _, _) = room.open_stream(&alice, None).unwrap();
+        let mut rx = room.open_stream(&alice, None).unwrap().receiver;
         assert_eq!(rx.try_recv().unwrap().kind, EventKind::Join);
-        let (mut rx2, _, _) = room.open_stream(&alice, None).unwrap();
+        let mut rx2 = room.open_stream(&alice, None).unwrap().receiver;
         assert!(rx2.try_recv().is_err());
         assert_eq!(room.present(&alice).unwrap(), vec![name("alice")]);
     }
@@ -402,7 +464,7 @@ mod tests {
         let (room, _) = room_with(10);
         let bob = SessionId::random();
         assert_eq!(room.join(&bob, name("ALICE")), Err(RoomError::NameTaken));
-        assert_eq!(room.join(&bob, name("bob")), Ok(Some(0)));
+        assert!(matches!(room.join(&bob, name("bob")), Ok(Some(_))));
         assert_eq!(room.join(&bob, name("other")), Ok(None), "already a member");
     }
 
@@ -424,15 +486,15 @@ mod tests {
     #[test]
     fn a_member_leaves_only_if_no_stream_came_back() {
         let (room, alice) = room_with(10);
-        let (mut rx, _, _) = room.open_stream(&alice, None).unwrap();
-        let closed = room.close_stream(&alice);
+        let mut rx = room.open_stream(&alice, None).unwrap().receiver;
+        let closed = room.close_stream(&alice, 1);
         let stale = closed.member_epoch.unwrap();
         room.open_stream(&alice, None).unwrap();
         room.expire_member(&alice, stale);
         assert_eq!(rx.try_recv().unwrap().kind, EventKind::Join);
         assert!(rx.try_recv().is_err(), "a reload announces nothing");
 
-        let closed = room.close_stream(&alice);
+        let closed = room.close_stream(&alice, 1);
         room.expire_member(&alice, closed.member_epoch.unwrap());
         assert_eq!(rx.try_recv().unwrap().kind, EventKind::Leave);
         assert_eq!(room.snapshot(&alice).err(), Some(RoomError::NotMember));
@@ -442,11 +504,31 @@ mod tests {
     fn a_room_closes_only_if_idle_since_the_epoch() {
         let (room, alice) = room_with(10);
         room.open_stream(&alice, None).unwrap();
-        let stale = room.close_stream(&alice).room_epoch.unwrap();
+        let stale = room.close_stream(&alice, 1).room_epoch.unwrap();
         room.open_stream(&alice, None).unwrap();
         assert!(!room.close_if_idle(stale));
-        let idle = room.close_stream(&alice).room_epoch.unwrap();
+        let idle = room.close_stream(&alice, 1).room_epoch.unwrap();
         assert!(room.close_if_idle(idle));
         assert_eq!(room.snapshot(&alice).err(), Some(RoomError::NotFound));
+    }
+
+    #[test]
+    fn a_stream_that_outlived_its_membership_leaves_the_next_one_alone() {
+        let (room, alice) = room_with(10);
+        let old = room.open_stream(&alice, None).unwrap();
+        room.leave(&alice).unwrap();
+        room.join(&alice, name("alice")).unwrap();
+        let new = room.open_stream(&alice, None).unwrap();
+
+        let late = room.close_stream(&alice, old.membership);
+
+        assert_eq!(
+            late.member_epoch, None,
+            "the new membership still has its stream"
+        );
+        assert_eq!(room.present(&alice).unwrap(), vec![name("alice")]);
+        let last = room.close_stream(&alice, new.membership);
+        assert!(last.member_epoch.is_some());
+        assert!(last.room_epoch.is_some());
     }
 }

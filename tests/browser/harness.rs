@@ -1,0 +1,402 @@
+//! Headless Chromium for tests: a chromedriver of the test's own on a free port,
+//! one browser per person with a fresh profile, a screenshot of each when a
+//! scenario fails, and a TCP relay whose connections a test can cut.
+
+#![allow(dead_code)]
+
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::{Value, json};
+use tokio::io::AsyncReadExt;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::process::{Child, Command};
+use tokio_util::sync::CancellationToken;
+
+/// Longest wait for something a person would see happen "at once".
+pub const SOON: Duration = Duration::from_secs(10);
+
+const CHROMIUM: &str = "/usr/bin/chromium";
+const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+
+/// A chromedriver process of our own; killed when dropped.
+pub struct Chromedriver {
+    child: Child,
+    pub url: String,
+}
+
+impl Chromedriver {
+    pub async fn start() -> Self {
+        for program in [CHROMIUM, CHROMEDRIVER] {
+            assert!(
+                Path::new(program).exists(),
+                "{program} is missing: `scripts/test` installs the Debian packages chromium and chromium-driver"
+            );
+        }
+        let mut child = Command::new(CHROMEDRIVER)
+            .arg("--port=0")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("start chromedriver");
+        let mut stdout = child.stdout.take().expect("piped stdout");
+        let port = tokio::time::timeout(SOON, async {
+            let mut seen = String::new();
+            let mut buffer = [0u8; 1024];
+            loop {
+                let n = stdout
+                    .read(&mut buffer)
+                    .await
+                    .expect("read chromedriver output");
+                assert!(n > 0, "chromedriver exited early: {seen}");
+                seen.push_str(&String::from_utf8_lossy(&buffer[..n]));
+                if let Some(port) = started_port(&seen) {
+                    return port;
+                }
+            }
+        })
+        .await
+        .expect("chromedriver starts");
+        // Keep draining its output so it never blocks on a full pipe.
+        tokio::spawn(async move {
+            let mut sink = Vec::new();
+            let _ = stdout.read_to_end(&mut sink).await;
+        });
+        Self {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+        }
+    }
+}
+
+fn started_port(output: &str) -> Option<u16> {
+    let rest = output.split("started successfully on port ").nth(1)?;
+    let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+    if rest.len() > digits.len() {
+        digits.parse().ok()
+    } else {
+        None
+    }
+}
+
+impl Drop for Chromedriver {
+    fn drop(&mut self) {
+        let _ = self.child.start_kill();
+    }
+}
+
+/// One person's browser: its own Chromium, its own profile, its own cookies.
+#[derive(Clone)]
+pub struct Browser {
+    pub client: Client,
+    /// Where this person's browser reaches the server, e.g. `http://127.0.0.1:PORT`.
+    pub base: String,
+    profile: Arc<tempdir::TempDir>,
+}
+
+mod tempdir {
+    use std::path::{Path, PathBuf};
+
+    /// A directory removed when dropped.
+    pub struct TempDir(PathBuf);
+
+    impl TempDir {
+        pub fn new(prefix: &str) -> Self {
+            let path =
+                std::env::temp_dir().join(format!("{prefix}-{:032x}", rand::random::<u128>()));
+            std::fs::create_dir_all(&path).expect("create a temporary directory");
+            Self(path)
+        }
+
+        pub fn path(&self) -> &Path {
+            &self.0
+        }
+    }
+
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
+impl Browser {
+    /// A new browser reaching the server at `base`.
+    pub async fn open(driver: &Chromedriver, base: &str) -> Self {
+        Self::open_with(driver, base, true).await
+    }
+
+    /// A new browser with JavaScript switched off.
+    pub async fn open_without_javascript(driver: &Chromedriver, base: &str) -> Self {
+        Self::open_with(driver, base, false).await
+    }
+
+    async fn open_with(driver: &Chromedriver, base: &str, javascript: bool) -> Self {
+        let profile = tempdir::TempDir::new("chat-browser-profile");
+        let args = [
+            "--headless=new",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--no-first-run",
+            "--disable-dev-shm-usage",
+            "--window-size=1100,800",
+            &format!("--user-data-dir={}", profile.path().display()),
+        ];
+        let mut chrome_options = json!({ "binary": CHROMIUM, "args": args });
+        if !javascript {
+            chrome_options["prefs"] =
+                json!({ "profile.managed_default_content_settings.javascript": 2 });
+        }
+        let mut capabilities = serde_json::Map::new();
+        capabilities.insert("goog:chromeOptions".into(), chrome_options);
+        // An alert left open must fail the test, not be dismissed quietly.
+        capabilities.insert("unhandledPromptBehavior".into(), json!("ignore"));
+        let connector = hyper_util::client::legacy::connect::HttpConnector::new();
+        let client = ClientBuilder::new(connector)
+            .capabilities(capabilities)
+            .connect(&driver.url)
+            .await
+            .expect("a Chromium session");
+        Self {
+            client,
+            base: base.to_owned(),
+            profile: Arc::new(profile),
+        }
+    }
+
+    pub async fn goto(&self, path: &str) {
+        self.client
+            .goto(&format!("{}{path}", self.base))
+            .await
+            .expect("navigate");
+    }
+
+    pub async fn path(&self) -> String {
+        self.client
+            .current_url()
+            .await
+            .expect("current url")
+            .path()
+            .to_owned()
+    }
+
+    pub async fn fill(&self, css: &str, text: &str) {
+        let field = self.client.find(Locator::Css(css)).await.expect(css);
+        field.clear().await.expect("clear field");
+        field.send_keys(text).await.expect("type");
+    }
+
+    pub async fn click(&self, css: &str) {
+        self.client
+            .find(Locator::Css(css))
+            .await
+            .unwrap_or_else(|e| panic!("{css}: {e}"))
+            .click()
+            .await
+            .expect("click");
+    }
+
+    pub async fn js(&self, script: &str) -> Value {
+        self.client
+            .execute(script, vec![])
+            .await
+            .expect("run script")
+    }
+
+    /// Waits until `script` (a JS expression) is truthy; fails after [`SOON`].
+    pub async fn wait_until(&self, what: &str, script: &str) {
+        let deadline = tokio::time::Instant::now() + SOON;
+        let body = format!("return !!({script});");
+        loop {
+            if let Ok(Value::Bool(true)) = self.client.execute(&body, vec![]).await {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "waited {SOON:?} for {what}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// The visible text of every element matching `css`, in order. Uses WebDriver
+    /// queries, not page scripts, so it works with JavaScript off.
+    pub async fn texts(&self, css: &str) -> Vec<String> {
+        let mut texts = Vec::new();
+        for element in self.client.find_all(Locator::Css(css)).await.expect(css) {
+            texts.push(element.text().await.expect("element text"));
+        }
+        texts
+    }
+
+    /// Every line of the message log as the reader sees it.
+    pub async fn log_lines(&self) -> Vec<String> {
+        self.texts("#log > li").await
+    }
+
+    /// The texts of the messages in the log, in order.
+    pub async fn message_texts(&self) -> Vec<String> {
+        self.texts("#log .msg .text").await
+    }
+
+    pub async fn present(&self) -> Vec<String> {
+        self.texts("#present li").await
+    }
+
+    /// Waits until the browser is at `path` (a navigation has finished).
+    pub async fn wait_for_path(&self, path: &str) {
+        let deadline = tokio::time::Instant::now() + SOON;
+        while self.path().await != path {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "waited {SOON:?} to reach {path}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    pub async fn text_of(&self, css: &str) -> String {
+        self.client
+            .find(Locator::Css(css))
+            .await
+            .unwrap_or_else(|e| panic!("{css}: {e}"))
+            .text()
+            .await
+            .expect("text")
+    }
+
+    pub async fn page_source(&self) -> String {
+        self.client.source().await.expect("page source")
+    }
+
+    /// Waits until the log shows a line containing `text`.
+    pub async fn wait_for_line(&self, text: &str) {
+        let script = format!(
+            "[...document.querySelectorAll('#log > li')].some(li => li.textContent.includes({}))",
+            json!(text)
+        );
+        self.wait_until(&format!("a log line with {text:?}"), &script)
+            .await;
+    }
+
+    /// Types a message and presses Enter, as a person would.
+    pub async fn send(&self, text: &str) {
+        let field = self
+            .client
+            .find(Locator::Css("#message"))
+            .await
+            .expect("message field");
+        field
+            .send_keys(&format!("{text}\u{E007}"))
+            .await
+            .expect("type and press Enter");
+    }
+
+    pub async fn screenshot(&self, path: &Path) {
+        if let Ok(png) = self.client.screenshot().await {
+            if let Some(dir) = path.parent() {
+                let _ = std::fs::create_dir_all(dir);
+            }
+            let _ = std::fs::write(path, png);
+        }
+    }
+
+    pub async fn close(self) {
+        let _ = self.client.close().await;
+    }
+}
+
+/// Runs a scenario; if it fails, saves a screenshot of every browser in
+/// `target/browser-screenshots/` before failing the test.
+pub async fn with_screenshots<F>(name: &str, browsers: &[&Browser], scenario: F)
+where
+    F: Future<Output = ()> + Send + 'static,
+{
+    let outcome = tokio::spawn(scenario).await;
+    if outcome.is_err() {
+        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/browser-screenshots");
+        for (i, browser) in browsers.iter().enumerate() {
+            let path = dir.join(format!("{name}-{i}.png"));
+            browser.screenshot(&path).await;
+            eprintln!("screenshot saved: {}", path.display());
+        }
+    }
+    // Closing the sessions ends their Chromium processes.
+    for browser in browsers {
+        let _ = browser.client.clone().close().await;
+    }
+    if let Err(failure) = outcome {
+        match failure.try_into_panic() {
+            Ok(panic) => std::panic::resume_unwind(panic),
+            Err(error) => panic!("scenario {name} did not finish: {error}"),
+        }
+    }
+}
+
+/// A TCP relay in front of the server whose connections the test can cut, the
+/// way a network blip or a dropped Wi-Fi would.
+pub struct Relay {
+    pub base: String,
+    state: Arc<Mutex<RelayState>>,
+}
+
+struct RelayState {
+    /// Cancelled to cut every connection open now.
+    generation: CancellationToken,
+    /// While false, new connections are dropped at once.
+    open: bool,
+}
+
+impl Relay {
+    pub async fn start(target: std::net::SocketAddr) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind relay");
+        let base = format!("http://{}", listener.local_addr().expect("relay address"));
+        let state = Arc::new(Mutex::new(RelayState {
+            generation: CancellationToken::new(),
+            open: true,
+        }));
+        let shared = Arc::clone(&state);
+        tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                let (open, cut) = {
+                    let state = shared.lock().expect("relay state");
+                    (state.open, state.generation.clone())
+                };
+                if !open {
+                    continue;
+                }
+                tokio::spawn(async move {
+                    let Ok(mut outbound) = TcpStream::connect(target).await else {
+                        return;
+                    };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+                        () = cut.cancelled() => {}
+                    }
+                });
+            }
+        });
+        Self { base, state }
+    }
+
+    /// Drops every open connection and refuses new ones until [`Relay::restore`].
+    pub fn cut(&self) {
+        let mut state = self.state.lock().expect("relay state");
+        state.open = false;
+        state.generation.cancel();
+        state.generation = CancellationToken::new();
+    }
+
+    pub fn restore(&self) {
+        self.state.lock().expect("relay state").open = true;
+    }
+}
