@@ -61,11 +61,7 @@ impl TestApp {
 
     /// A new visitor with an empty cookie jar.
     pub fn user(&self) -> User {
-        User {
-            base: self.url(""),
-            client: client(),
-            cookie: None,
-        }
+        user_at(&self.url(""))
     }
 
     /// A user who created a room under `name`, and the room's code.
@@ -106,6 +102,15 @@ impl Drop for TestApp {
         if let Some(shutdown) = self.shutdown.take() {
             let _ = shutdown.send(());
         }
+    }
+}
+
+/// A new visitor reaching the server at `base` (e.g. through a proxy).
+pub fn user_at(base: &str) -> User {
+    User {
+        base: base.trim_end_matches('/').to_owned(),
+        client: client(),
+        cookie: None,
     }
 }
 
@@ -254,6 +259,26 @@ impl User {
     /// reconnecting `EventSource` sends).
     pub async fn open_events_after(&self, code: &str, last_event_id: u64) -> Events {
         self.open_events_with(code, Some(last_event_id)).await
+    }
+
+    /// Like [`User::open_events_after`], but a refusal or a network error is
+    /// returned instead of failing the test (a reconnecting client retries).
+    pub async fn try_open_events(
+        &self,
+        code: &str,
+        last_event_id: Option<u64>,
+    ) -> Result<Events, String> {
+        let path = format!("/rooms/{code}/events");
+        let mut request = self.request_accepting(reqwest::Method::GET, &path, "text/event-stream");
+        if let Some(id) = last_event_id {
+            request = request.header("last-event-id", id.to_string());
+        }
+        match tokio::time::timeout(PATIENCE, request.send()).await {
+            Ok(Ok(response)) if response.status() == StatusCode::OK => Ok(Events::new(response)),
+            Ok(Ok(response)) => Err(format!("status {}", response.status())),
+            Ok(Err(error)) => Err(error.to_string()),
+            Err(_) => Err("no answer".to_owned()),
+        }
     }
 
     async fn open_events_with(&self, code: &str, last_event_id: Option<u64>) -> Events {
@@ -411,6 +436,11 @@ impl Events {
         events
     }
 
+    /// Whether the stream has ended (the server or something between closed it).
+    pub fn ended(&self) -> bool {
+        self.ended && !self.buffer.contains("\n\n")
+    }
+
     /// Waits until the server ends the stream; fails the test if it does not.
     pub async fn expect_end(&mut self) {
         let deadline = tokio::time::Instant::now() + PATIENCE;
@@ -452,4 +482,73 @@ fn parse_frame(raw: String) -> Frame {
         }
     }
     frame
+}
+
+/// An event stream that reconnects by itself with `Last-Event-ID`, as a browser's
+/// `EventSource` does, and counts how often it had to.
+pub struct ResumingEvents {
+    user: User,
+    code: String,
+    current: Option<Events>,
+    /// Id of the last event received.
+    pub last_id: Option<u64>,
+    /// Streams opened after the first one.
+    pub reconnects: usize,
+}
+
+impl ResumingEvents {
+    pub async fn open(user: User, code: &str) -> Self {
+        let first = user.open_events(code).await;
+        Self {
+            user,
+            code: code.to_owned(),
+            current: Some(first),
+            last_id: None,
+            reconnects: 0,
+        }
+    }
+
+    /// The next event, reconnecting as often as needed; `None` if nothing came
+    /// within `wait`.
+    pub async fn next_event_within(&mut self, wait: Duration) -> Option<SseEvent> {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            if left.is_zero() {
+                return None;
+            }
+            let Some(events) = self.current.as_mut() else {
+                match self.user.try_open_events(&self.code, self.last_id).await {
+                    Ok(events) => {
+                        self.current = Some(events);
+                        self.reconnects += 1;
+                    }
+                    // Like EventSource: wait a moment, then try again.
+                    Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+                }
+                continue;
+            };
+            match events.next_event_within(left).await {
+                Some(event) => {
+                    if event.id.is_some() {
+                        self.last_id = event.id;
+                    }
+                    return Some(event);
+                }
+                None if events.ended() => self.current = None,
+                None => return None,
+            }
+        }
+    }
+
+    pub async fn next_event(&mut self) -> SseEvent {
+        self.next_event_within(PATIENCE)
+            .await
+            .expect("an event arrives within the patience period")
+    }
+
+    /// The user this stream belongs to.
+    pub fn user(&self) -> &User {
+        &self.user
+    }
 }

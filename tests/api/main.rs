@@ -2,9 +2,11 @@
 //! (and, where a test says so, the real binary and the real `curl`).
 
 mod helpers;
+mod relay;
 
 mod contract;
 mod lifecycle;
 mod pages_and_forms;
+mod proxies;
 mod stream;
 mod walkthrough;

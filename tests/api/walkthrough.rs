@@ -35,10 +35,47 @@ const WALKTHROUGH_DEADLINE: Duration = Duration::from_secs(10);
 #[tokio::test]
 async fn the_readme_walkthrough_runs_as_written_with_real_curl() {
     // Arrange
+    let mut server = ServerProcess::start(&[]).await;
+
+    // Act
+    let (seen, workdir) = run_walkthrough(&server, None).await;
+    server.stop().await;
+
+    // Assert
+    assert_walkthrough_shown(&seen, &workdir);
+}
+
+/// The same walkthrough works for someone behind a forward HTTP proxy
+/// (`tinyproxy`, used as `curl -x` would through `http_proxy`), and every request
+/// really went through the proxy.
+#[tokio::test]
+async fn the_readme_walkthrough_works_through_a_forward_proxy() {
+    // Arrange
+    let mut server = ServerProcess::start(&[]).await;
+    let proxy = Tinyproxy::start().await;
+
+    // Act
+    let (seen, workdir) = run_walkthrough(&server, Some(&proxy.url)).await;
+    server.stop().await;
+
+    // Assert
+    assert_walkthrough_shown(&seen, &workdir);
+    let log = proxy.log();
+    for path in ["/rooms ", "/join ", "/events ", "/messages ", "/members "] {
+        assert!(
+            log.lines()
+                .any(|line| line.contains(path) && line.contains(&server.addr)),
+            "the proxy relayed a request for {path:?}:\n{log}"
+        );
+    }
+}
+
+/// Runs the README's walkthrough in a fresh directory against `server`, through
+/// `proxy` if given, until it has shown everything it should (or fails).
+async fn run_walkthrough(server: &ServerProcess, proxy: Option<&str>) -> (Walkthrough, TempDir) {
     require_program("curl");
     require_program("bash");
     let script = readme_walkthrough();
-    let mut server = ServerProcess::start(&[]).await;
     let workdir = TempDir::new("walkthrough");
     let script_path = workdir.path().join("walkthrough.sh");
     std::fs::write(&script_path, &script).expect("write the walkthrough script");
@@ -48,12 +85,27 @@ async fn the_readme_walkthrough_runs_as_written_with_real_curl() {
         .current_dir(workdir.path())
         .env("SERVER", server.url(""))
         .env("CURL_HOME", workdir.path())
-        .env("NO_PROXY", "127.0.0.1,localhost")
-        .env("no_proxy", "127.0.0.1,localhost")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .process_group(0);
+    for variable in [
+        "http_proxy",
+        "HTTP_PROXY",
+        "all_proxy",
+        "ALL_PROXY",
+        "NO_PROXY",
+        "no_proxy",
+    ] {
+        command.env_remove(variable);
+    }
+    match proxy {
+        // What someone behind a proxy has in their environment: curl reads it.
+        Some(proxy) => command.env("http_proxy", proxy),
+        None => command
+            .env("NO_PROXY", "127.0.0.1,localhost")
+            .env("no_proxy", "127.0.0.1,localhost"),
+    };
     let mut child = Command::from(command)
         .spawn()
         .expect("start bash with the walkthrough");
@@ -61,7 +113,6 @@ async fn the_readme_walkthrough_runs_as_written_with_real_curl() {
     let mut stdout = BufReader::new(child.stdout.take().expect("piped stdout")).lines();
     let mut script = ProcessGroup::new(child);
 
-    // Act
     let deadline = Instant::now() + WALKTHROUGH_DEADLINE;
     let mut seen = Walkthrough::default();
     while !seen.is_complete() {
@@ -81,10 +132,14 @@ async fn the_readme_walkthrough_runs_as_written_with_real_curl() {
         };
         seen.take_line(&line);
     }
-    let ended = script.terminate().await;
-    server.stop().await;
+    assert!(
+        script.terminate().await,
+        "the walkthrough's process group ends when told to"
+    );
+    (seen, workdir)
+}
 
-    // Assert
+fn assert_walkthrough_shown(seen: &Walkthrough, workdir: &TempDir) {
     let code = seen.code.clone().expect("the script echoes `room CODE`");
     assert!(
         code.len() == 4 && code.chars().all(|c| c.is_ascii_uppercase()),
@@ -117,7 +172,86 @@ async fn the_readme_walkthrough_runs_as_written_with_real_curl() {
         workdir.path().join("alice.jar").is_file() && workdir.path().join("bob.jar").is_file(),
         "the cookie jars land in the working directory"
     );
-    assert!(ended, "the walkthrough's process group ends when told to");
+}
+
+/// A `tinyproxy` of the test's own: a forward HTTP proxy on a free loopback port,
+/// configured by a file the test writes, logging every request; killed by PID
+/// when dropped.
+struct Tinyproxy {
+    child: Child,
+    url: String,
+    log: PathBuf,
+    _dir: TempDir,
+}
+
+impl Tinyproxy {
+    async fn start() -> Self {
+        require_program("tinyproxy");
+        let dir = TempDir::new("tinyproxy");
+        let port = free_port();
+        let log = dir.path().join("tinyproxy.log");
+        let config = dir.path().join("tinyproxy.conf");
+        std::fs::write(
+            &config,
+            format!(
+                "Port {port}\nListen 127.0.0.1\nTimeout 600\nAllow 127.0.0.1\nMaxClients 50\n\
+                 LogLevel Info\nLogFile \"{}\"\nDisableViaHeader No\n",
+                log.display()
+            ),
+        )
+        .expect("write the tinyproxy configuration");
+        let child = Command::new("tinyproxy")
+            .arg("-d")
+            .arg("-c")
+            .arg(&config)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("start tinyproxy");
+        wait_for_port(port).await;
+        Self {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+            log,
+            _dir: dir,
+        }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Tinyproxy {
+    fn drop(&mut self) {
+        let _ = self.child.start_kill();
+    }
+}
+
+/// A loopback port that was free a moment ago (for programs that cannot be
+/// given port 0).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+/// Waits until something accepts connections on `port`.
+async fn wait_for_port(port: u16) {
+    let deadline = Instant::now() + PATIENCE;
+    while tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .is_err()
+    {
+        assert!(
+            Instant::now() < deadline,
+            "nothing listens on port {port} after {PATIENCE:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 /// On SIGTERM the real binary ends an open `curl -N` stream and exits 0 within 5 seconds.

@@ -1,21 +1,19 @@
 //! Headless Chromium for tests: a chromedriver of the test's own on a free port,
-//! one browser per person with a fresh profile, a screenshot of each when a
-//! scenario fails, and a TCP relay whose connections a test can cut.
+//! one browser per person with a fresh profile, and a screenshot of each when a
+//! scenario fails.
 
 #![allow(dead_code)]
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{Value, json};
 use tokio::io::AsyncReadExt;
-use tokio::net::{TcpListener, TcpStream};
 use tokio::process::{Child, Command};
-use tokio_util::sync::CancellationToken;
 
 /// Longest wait for something a person would see happen "at once".
 pub const SOON: Duration = Duration::from_secs(10);
@@ -339,64 +337,5 @@ where
             Ok(panic) => std::panic::resume_unwind(panic),
             Err(error) => panic!("scenario {name} did not finish: {error}"),
         }
-    }
-}
-
-/// A TCP relay in front of the server whose connections the test can cut, the
-/// way a network blip or a dropped Wi-Fi would.
-pub struct Relay {
-    pub base: String,
-    state: Arc<Mutex<RelayState>>,
-}
-
-struct RelayState {
-    /// Cancelled to cut every connection open now.
-    generation: CancellationToken,
-    /// While false, new connections are dropped at once.
-    open: bool,
-}
-
-impl Relay {
-    pub async fn start(target: std::net::SocketAddr) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind relay");
-        let base = format!("http://{}", listener.local_addr().expect("relay address"));
-        let state = Arc::new(Mutex::new(RelayState {
-            generation: CancellationToken::new(),
-            open: true,
-        }));
-        let shared = Arc::clone(&state);
-        tokio::spawn(async move {
-            while let Ok((mut inbound, _)) = listener.accept().await {
-                let (open, cut) = {
-                    let state = shared.lock().expect("relay state");
-                    (state.open, state.generation.clone())
-                };
-                if !open {
-                    continue;
-                }
-                tokio::spawn(async move {
-                    let Ok(mut outbound) = TcpStream::connect(target).await else {
-                        return;
-                    };
-                    tokio::select! {
-                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
-                        () = cut.cancelled() => {}
-                    }
-                });
-            }
-        });
-        Self { base, state }
-    }
-
-    /// Drops every open connection and refuses new ones until [`Relay::restore`].
-    pub fn cut(&self) {
-        let mut state = self.state.lock().expect("relay state");
-        state.open = false;
-        state.generation.cancel();
-        state.generation = CancellationToken::new();
-    }
-
-    pub fn restore(&self) {
-        self.state.lock().expect("relay state").open = true;
     }
 }

@@ -3,6 +3,8 @@
 
 #[path = "../api/helpers.rs"]
 mod helpers;
+#[path = "../api/relay.rs"]
+mod relay;
 
 mod harness;
 mod scenarios;

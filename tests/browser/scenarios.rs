@@ -2,8 +2,9 @@
 
 use std::time::Duration;
 
-use crate::harness::{Browser, Chromedriver, Relay, with_screenshots};
+use crate::harness::{Browser, Chromedriver, with_screenshots};
 use crate::helpers::{TestApp, spawn_app_with};
+use crate::relay::Relay;
 
 const JOIN_BUTTON: &str = "form[action='/join'] button:not([formaction])";
 const CREATE_BUTTON: &str = "button[formaction='/rooms']";
@@ -191,7 +192,7 @@ async fn a_cut_connection_resumes_without_losing_or_repeating_messages() {
         a.send("before the cut").await;
         b.wait_for_line("before the cut").await;
 
-        network.cut();
+        network.refuse();
         let reconnecting = "document.getElementById('status').dataset.state === 'reconnecting'";
         b.wait_until("the reconnecting indicator", reconnecting)
             .await;

@@ -1,0 +1,390 @@
+//! Chat through hostile proxies: a real nginx configured like a corporate reverse
+//! proxy (refuses WebSocket upgrades, buffers, compresses everything, cuts idle
+//! upstreams after 5 s), and connections cut mid-stream while messages flow.
+//!
+//! The forward-proxy scenario (tinyproxy under the README walkthrough) lives with
+//! the walkthrough in `walkthrough.rs`.
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use tokio::io::AsyncBufReadExt as _;
+use tokio::process::{Child, Command};
+use tokio::time::Instant;
+
+use crate::helpers::{ResumingEvents, SseEvent, TestApp, spawn_app_with, user_at};
+use crate::relay::Relay;
+
+/// The proxy's idle timeout for a response from upstream (`proxy_read_timeout`).
+const NGINX_READ_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// nginx of the test's own: foreground, its own prefix directory and
+/// configuration, a free loopback port; killed by PID when dropped.
+struct Nginx {
+    child: Child,
+    base: String,
+    _dir: TempDir,
+}
+
+impl Nginx {
+    /// A reverse proxy to `upstream` configured the way hostile networks are.
+    async fn start(upstream: std::net::SocketAddr) -> Self {
+        let nginx = ["/usr/sbin/nginx", "/usr/bin/nginx"]
+            .into_iter()
+            .find(|path| std::path::Path::new(path).exists())
+            .expect("nginx is missing: `scripts/test` installs the Debian package nginx-light");
+        let dir = TempDir::new("nginx");
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let prefix = dir.0.display();
+        let config = format!(
+            r#"
+worker_processes 1;
+error_log {prefix}/error.log warn;
+pid {prefix}/nginx.pid;
+events {{ worker_connections 512; }}
+http {{
+  access_log off;
+  client_body_temp_path {prefix}/body;
+  proxy_temp_path {prefix}/proxy;
+  fastcgi_temp_path {prefix}/fastcgi;
+  uwsgi_temp_path {prefix}/uwsgi;
+  scgi_temp_path {prefix}/scgi;
+  # Compress every type, for every client that accepts it.
+  gzip on;
+  gzip_types *;
+  gzip_min_length 1;
+  gzip_proxied any;
+  server {{
+    listen 127.0.0.1:{port};
+    location / {{
+      # No WebSockets here.
+      if ($http_upgrade) {{ return 403; }}
+      proxy_pass http://{upstream};
+      # Buffering stays on (the default); idle upstreams are cut after 5 s.
+      proxy_read_timeout 5s;
+    }}
+  }}
+}}
+"#
+        );
+        let config_path = dir.0.join("nginx.conf");
+        std::fs::write(&config_path, config).expect("write nginx.conf");
+        let child = Command::new(nginx)
+            .arg("-p")
+            .arg(&dir.0)
+            .arg("-c")
+            .arg(&config_path)
+            .args(["-g", "daemon off;"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("start nginx");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_err()
+        {
+            assert!(Instant::now() < deadline, "nginx did not start listening");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        Self {
+            child,
+            base: format!("http://127.0.0.1:{port}"),
+            _dir: dir,
+        }
+    }
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        let _ = self.child.start_kill();
+    }
+}
+
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(label: &str) -> Self {
+        let path = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+            .join(format!("{label}-{:032x}", rand::random::<u128>()));
+        std::fs::create_dir_all(&path).expect("create a temporary directory");
+        Self(path)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+async fn app_behind_nginx(args: &[&str]) -> (TestApp, Nginx) {
+    let app = spawn_app_with(args).await;
+    let nginx = Nginx::start(app.addr).await;
+    (app, nginx)
+}
+
+/// Reads events until the next message, skipping notices.
+async fn next_message(events: &mut ResumingEvents) -> SseEvent {
+    loop {
+        let event = events.next_event().await;
+        if event.event == "message" {
+            return event;
+        }
+    }
+}
+
+/// The proxy really is hostile: it refuses WebSocket upgrades with `403`.
+#[tokio::test]
+async fn the_proxy_refuses_websocket_upgrades() {
+    // Arrange
+    let (_app, nginx) = app_behind_nginx(&[]).await;
+    let user = user_at(&nginx.base);
+
+    // Act
+    let upgrade = user
+        .get_request("/")
+        .header("connection", "Upgrade")
+        .header("upgrade", "websocket")
+        .send()
+        .await
+        .expect("request");
+    let plain = user.get("/").await;
+
+    // Assert
+    assert_eq!(upgrade.status(), StatusCode::FORBIDDEN);
+    assert_eq!(plain.status(), StatusCode::OK);
+}
+
+/// Through the buffering, compressing proxy a posted message reaches another
+/// person's stream within a second, also for a client that accepts gzip
+/// (real `curl --compressed`, as browsers do).
+#[tokio::test]
+async fn events_pass_the_buffering_compressing_proxy_at_once() {
+    // Arrange
+    let (_app, nginx) = app_behind_nginx(&[]).await;
+    let mut alice = user_at(&nginx.base);
+    let code = alice.create_room_ok("alice").await;
+    let mut bob = user_at(&nginx.base);
+    assert_eq!(bob.join("bob", &code).await.status(), StatusCode::SEE_OTHER);
+    let mut plain = ResumingEvents::open(bob, &code).await;
+    let cookie = alice.cookie.clone().expect("alice's cookie");
+    let mut curl = Command::new("curl")
+        .args(["--compressed", "-sN", "-H"])
+        .arg(format!("Cookie: {cookie}"))
+        .arg(format!("{}/rooms/{code}/events", nginx.base))
+        .env_remove("http_proxy")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("curl is missing: `scripts/test` installs it");
+    let mut gzipped = tokio::io::BufReader::new(curl.stdout.take().expect("stdout")).lines();
+    let first_line = tokio::time::timeout(Duration::from_secs(5), gzipped.next_line()).await;
+    assert!(
+        matches!(first_line, Ok(Ok(Some(ref l))) if l.starts_with("retry:")),
+        "{first_line:?}"
+    );
+
+    for n in 0..3 {
+        // Act
+        let text = format!("message {n}");
+        let posted = Instant::now();
+        alice.say(&code, &text).await;
+
+        // Assert
+        let event = next_message(&mut plain).await;
+        assert_eq!(event.text(), text);
+        let line = loop {
+            let line = tokio::time::timeout(Duration::from_secs(5), gzipped.next_line())
+                .await
+                .expect("curl reads a line")
+                .expect("curl's output")
+                .expect("curl's stream goes on");
+            if line.contains("\"kind\":\"message\"") {
+                break line;
+            }
+        };
+        assert!(line.contains(&text), "{line}");
+        let waited = posted.elapsed();
+        assert!(
+            waited < Duration::from_secs(1),
+            "message {n} took {waited:?} through the proxy"
+        );
+    }
+    assert_eq!(plain.reconnects, 0);
+}
+
+/// With a keep-alive shorter than the proxy's idle timeout, a stream that sits
+/// idle for 20 s stays the same open stream and then carries the next message.
+#[tokio::test]
+async fn an_idle_stream_stays_open_through_the_proxy() {
+    // Arrange
+    let (_app, nginx) = app_behind_nginx(&["--keepalive", "2"]).await;
+    let mut alice = user_at(&nginx.base);
+    let code = alice.create_room_ok("alice").await;
+    let mut events = alice.open_events(&code).await;
+    let idle_until = Instant::now() + Duration::from_secs(20);
+
+    // Act
+    let mut keepalives = 0;
+    while Instant::now() < idle_until {
+        let left = idle_until.saturating_duration_since(Instant::now());
+        if let Some(frame) = events.next_frame_within(left).await {
+            keepalives += frame
+                .comments
+                .iter()
+                .filter(|c| c.trim() == "keep-alive")
+                .count();
+        }
+        assert!(
+            !events.ended(),
+            "the proxy cut the stream after {keepalives} keep-alives"
+        );
+    }
+    alice.say(&code, "still there?").await;
+
+    // Assert
+    let event = loop {
+        let event = events.next_event().await;
+        if event.event == "message" {
+            break event;
+        }
+    };
+    assert_eq!(event.text(), "still there?");
+    assert!(
+        keepalives >= 8,
+        "a keep-alive every 2 s: {keepalives} in 20 s"
+    );
+}
+
+/// With the default keep-alive (longer than the proxy's 5 s), the proxy cuts
+/// the idle stream; a client that reconnects with `Last-Event-ID` (as
+/// EventSource does) still gets every message once, in order, over 20 s.
+#[tokio::test]
+async fn a_stream_the_proxy_keeps_cutting_loses_nothing() {
+    // Arrange
+    let (_app, nginx) = app_behind_nginx(&[]).await;
+    let mut alice = user_at(&nginx.base);
+    let code = alice.create_room_ok("alice").await;
+    let mut bob = user_at(&nginx.base);
+    assert_eq!(bob.join("bob", &code).await.status(), StatusCode::SEE_OTHER);
+    let mut events = ResumingEvents::open(bob, &code).await;
+    let start = Instant::now();
+
+    // Act: a message every 7 s, each after the proxy has cut the idle stream.
+    let mut received = Vec::new();
+    for n in 0..3 {
+        tokio::time::sleep_until(start + Duration::from_secs(7 * n + 1)).await;
+        alice.say(&code, &format!("after {} s", 7 * n + 1)).await;
+        received.push(next_message(&mut events).await);
+    }
+
+    // Assert
+    let texts: Vec<&str> = received.iter().map(SseEvent::text).collect();
+    assert_eq!(texts, ["after 1 s", "after 8 s", "after 15 s"]);
+    assert!(
+        events.reconnects >= 2,
+        "the proxy cut the idle stream ({} reconnects)",
+        events.reconnects
+    );
+    let nothing_more = events.next_event_within(Duration::from_millis(300)).await;
+    assert!(
+        nothing_more.as_ref().is_none_or(|e| e.event != "message"),
+        "no message twice: {nothing_more:?}"
+    );
+}
+
+/// A stream the proxy has cut resumes with `Last-Event-ID` and replays exactly
+/// the events posted while it was gone.
+#[tokio::test]
+async fn a_cut_stream_replays_exactly_what_it_missed() {
+    // Arrange
+    let (_app, nginx) = app_behind_nginx(&[]).await;
+    let mut alice = user_at(&nginx.base);
+    let code = alice.create_room_ok("alice").await;
+    let mut bob = user_at(&nginx.base);
+    assert_eq!(bob.join("bob", &code).await.status(), StatusCode::SEE_OTHER);
+    let mut events = bob.open_events(&code).await;
+    alice.say(&code, "before").await;
+    let before = loop {
+        let event = events.next_event().await;
+        if event.event == "message" {
+            break event;
+        }
+    };
+    let cut_within = NGINX_READ_TIMEOUT + Duration::from_secs(5);
+    while events.next_frame_within(cut_within).await.is_some() {}
+    assert!(events.ended(), "the proxy cut the idle stream");
+
+    // Act
+    for text in ["one", "two", "three"] {
+        alice.say(&code, text).await;
+    }
+    let mut resumed = bob
+        .try_open_events(&code, before.id)
+        .await
+        .expect("the stream reopens");
+
+    // Assert
+    let replayed = resumed.next_events(3).await;
+    let texts: Vec<&str> = replayed.iter().map(SseEvent::text).collect();
+    assert_eq!(texts, ["one", "two", "three"]);
+    alice.say(&code, "live").await;
+    assert_eq!(
+        resumed.next_event().await.text(),
+        "live",
+        "nothing twice, then live"
+    );
+}
+
+/// A client whose TCP connection is cut again and again mid-stream, while
+/// messages keep flowing, gets every message once, in order.
+#[tokio::test]
+async fn connections_cut_mid_stream_lose_and_repeat_nothing() {
+    // Arrange
+    let app = spawn_app_with(&[]).await;
+    let relay = Relay::start(app.addr).await;
+    let (alice, code) = app.user_in_new_room("alice").await;
+    let mut bob = user_at(&relay.base);
+    assert_eq!(bob.join("bob", &code).await.status(), StatusCode::SEE_OTHER);
+    let mut events = ResumingEvents::open(bob, &code).await;
+    let total = 60;
+
+    // Act
+    let poster = tokio::spawn(async move {
+        for n in 0..total {
+            alice.say(&code, &format!("m{n:02}")).await;
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    });
+    let mut received = Vec::new();
+    while received.len() < total {
+        received.push(next_message(&mut events).await.text().to_owned());
+        if received.len() % 15 == 7 {
+            relay.cut();
+        }
+    }
+    poster.await.expect("the poster finishes");
+
+    // Assert
+    let expected: Vec<String> = (0..total).map(|n| format!("m{n:02}")).collect();
+    assert_eq!(received, expected);
+    assert!(
+        events.reconnects >= 4,
+        "the relay cut {} times",
+        events.reconnects
+    );
+    let nothing_more = events.next_event_within(Duration::from_millis(300)).await;
+    assert!(
+        nothing_more.as_ref().is_none_or(|e| e.event != "message"),
+        "no message twice: {nothing_more:?}"
+    );
+}
