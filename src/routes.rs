@@ -161,13 +161,23 @@ where
     warp::body::content_length_limit(MAX_FORM_BYTES).and(warp::body::form())
 }
 
-/// Refuses posts that another site's page makes a browser send (CSRF).
+/// Refuses posts that another site's page makes a browser send (CSRF). Behind a
+/// reverse proxy that rewrites `Host`, the `X-Forwarded-Host` it adds names the
+/// host the browser used; a cross-site page cannot set that header on a form post.
 fn from_this_site() -> impl Filter<Extract = (), Error = Rejection> + Clone {
     warp::header::optional::<String>("origin")
         .and(warp::host::optional())
+        .and(warp::header::optional::<String>("x-forwarded-host"))
         .and_then(
-            |origin: Option<String>, host: Option<warp::host::Authority>| async move {
-                if same_origin(origin.as_deref(), host.as_ref().map(|h| h.as_str())) {
+            |origin: Option<String>,
+             host: Option<warp::host::Authority>,
+             forwarded: Option<String>| async move {
+                let origin = origin.as_deref();
+                let host = host.as_ref().map(|h| h.as_str());
+                let forwarded = forwarded.as_deref().and_then(|f| f.split(',').next());
+                if same_origin(origin, host)
+                    || (forwarded.is_some() && same_origin(origin, forwarded))
+                {
                     Ok(())
                 } else {
                     Err(warp::reject::custom(AppError::CrossOrigin))

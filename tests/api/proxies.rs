@@ -30,7 +30,39 @@ struct Nginx {
 
 impl Nginx {
     /// A reverse proxy to `upstream` configured the way hostile networks are.
-    async fn start(upstream: std::net::SocketAddr) -> Self {
+    async fn hostile(upstream: std::net::SocketAddr) -> Self {
+        let locations = format!(
+            r#"
+    location / {{
+      # No WebSockets here.
+      if ($http_upgrade) {{ return 403; }}
+      proxy_pass http://{upstream};
+      # Buffering stays on (the default); idle upstreams are cut after 5 s.
+      proxy_read_timeout 5s;
+    }}"#
+        );
+        Self::start(&locations).await
+    }
+
+    /// The configuration `docs/proxies.md` recommends, as it stands there, in
+    /// front of `upstream` (and inside the same hostile `http` settings).
+    async fn documented(upstream: std::net::SocketAddr) -> Self {
+        let doc = include_str!("../../docs/proxies.md");
+        let block = doc
+            .split("<!-- nginx:start -->")
+            .nth(1)
+            .and_then(|rest| rest.split("<!-- nginx:end -->").next())
+            .expect("docs/proxies.md has the nginx block between its markers");
+        let locations = block
+            .trim()
+            .trim_start_matches("```nginx")
+            .trim_end_matches("```")
+            .replace("127.0.0.1:3000", &upstream.to_string());
+        Self::start(&locations).await
+    }
+
+    /// nginx with `locations` inside its one `server` block.
+    async fn start(locations: &str) -> Self {
         let nginx = ["/usr/sbin/nginx", "/usr/bin/nginx"]
             .into_iter()
             .find(|path| std::path::Path::new(path).exists())
@@ -61,13 +93,7 @@ http {{
   gzip_proxied any;
   server {{
     listen 127.0.0.1:{port};
-    location / {{
-      # No WebSockets here.
-      if ($http_upgrade) {{ return 403; }}
-      proxy_pass http://{upstream};
-      # Buffering stays on (the default); idle upstreams are cut after 5 s.
-      proxy_read_timeout 5s;
-    }}
+{locations}
   }}
 }}
 "#
@@ -82,7 +108,7 @@ http {{
             .args(["-g", "daemon off;"])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(Stdio::inherit())
             .kill_on_drop(true)
             .spawn()
             .expect("start nginx");
@@ -91,7 +117,11 @@ http {{
             .await
             .is_err()
         {
-            assert!(Instant::now() < deadline, "nginx did not start listening");
+            assert!(
+                Instant::now() < deadline,
+                "nginx did not start listening:\n{}",
+                std::fs::read_to_string(dir.0.join("error.log")).unwrap_or_default()
+            );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         Self {
@@ -127,7 +157,7 @@ impl Drop for TempDir {
 
 async fn app_behind_nginx(args: &[&str]) -> (TestApp, Nginx) {
     let app = spawn_app_with(args).await;
-    let nginx = Nginx::start(app.addr).await;
+    let nginx = Nginx::hostile(app.addr).await;
     (app, nginx)
 }
 
@@ -387,4 +417,78 @@ async fn connections_cut_mid_stream_lose_and_repeat_nothing() {
         nothing_more.as_ref().is_none_or(|e| e.event != "message"),
         "no message twice: {nothing_more:?}"
     );
+}
+
+/// The nginx configuration in `docs/proxies.md` works as written: a browser's
+/// form post passes the Origin check, events arrive at once, and an idle stream
+/// with the default keep-alive stays open for 20 s.
+#[tokio::test]
+async fn the_documented_nginx_configuration_works() {
+    // Arrange
+    let app = spawn_app_with(&[]).await;
+    let nginx = Nginx::documented(app.addr).await;
+    let mut alice = user_at(&nginx.base);
+    let code = alice.create_room_ok("alice").await;
+    let mut events = alice.open_events(&code).await;
+    let idle_until = Instant::now() + Duration::from_secs(20);
+
+    // Act
+    while Instant::now() < idle_until {
+        let left = idle_until.saturating_duration_since(Instant::now());
+        events.next_frame_within(left).await;
+        assert!(!events.ended(), "the proxy cut the idle stream");
+    }
+    let posted = Instant::now();
+    let browser_post = alice
+        .post_request(
+            &format!("/rooms/{code}/messages"),
+            &[("message", "from the browser")],
+        )
+        .header("origin", nginx.base.clone())
+        .send()
+        .await
+        .expect("post");
+
+    // Assert
+    assert_eq!(
+        browser_post.status(),
+        StatusCode::NO_CONTENT,
+        "Host reaches the server"
+    );
+    let event = loop {
+        let event = events.next_event().await;
+        if event.event == "message" {
+            break event;
+        }
+    };
+    assert_eq!(event.text(), "from the browser");
+    assert!(
+        posted.elapsed() < Duration::from_secs(1),
+        "took {:?}",
+        posted.elapsed()
+    );
+}
+
+/// Behind a proxy that rewrites `Host`, a post whose `Origin` matches the
+/// `X-Forwarded-Host` the proxy adds is accepted; another origin is still refused.
+#[tokio::test]
+async fn the_forwarded_host_counts_as_our_own_origin() {
+    // Arrange
+    let app = spawn_app_with(&[]).await;
+    let (alice, code) = app.user_in_new_room("alice").await;
+    let post = |origin: &'static str| {
+        alice
+            .post_request(&format!("/rooms/{code}/messages"), &[("message", "hi")])
+            .header("origin", origin)
+            .header("x-forwarded-host", "chat.example")
+            .send()
+    };
+
+    // Act
+    let ours = post("https://chat.example").await.expect("post");
+    let theirs = post("https://evil.example").await.expect("post");
+
+    // Assert
+    assert_eq!(ours.status(), StatusCode::NO_CONTENT);
+    assert_eq!(theirs.status(), StatusCode::FORBIDDEN);
 }
