@@ -31,7 +31,8 @@ pub struct AppState {
     pub pages: Pages,
     pub limits: Limits,
     /// Cancelled when shutdown begins, so that every event stream ends itself:
-    /// warp's graceful shutdown waits for open connections to finish.
+    /// graceful shutdown (warp's, or ours over TLS) waits for open connections
+    /// to finish.
     pub shutdown: CancellationToken,
 }
 
@@ -57,7 +58,8 @@ impl AppState {
 }
 
 /// Serves the app on `listener` until `shutdown` completes, then ends every event
-/// stream and waits for the open connections to finish.
+/// stream and waits for the open connections to finish. With `config.tls` it
+/// speaks HTTPS (HTTP/2 and HTTP/1.1, see [`crate::tls`]); without, plain HTTP.
 pub async fn run(
     listener: TcpListener,
     config: Config,
@@ -65,17 +67,24 @@ pub async fn run(
 ) {
     let state = AppState::new(&config);
     let streams = state.shutdown.clone();
+    let tls = config.tls.settings();
     if let Ok(addr) = listener.local_addr() {
-        tracing::info!("listening on http://{addr}");
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        tracing::info!("listening on {scheme}://{addr}");
     }
     let stop = async move {
         shutdown.await;
         tracing::info!("shutting down");
         streams.cancel();
     };
-    warp::serve(routes(state))
-        .incoming(listener)
-        .graceful(stop)
-        .run()
-        .await;
+    match tls {
+        Some(tls) => crate::tls::serve(listener, tls, routes(state), stop).await,
+        None => {
+            warp::serve(routes(state))
+                .incoming(listener)
+                .graceful(stop)
+                .run()
+                .await
+        }
+    }
 }

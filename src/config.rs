@@ -1,9 +1,14 @@
 //! Command line and environment: every option has a flag and a `CHAT_*` variable.
 
+use std::fmt;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::Parser;
+use clap::error::ErrorKind;
+use clap::{ArgMatches, Args, Command, FromArgMatches, Parser};
+
+use crate::tls::TlsSettings;
 
 /// Real-time chat rooms over Server-Sent Events and plain HTTP POSTs.
 #[derive(Debug, Clone, Parser)]
@@ -37,9 +42,73 @@ pub struct Config {
     #[arg(long, env = "CHAT_SECRET", hide_env_values = true)]
     pub secret: Option<String>,
 
-    /// Mark the session cookie `Secure` (serve over HTTPS, or behind a TLS proxy).
+    /// Mark the session cookie `Secure`, so browsers send it over HTTPS only. It
+    /// belongs with TLS: use it with --tls-cert/--tls-key, or behind a TLS proxy.
     #[arg(long, env = "CHAT_SECURE_COOKIES")]
     pub secure_cookies: bool,
+
+    #[command(flatten)]
+    pub tls: TlsOptions,
+}
+
+/// `--tls-cert` and `--tls-key` as given.
+#[derive(Debug, Clone, Args)]
+struct TlsPaths {
+    /// PEM file with the certificate chain, leaf first. With --tls-key, the server
+    /// speaks HTTPS on --bind, HTTP/2 (one connection for every tab) and HTTP/1.1.
+    #[arg(long, env = "CHAT_TLS_CERT", value_name = "PATH", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+
+    /// PEM file with the private key of --tls-cert (PKCS#8, PKCS#1 or SEC1).
+    #[arg(long, env = "CHAT_TLS_KEY", value_name = "PATH", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+}
+
+/// The certificate and key to serve HTTPS with, if any: read and checked while the
+/// command line is parsed, so that a wrong file is a usage error (exit 2) before
+/// anything listens, and the server itself cannot fail on them.
+#[derive(Clone, Default)]
+pub struct TlsOptions(Option<TlsSettings>);
+
+impl TlsOptions {
+    /// The loaded certificate and key; `None` serves plain HTTP.
+    pub fn settings(&self) -> Option<&TlsSettings> {
+        self.0.as_ref()
+    }
+}
+
+impl fmt::Debug for TlsOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl FromArgMatches for TlsOptions {
+    fn from_arg_matches(matches: &ArgMatches) -> Result<Self, clap::Error> {
+        let TlsPaths { tls_cert, tls_key } = TlsPaths::from_arg_matches(matches)?;
+        match (tls_cert, tls_key) {
+            (Some(cert), Some(key)) => TlsSettings::load(&cert, &key)
+                .map(|settings| Self(Some(settings)))
+                .map_err(|error| clap::Error::raw(ErrorKind::ValueValidation, error)),
+            // `requires` makes clap refuse one without the other.
+            _ => Ok(Self(None)),
+        }
+    }
+
+    fn update_from_arg_matches(&mut self, matches: &ArgMatches) -> Result<(), clap::Error> {
+        *self = Self::from_arg_matches(matches)?;
+        Ok(())
+    }
+}
+
+impl Args for TlsOptions {
+    fn augment_args(command: Command) -> Command {
+        TlsPaths::augment_args(command)
+    }
+
+    fn augment_args_for_update(command: Command) -> Command {
+        TlsPaths::augment_args_for_update(command)
+    }
 }
 
 fn parse_seconds(raw: &str) -> Result<Duration, String> {
@@ -74,6 +143,39 @@ mod tests {
         assert_eq!(config.keepalive, Duration::from_secs(15));
         assert_eq!(config.max_message_chars, 2000);
         assert!(!config.secure_cookies);
+        assert!(config.tls.settings().is_none());
+    }
+
+    /// `--tls-cert` without `--tls-key`, or the other way round, is refused.
+    #[test]
+    fn a_tls_certificate_needs_its_key_and_the_other_way_round() {
+        for half in [["--tls-cert", "cert.pem"], ["--tls-key", "key.pem"]] {
+            // Act
+            let parsed = Config::try_parse_from(["x", half[0], half[1]]);
+
+            // Assert
+            let error = parsed.expect_err("half of the TLS options is refused");
+            assert_eq!(error.kind(), ErrorKind::MissingRequiredArgument, "{half:?}");
+        }
+    }
+
+    /// A TLS file that cannot be read is a usage error naming the file and its option.
+    #[test]
+    fn an_unreadable_tls_file_is_a_usage_error_naming_the_file() {
+        // Arrange
+        let missing = "/nonexistent/chat-live-room/cert.pem";
+
+        // Act
+        let parsed = Config::try_parse_from(["x", "--tls-cert", missing, "--tls-key", "key.pem"]);
+
+        // Assert
+        let error = parsed.expect_err("a missing certificate is refused");
+        assert_eq!(error.kind(), ErrorKind::ValueValidation);
+        let message = error.to_string();
+        assert!(
+            message.contains(missing) && message.contains("--tls-cert"),
+            "{message}"
+        );
     }
 
     #[test]

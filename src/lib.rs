@@ -19,6 +19,7 @@ pub mod pages;
 pub mod rooms;
 pub mod routes;
 pub mod session;
+pub mod tls;
 
 pub use app::run;
 pub use config::Config;

@@ -5,6 +5,7 @@ mod helpers;
 mod relay;
 
 mod contract;
+mod http2;
 mod lifecycle;
 mod pages_and_forms;
 mod proxies;
