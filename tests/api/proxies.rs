@@ -492,3 +492,44 @@ async fn the_forwarded_host_counts_as_our_own_origin() {
     assert_eq!(ours.status(), StatusCode::NO_CONTENT);
     assert_eq!(theirs.status(), StatusCode::FORBIDDEN);
 }
+
+/// The one-line deployment check in `docs/proxies.md` shows what the document
+/// promises for a healthy deployment: the `retry:` hint and the probe's `join`
+/// at once, then keep-alives.
+#[tokio::test]
+async fn the_documented_deployment_check_works() {
+    // Arrange
+    let app = spawn_app_with(&["--keepalive", "0.5"]).await;
+    let doc = include_str!("../../docs/proxies.md");
+    let section = doc
+        .split("## Check a deployment with one command")
+        .nth(1)
+        .expect("the section");
+    let command = section
+        .split("```sh")
+        .nth(1)
+        .and_then(|rest| rest.split("```").next())
+        .expect("the command")
+        .trim()
+        .replace("S=https://chat.example", &format!("S={}", app.url("")))
+        .replace("--max-time 60", "--max-time 2");
+    let dir = TempDir::new("deployment-check");
+
+    // Act
+    let output = Command::new("bash")
+        .args(["-c", &command])
+        .current_dir(&dir.0)
+        .env_remove("http_proxy")
+        .output()
+        .await
+        .expect("bash and curl run (`scripts/test` installs curl)");
+
+    // Assert
+    let shown = String::from_utf8_lossy(&output.stdout);
+    assert!(shown.starts_with("retry: 2000\n"), "{shown}");
+    assert!(
+        shown.contains("event: join\n") && shown.contains("\"name\":\"probe\""),
+        "{shown}"
+    );
+    assert!(shown.matches(": keep-alive").count() >= 2, "{shown}");
+}
