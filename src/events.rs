@@ -190,7 +190,7 @@ mod tests {
     use tokio_stream::StreamExt;
 
     use super::*;
-    use crate::input::{DisplayName, MessageText};
+    use crate::input::{DisplayName, MessageText, RoomCode};
     use crate::rooms::{RoomSettings, Rooms};
     use crate::session::SessionId;
 
@@ -208,7 +208,23 @@ mod tests {
         String::from_utf8(frame.to_vec()).expect("utf-8")
     }
 
-    fn say(rooms: &Rooms, code: &crate::input::RoomCode, who: &SessionId, n: usize) {
+    /// A room whose one member, alice, has this stream open.
+    fn alice_streaming(
+        history: usize,
+        channel_capacity: usize,
+        shutdown: CancellationToken,
+    ) -> (Rooms, RoomCode, SessionId, EventStream) {
+        let rooms = rooms(history, channel_capacity);
+        let alice = SessionId::random();
+        let code = rooms
+            .create(&alice, DisplayName::parse("alice").unwrap())
+            .unwrap();
+        let subscription = rooms.subscribe(&code, &alice, None).unwrap();
+        let stream = EventStream::new(subscription, Duration::from_secs(60), shutdown);
+        (rooms, code, alice, stream)
+    }
+
+    fn say(rooms: &Rooms, code: &RoomCode, who: &SessionId, n: usize) {
         for i in 0..n {
             let text = MessageText::parse(&format!("m{i}"), 100).unwrap();
             rooms.publish_message(code, who, text).unwrap();
@@ -219,17 +235,7 @@ mod tests {
     /// losing and repeating nothing.
     #[tokio::test]
     async fn a_lagging_subscriber_catches_up_from_history() {
-        let rooms = rooms(100, 4);
-        let alice = SessionId::random();
-        let code = rooms
-            .create(&alice, DisplayName::parse("alice").unwrap())
-            .unwrap();
-        let subscription = rooms.subscribe(&code, &alice, None).unwrap();
-        let mut stream = EventStream::new(
-            subscription,
-            Duration::from_secs(60),
-            CancellationToken::new(),
-        );
+        let (rooms, code, alice, mut stream) = alice_streaming(100, 4, CancellationToken::new());
 
         say(&rooms, &code, &alice, 20);
 
@@ -251,17 +257,7 @@ mod tests {
     /// it is told to reset and then carries on with live events.
     #[tokio::test]
     async fn a_subscriber_beyond_history_gets_reset_then_live_events() {
-        let rooms = rooms(3, 4);
-        let alice = SessionId::random();
-        let code = rooms
-            .create(&alice, DisplayName::parse("alice").unwrap())
-            .unwrap();
-        let subscription = rooms.subscribe(&code, &alice, None).unwrap();
-        let mut stream = EventStream::new(
-            subscription,
-            Duration::from_secs(60),
-            CancellationToken::new(),
-        );
+        let (rooms, code, alice, mut stream) = alice_streaming(3, 4, CancellationToken::new());
         say(&rooms, &code, &alice, 20);
         assert!(next_text(&mut stream).await.starts_with("retry:"));
 
@@ -273,14 +269,8 @@ mod tests {
     /// Shutdown ends the stream even while it is waiting for events.
     #[tokio::test]
     async fn shutdown_ends_an_idle_stream() {
-        let rooms = rooms(10, 16);
-        let alice = SessionId::random();
-        let code = rooms
-            .create(&alice, DisplayName::parse("alice").unwrap())
-            .unwrap();
         let shutdown = CancellationToken::new();
-        let subscription = rooms.subscribe(&code, &alice, None).unwrap();
-        let mut stream = EventStream::new(subscription, Duration::from_secs(60), shutdown.clone());
+        let (_rooms, _code, _alice, mut stream) = alice_streaming(10, 16, shutdown.clone());
         assert!(next_text(&mut stream).await.starts_with("retry:"));
         assert!(next_text(&mut stream).await.contains("event: join"));
 
