@@ -41,12 +41,7 @@ async fn a_posted_message_reaches_every_members_stream() {
     bob.say(&code, "hello alice").await;
 
     for events in [&mut alice_events, &mut bob_events] {
-        let event = loop {
-            let event = events.next_event().await;
-            if event.event == "message" {
-                break event;
-            }
-        };
+        let event = events.next_message().await;
         assert_eq!(event.name(), "bob");
         assert_eq!(event.text(), "hello alice");
     }

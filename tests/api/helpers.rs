@@ -3,18 +3,25 @@
 //! `TestApp` is one running server; `User` is one cookie jar (a browser, a curl
 //! user); `Events` reads one `text/event-stream` response frame by frame, with a
 //! timeout on every read so that a bug fails fast instead of hanging.
+//!
+//! Also the small things several test files need: [`TempDir`], free loopback
+//! ports, and the server binary as a child process.
 
 #![allow(dead_code)]
 
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use chat_live_room::Config;
 use clap::Parser;
-use reqwest::header::{ACCEPT, CONTENT_TYPE, COOKIE, SET_COOKIE};
+use reqwest::header::{ACCEPT, CONTENT_TYPE, COOKIE, HeaderValue, SET_COOKIE};
 use reqwest::{Response, StatusCode};
 use serde_json::Value;
 use tokio::net::TcpListener;
+use tokio::process::Command;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
@@ -41,6 +48,12 @@ pub async fn spawn_app_with(args: &[&str]) -> TestApp {
     let mut argv = vec!["chat-live-room", "--bind", "127.0.0.1:0"];
     argv.extend_from_slice(args);
     let config = Config::try_parse_from(argv).expect("valid test options");
+    spawn_app_configured(config).await
+}
+
+/// Starts the server on 127.0.0.1 port 0 with an already parsed configuration
+/// (its `--bind` is not used).
+pub async fn spawn_app_configured(config: Config) -> TestApp {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind port 0");
     let addr = listener.local_addr().expect("local address");
     let (shutdown, stop) = oneshot::channel::<()>();
@@ -103,6 +116,18 @@ impl Drop for TestApp {
             let _ = shutdown.send(());
         }
     }
+}
+
+/// Alice in a new room and bob joined, both streaming, each join seen by alice.
+pub async fn alice_and_bob_streaming(app: &TestApp) -> (String, User, Events, User, Events) {
+    let (alice, code) = app.user_in_new_room("alice").await;
+    let bob = app.user_joined(&code, "bob").await;
+    let mut alice_events = alice.open_events(&code).await;
+    alice_events.expect_event("join", "alice").await;
+    let mut bob_events = bob.open_events(&code).await;
+    bob_events.expect_event("join", "bob").await;
+    alice_events.expect_event("join", "bob").await;
+    (code, alice, alice_events, bob, bob_events)
 }
 
 /// A new visitor reaching the server at `base` (e.g. through a proxy).
@@ -207,11 +232,7 @@ impl User {
     pub async fn create_room_ok(&mut self, name: &str) -> String {
         let response = self.create_room(name).await;
         assert_eq!(response.status(), StatusCode::SEE_OTHER);
-        let location = location(&response);
-        let code = location
-            .strip_prefix("/rooms/")
-            .expect("redirect to the room")
-            .to_owned();
+        let code = room_code(&response);
         assert_eq!(code.len(), 4);
         assert!(code.chars().all(|c| c.is_ascii_uppercase()), "{code}");
         code
@@ -298,6 +319,49 @@ impl User {
         );
         Events::new(response)
     }
+}
+
+/// Sends `request` with a browser's `Accept` header instead of curl's
+/// (`.header()` on the builder would add a second one).
+pub async fn send_as_browser(request: reqwest::RequestBuilder) -> Response {
+    let (client, request) = request.build_split();
+    let mut request = request.expect("a request");
+    request
+        .headers_mut()
+        .insert(ACCEPT, HeaderValue::from_static(BROWSER_ACCEPT));
+    client.execute(request).await.expect("request")
+}
+
+/// `name=value` of the session cookie a response sets.
+pub fn session_cookie(response: &Response) -> String {
+    response
+        .headers()
+        .get(SET_COOKIE)
+        .expect("a session cookie")
+        .to_str()
+        .expect("ascii cookie")
+        .split(';')
+        .next()
+        .expect("name=value")
+        .to_owned()
+}
+
+/// A well-formed four-letter code that is none of `taken` (the codes of the
+/// open rooms), so no open room uses it.
+pub fn unused_code(taken: &[&str]) -> String {
+    ["ZZZZ", "YYYY", "XXXX"]
+        .into_iter()
+        .find(|code| !taken.contains(code))
+        .expect("a free code")
+        .to_owned()
+}
+
+/// The room code of a redirect to `/rooms/{CODE}`.
+pub fn room_code(response: &Response) -> String {
+    location(response)
+        .strip_prefix("/rooms/")
+        .expect("redirect to the room")
+        .to_owned()
 }
 
 /// `Location` header of a redirect.
@@ -427,6 +491,39 @@ impl Events {
         }
     }
 
+    /// Reads the next event and asserts it is `kind` by `name`.
+    pub async fn expect_event(&mut self, kind: &str, name: &str) -> SseEvent {
+        let event = self.next_event().await;
+        assert_eq!(
+            event.event, kind,
+            "expected {kind} by {name}, got {event:?}"
+        );
+        assert_eq!(
+            event.name(),
+            name,
+            "expected {kind} by {name}, got {event:?}"
+        );
+        event
+    }
+
+    /// Reads the next event and asserts it is a message `text` by `name`.
+    pub async fn expect_message(&mut self, name: &str, text: &str) -> SseEvent {
+        let event = self.expect_event("message", name).await;
+        assert_eq!(event.text(), text, "{event:?}");
+        event
+    }
+
+    /// Reads events until the next message, skipping notices (joins and
+    /// leaves); fails the test if an event does not come within [`PATIENCE`].
+    pub async fn next_message(&mut self) -> SseEvent {
+        loop {
+            let event = self.next_event().await;
+            if event.event == "message" {
+                return event;
+            }
+        }
+    }
+
     /// The next `n` events.
     pub async fn next_events(&mut self, n: usize) -> Vec<SseEvent> {
         let mut events = Vec::with_capacity(n);
@@ -547,8 +644,108 @@ impl ResumingEvents {
             .expect("an event arrives within the patience period")
     }
 
+    /// Reads events until the next message, skipping notices (joins and
+    /// leaves), reconnecting as often as needed.
+    pub async fn next_message(&mut self) -> SseEvent {
+        loop {
+            let event = self.next_event().await;
+            if event.event == "message" {
+                return event;
+            }
+        }
+    }
+
     /// The user this stream belongs to.
     pub fn user(&self) -> &User {
         &self.user
     }
+}
+
+/// A fresh directory under Cargo's scratch space for tests
+/// (`target/tmp`), removed on drop.
+pub struct TempDir(PathBuf);
+
+impl TempDir {
+    /// A new, empty directory named after `label`, unique in this test run.
+    pub fn new(label: &str) -> Self {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let path = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!(
+            "{label}-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        ));
+        // Left over from an earlier run whose process had the same id.
+        let _ = std::fs::remove_dir_all(&path);
+        std::fs::create_dir_all(&path).expect("create a temporary directory");
+        Self(path)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A loopback port that was free a moment ago (for programs that cannot be
+/// given port 0).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+/// Waits until something accepts connections on loopback `port`; whether it
+/// did within `within`.
+#[must_use = "assert it, with what the failure message should show"]
+pub async fn wait_for_port(port: u16, within: Duration) -> bool {
+    let deadline = tokio::time::Instant::now() + within;
+    while tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .is_err()
+    {
+        if tokio::time::Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    true
+}
+
+/// The server binary Cargo built for these tests.
+pub const BINARY: &str = env!("CARGO_BIN_EXE_chat-live-room");
+
+/// The server binary, isolated from the caller's `CHAT_*` variables, logging
+/// with `RUST_LOG={rust_log}`; killed when dropped.
+pub fn server_command(rust_log: &str) -> Command {
+    let mut command = Command::new(BINARY);
+    for (key, _) in std::env::vars_os() {
+        if key.to_string_lossy().starts_with("CHAT_") {
+            command.env_remove(&key);
+        }
+    }
+    command
+        .env("RUST_LOG", rust_log)
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .kill_on_drop(true);
+    command
+}
+
+/// Runs a command that should finish by itself, bounded by `within`.
+pub async fn run_to_end(command: &mut Command, within: Duration) -> std::process::Output {
+    let child = command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start the server binary");
+    tokio::time::timeout(within, child.wait_with_output())
+        .await
+        .unwrap_or_else(|_| panic!("the binary did not exit within {within:?}"))
+        .expect("the binary's output")
 }

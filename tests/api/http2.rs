@@ -8,26 +8,26 @@
 //! one certificate (reqwest) or skip verification (`curl -k`).
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Stdio;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use chat_live_room::Config;
 use clap::Parser;
-use reqwest::header::{ACCEPT, CONTENT_TYPE, COOKIE, SET_COOKIE};
+use reqwest::header::{ACCEPT, CONTENT_TYPE, COOKIE};
 use reqwest::{Response, StatusCode, Version};
 use tokio::io::{AsyncBufReadExt as _, BufReader, Lines};
-use tokio::net::{TcpListener, TcpStream};
 use tokio::process::{ChildStdout, Command};
-use tokio::sync::oneshot;
-use tokio::task::{JoinHandle, JoinSet};
+use tokio::task::JoinSet;
 use tokio::time::{Instant, timeout, timeout_at};
 
-use crate::helpers::{Events, PATIENCE, SseEvent, location};
+use crate::helpers::{
+    Events, PATIENCE, TempDir, TestApp, room_code, run_to_end, server_command, session_cookie,
+    spawn_app_configured,
+};
+use crate::relay::Relay;
 
-/// The server binary Cargo built for these tests.
-const BINARY: &str = env!("CARGO_BIN_EXE_chat-live-room");
+/// What the server binary logs, isolated from the caller's `RUST_LOG`.
+const RUST_LOG: &str = "info";
 
 /// How many tabs' streams share the one connection.
 const TABS: usize = 10;
@@ -37,7 +37,7 @@ const TABS: usize = 10;
 async fn ten_event_streams_share_one_http2_connection_and_all_receive_a_message() {
     // Arrange
     let app = spawn_https_app().await;
-    let relay = CountingRelay::start(app.addr).await;
+    let relay = Relay::start(app.addr).await;
     let browser = app.client(Protocols::Alpn);
     let tabs_base = format!("https://localhost:{}", relay.addr.port());
     let (alice, code) = create_room(&browser, &tabs_base, "alice").await;
@@ -71,7 +71,7 @@ async fn ten_event_streams_share_one_http2_connection_and_all_receive_a_message(
 
     // Assert
     for (tab, events) in tabs.iter_mut().enumerate() {
-        let message = next_message(events).await;
+        let message = events.next_message().await;
         assert_eq!(
             (message.name(), message.text()),
             ("bob", "hello, every tab"),
@@ -202,11 +202,11 @@ async fn graceful_shutdown_ends_open_http2_streams_promptly() {
 #[tokio::test]
 async fn help_names_the_tls_options_and_ties_secure_cookies_to_tls() {
     // Arrange
-    let mut command = server_command();
+    let mut command = server_command(RUST_LOG);
     command.arg("--help");
 
     // Act
-    let help = run_to_end(&mut command).await;
+    let help = run_to_end(&mut command, PATIENCE).await;
 
     // Assert
     assert!(help.status.success(), "--help exits 0");
@@ -236,16 +236,16 @@ async fn the_binary_refuses_half_or_unreadable_tls_options_clearly() {
     let key = certificate.key_path.to_str().expect("utf-8 path");
     let missing = certificate.dir.path().join("no-such-cert.pem");
     let missing = missing.to_str().expect("utf-8 path");
-    let mut cert_only = server_command();
+    let mut cert_only = server_command(RUST_LOG);
     cert_only.args(["--tls-cert", cert]);
-    let mut cert_only_from_env = server_command();
+    let mut cert_only_from_env = server_command(RUST_LOG);
     cert_only_from_env.env("CHAT_TLS_CERT", cert);
-    let mut unreadable_cert = server_command();
+    let mut unreadable_cert = server_command(RUST_LOG);
     unreadable_cert.args(["--tls-cert", missing, "--tls-key", key]);
-    let mut cert_as_key = server_command();
+    let mut cert_as_key = server_command(RUST_LOG);
     cert_as_key.args(["--tls-cert", cert, "--tls-key", cert]);
     let other = TestCertificate::new();
-    let mut someone_elses_key = server_command();
+    let mut someone_elses_key = server_command(RUST_LOG);
     someone_elses_key.args(["--tls-cert", cert, "--tls-key"]);
     someone_elses_key.arg(&other.key_path);
     let cases: [(&str, &mut Command, &[&str]); 5] = [
@@ -274,7 +274,7 @@ async fn the_binary_refuses_half_or_unreadable_tls_options_clearly() {
 
     for (case, command, expected) in cases {
         // Act
-        let output = run_to_end(command.args(["--bind", "127.0.0.1:0"])).await;
+        let output = run_to_end(command.args(["--bind", "127.0.0.1:0"]), PATIENCE).await;
 
         // Assert
         let said = format!(
@@ -331,12 +331,11 @@ impl TestCertificate {
     }
 }
 
-/// One server speaking HTTPS, like `helpers::TestApp` for plain HTTP.
+/// One server speaking HTTPS: a `helpers::TestApp` started with a certificate.
 struct HttpsApp {
     addr: SocketAddr,
+    server: TestApp,
     certificate: TestCertificate,
-    shutdown: Option<oneshot::Sender<()>>,
-    server: Option<JoinHandle<()>>,
 }
 
 /// Which protocols a client offers in ALPN.
@@ -362,17 +361,11 @@ async fn spawn_https_app() -> HttpsApp {
     ])
     .expect("valid TLS options");
     assert!(config.tls.settings().is_some(), "the TLS files are loaded");
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind port 0");
-    let addr = listener.local_addr().expect("local address");
-    let (shutdown, stop) = oneshot::channel::<()>();
-    let server = tokio::spawn(chat_live_room::run(listener, config, async {
-        let _ = stop.await;
-    }));
+    let server = spawn_app_configured(config).await;
     HttpsApp {
-        addr,
+        addr: server.addr,
+        server,
         certificate,
-        shutdown: Some(shutdown),
-        server: Some(server),
     }
 }
 
@@ -402,70 +395,8 @@ impl HttpsApp {
     }
 
     /// Starts graceful shutdown and waits (bounded) for the server task to end.
-    async fn shut_down(mut self) {
-        if let Some(shutdown) = self.shutdown.take() {
-            let _ = shutdown.send(());
-        }
-        if let Some(server) = self.server.take() {
-            timeout(PATIENCE, server)
-                .await
-                .expect("the server stops within the patience period")
-                .expect("the server task does not panic");
-        }
-    }
-}
-
-impl Drop for HttpsApp {
-    fn drop(&mut self) {
-        if let Some(shutdown) = self.shutdown.take() {
-            let _ = shutdown.send(());
-        }
-    }
-}
-
-/// A TCP relay in front of the server that counts the connections it accepts:
-/// every client connection through it is one TCP connection to the server.
-struct CountingRelay {
-    addr: SocketAddr,
-    accepted: Arc<AtomicUsize>,
-    task: JoinHandle<()>,
-}
-
-impl CountingRelay {
-    async fn start(target: SocketAddr) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind the relay");
-        let addr = listener.local_addr().expect("relay address");
-        let accepted = Arc::new(AtomicUsize::new(0));
-        let counter = Arc::clone(&accepted);
-        let task = tokio::spawn(async move {
-            // Dropped (and so aborted) with the accept loop.
-            let mut pipes = JoinSet::new();
-            while let Ok((mut client, _)) = listener.accept().await {
-                counter.fetch_add(1, Ordering::SeqCst);
-                pipes.spawn(async move {
-                    if let Ok(mut server) = TcpStream::connect(target).await {
-                        let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
-                    }
-                });
-            }
-        });
-        Self {
-            addr,
-            accepted,
-            task,
-        }
-    }
-
-    fn connections(&self) -> usize {
-        self.accepted.load(Ordering::SeqCst)
-    }
-}
-
-impl Drop for CountingRelay {
-    fn drop(&mut self) {
-        self.task.abort();
+    async fn shut_down(self) {
+        self.server.shut_down().await;
     }
 }
 
@@ -498,11 +429,7 @@ impl Person {
 async fn create_room(client: &reqwest::Client, base: &str, name: &str) -> (String, String) {
     let response = post_form(client, &format!("{base}/rooms"), None, &[("name", name)]).await;
     assert_eq!(response.status(), StatusCode::SEE_OTHER, "create a room");
-    let code = location(&response)
-        .strip_prefix("/rooms/")
-        .expect("redirect to the room")
-        .to_owned();
-    (session_cookie(&response), code)
+    (session_cookie(&response), room_code(&response))
 }
 
 /// Joins room `code` as `name`.
@@ -524,20 +451,6 @@ async fn join_room(client: &reqwest::Client, base: &str, code: &str, name: &str)
         base: base.to_owned(),
         cookie: session_cookie(&response),
     }
-}
-
-/// `name=value` of the session cookie a response sets.
-fn session_cookie(response: &Response) -> String {
-    response
-        .headers()
-        .get(SET_COOKIE)
-        .expect("a session cookie")
-        .to_str()
-        .expect("ascii cookie")
-        .split(';')
-        .next()
-        .expect("name=value")
-        .to_owned()
 }
 
 /// A form post (values are plain words here, so only spaces need encoding).
@@ -577,22 +490,6 @@ async fn open_events(client: &reqwest::Client, url: &str, cookie: &str) -> Respo
         .expect("GET events over HTTPS");
     assert_eq!(response.status(), StatusCode::OK, "the event stream opens");
     response
-}
-
-/// The next `message` event, skipping joins and leaves; fails the test if none
-/// comes within [`PATIENCE`].
-async fn next_message(events: &mut Events) -> SseEvent {
-    let deadline = Instant::now() + PATIENCE;
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        let event = events
-            .next_event_within(left)
-            .await
-            .expect("a message arrives within the patience period");
-        if event.event == "message" {
-            return event;
-        }
-    }
 }
 
 // ---------------------------------------------------------------------------
@@ -640,61 +537,5 @@ async fn read_until(
             Ok(Ok(Some(_))) => {}
             _ => return None,
         }
-    }
-}
-
-/// The server binary, isolated from the caller's `CHAT_*` and `RUST_LOG`.
-fn server_command() -> Command {
-    let mut command = Command::new(BINARY);
-    for (key, _) in std::env::vars_os() {
-        if key.to_string_lossy().starts_with("CHAT_") {
-            command.env_remove(&key);
-        }
-    }
-    command
-        .env("RUST_LOG", "info")
-        .env("NO_COLOR", "1")
-        .stdin(Stdio::null())
-        .kill_on_drop(true);
-    command
-}
-
-/// Runs a command that should finish by itself, bounded by [`PATIENCE`].
-async fn run_to_end(command: &mut Command) -> std::process::Output {
-    let child = command
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start the server binary");
-    timeout(PATIENCE, child.wait_with_output())
-        .await
-        .unwrap_or_else(|_| panic!("the binary did not exit within {PATIENCE:?}"))
-        .expect("the binary's output")
-}
-
-/// A fresh directory under Cargo's scratch space, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(label: &str) -> Self {
-        static NEXT: AtomicUsize = AtomicUsize::new(0);
-        let path = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!(
-            "{label}-{}-{}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        ));
-        let _ = std::fs::remove_dir_all(&path);
-        std::fs::create_dir_all(&path).expect("create a temporary directory");
-        Self(path)
-    }
-
-    fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
     }
 }

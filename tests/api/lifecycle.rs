@@ -3,12 +3,13 @@
 
 use std::time::Duration;
 
-use reqwest::header::{ACCEPT, HeaderValue, ORIGIN};
+use reqwest::header::ORIGIN;
 use reqwest::{RequestBuilder, Response, StatusCode};
 use tokio::time::Instant;
 
 use crate::helpers::{
-    BROWSER_ACCEPT, Events, PATIENCE, SseEvent, TestApp, User, location, spawn_app, spawn_app_with,
+    Events, PATIENCE, TestApp, User, alice_and_bob_streaming, location, send_as_browser, spawn_app,
+    spawn_app_with, unused_code,
 };
 
 /// How long a stream must stay quiet to count as "nothing was sent".
@@ -17,44 +18,11 @@ const QUIET: Duration = Duration::from_millis(500);
 /// How often a poll loop looks again.
 const POLL: Duration = Duration::from_millis(25);
 
-/// Reads the next event and asserts it is `kind` by `name`.
-async fn expect_event(events: &mut Events, kind: &str, name: &str) -> SseEvent {
-    let event = events.next_event().await;
-    assert_eq!(
-        event.event, kind,
-        "expected {kind} by {name}, got {event:?}"
-    );
-    assert_eq!(
-        event.name(),
-        name,
-        "expected {kind} by {name}, got {event:?}"
-    );
-    event
-}
-
-/// Reads the next event and asserts it is a message `text` by `name`.
-async fn expect_message(events: &mut Events, name: &str, text: &str) {
-    let event = expect_event(events, "message", name).await;
-    assert_eq!(event.text(), text, "{event:?}");
-}
-
 /// Asserts nothing arrives on `events` for `window`.
 async fn expect_quiet(events: &mut Events, window: Duration, what: &str) {
     if let Some(event) = events.next_event_within(window).await {
         panic!("{what}, but got {event:?}");
     }
-}
-
-/// Alice in a new room and bob joined, both streaming, each join seen by alice.
-async fn alice_and_bob_streaming(app: &TestApp) -> (String, User, Events, User, Events) {
-    let (alice, code) = app.user_in_new_room("alice").await;
-    let bob = app.user_joined(&code, "bob").await;
-    let mut alice_events = alice.open_events(&code).await;
-    expect_event(&mut alice_events, "join", "alice").await;
-    let mut bob_events = bob.open_events(&code).await;
-    expect_event(&mut bob_events, "join", "bob").await;
-    expect_event(&mut alice_events, "join", "bob").await;
-    (code, alice, alice_events, bob, bob_events)
 }
 
 /// Status of `GET path` as `user`.
@@ -116,7 +84,7 @@ async fn join_is_announced_by_the_first_stream_only() {
     let app = spawn_app_with(&["--grace", "0"]).await;
     let (alice, code) = app.user_in_new_room("alice").await;
     let mut alice_events = alice.open_events(&code).await;
-    expect_event(&mut alice_events, "join", "alice").await;
+    alice_events.expect_event("join", "alice").await;
 
     // Act + Assert: joining by POST announces nothing.
     let bob = app.user_joined(&code, "bob").await;
@@ -124,8 +92,8 @@ async fn join_is_announced_by_the_first_stream_only() {
 
     // Act + Assert: bob's first stream announces him.
     let mut bob_tab_one = bob.open_events(&code).await;
-    expect_event(&mut alice_events, "join", "bob").await;
-    expect_event(&mut bob_tab_one, "join", "bob").await;
+    alice_events.expect_event("join", "bob").await;
+    bob_tab_one.expect_event("join", "bob").await;
 
     // Act + Assert: a second tab announces nothing, and closing it makes no leave.
     let bob_tab_two = bob.open_events(&code).await;
@@ -137,8 +105,8 @@ async fn join_is_announced_by_the_first_stream_only() {
     )
     .await;
     alice.say(&code, "still here?").await;
-    expect_message(&mut alice_events, "alice", "still here?").await;
-    expect_message(&mut bob_tab_one, "alice", "still here?").await;
+    alice_events.expect_message("alice", "still here?").await;
+    bob_tab_one.expect_message("alice", "still here?").await;
     assert_eq!(alice.members(&code).await, ["alice", "bob"]);
 }
 
@@ -195,10 +163,10 @@ async fn a_reload_inside_the_grace_period_makes_no_notices() {
     )
     .await;
     bob.say(&code, "back").await;
-    expect_message(&mut alice_events, "bob", "back").await;
-    expect_message(&mut bob_events, "bob", "back").await;
+    alice_events.expect_message("bob", "back").await;
+    bob_events.expect_message("bob", "back").await;
     alice.say(&code, "welcome back").await;
-    expect_message(&mut bob_events, "alice", "welcome back").await;
+    bob_events.expect_message("alice", "welcome back").await;
     assert_eq!(alice.members(&code).await, ["alice", "bob"]);
 }
 
@@ -209,7 +177,7 @@ async fn with_no_grace_the_room_closes_when_its_last_stream_closes() {
     let app = spawn_app_with(&["--grace", "0"]).await;
     let (alice, code) = app.user_in_new_room("alice").await;
     let mut events = alice.open_events(&code).await;
-    expect_event(&mut events, "join", "alice").await;
+    events.expect_event("join", "alice").await;
 
     // Act
     drop(events);
@@ -227,7 +195,7 @@ async fn with_a_grace_the_room_closes_after_it() {
     let app = spawn_app_with(&["--grace", "0.5"]).await;
     let (alice, code) = app.user_in_new_room("alice").await;
     let mut events = alice.open_events(&code).await;
-    expect_event(&mut events, "join", "alice").await;
+    events.expect_event("join", "alice").await;
 
     // Act
     let closed_at = Instant::now();
@@ -256,9 +224,11 @@ async fn a_closed_room_stays_gone_and_new_rooms_start_fresh() {
     let app = spawn_app_with(&["--grace", "0"]).await;
     let (mut alice, old_code) = app.user_in_new_room("alice").await;
     let mut events = alice.open_events(&old_code).await;
-    expect_event(&mut events, "join", "alice").await;
+    events.expect_event("join", "alice").await;
     alice.say(&old_code, "a secret from the old room").await;
-    expect_message(&mut events, "alice", "a secret from the old room").await;
+    events
+        .expect_message("alice", "a secret from the old room")
+        .await;
     drop(events);
     wait_until_room_is_gone(&alice, &old_code, Duration::from_secs(1)).await;
 
@@ -274,7 +244,7 @@ async fn a_closed_room_stays_gone_and_new_rooms_start_fresh() {
         StatusCode::NOT_FOUND,
         "the old code names no room"
     );
-    let join = expect_event(&mut new_events, "join", "alice").await;
+    let join = new_events.expect_event("join", "alice").await;
     assert_eq!(join.id, Some(1), "a new room's ids start afresh: {join:?}");
     let page = alice.get(&format!("/rooms/{new_code}")).await;
     assert_eq!(page.status(), StatusCode::OK);
@@ -284,7 +254,7 @@ async fn a_closed_room_stays_gone_and_new_rooms_start_fresh() {
         "the new room has none of the old history"
     );
     alice.say(&new_code, "fresh start").await;
-    expect_message(&mut new_events, "alice", "fresh start").await;
+    new_events.expect_message("alice", "fresh start").await;
     assert_eq!(
         status(&alice, &format!("/rooms/{old_code}")).await,
         StatusCode::NOT_FOUND
@@ -299,9 +269,9 @@ async fn graceful_shutdown_ends_open_streams() {
     let (alice, code) = app.user_in_new_room("alice").await;
     let bob = app.user_joined(&code, "bob").await;
     let mut alice_events = alice.open_events(&code).await;
-    expect_event(&mut alice_events, "join", "alice").await;
+    alice_events.expect_event("join", "alice").await;
     let mut bob_events = bob.open_events(&code).await;
-    expect_event(&mut bob_events, "join", "bob").await;
+    bob_events.expect_event("join", "bob").await;
 
     // Act
     let started = Instant::now();
@@ -325,12 +295,12 @@ async fn one_session_in_two_rooms_gets_each_rooms_messages_only() {
     let joined = alice.join("alice", &room_b).await;
     assert_eq!(joined.status(), StatusCode::SEE_OTHER);
     let mut bob_b = bob.open_events(&room_b).await;
-    expect_event(&mut bob_b, "join", "bob").await;
+    bob_b.expect_event("join", "bob").await;
     let mut alice_a = alice.open_events(&room_a).await;
-    expect_event(&mut alice_a, "join", "alice").await;
+    alice_a.expect_event("join", "alice").await;
     let mut alice_b = alice.open_events(&room_b).await;
-    expect_event(&mut alice_b, "join", "alice").await;
-    expect_event(&mut bob_b, "join", "alice").await;
+    alice_b.expect_event("join", "alice").await;
+    bob_b.expect_event("join", "alice").await;
 
     // Act
     alice.say(&room_b, "to B").await;
@@ -338,10 +308,10 @@ async fn one_session_in_two_rooms_gets_each_rooms_messages_only() {
     bob.say(&room_b, "bob to B").await;
 
     // Assert
-    expect_message(&mut alice_a, "alice", "to A").await;
+    alice_a.expect_message("alice", "to A").await;
     for events in [&mut alice_b, &mut bob_b] {
-        expect_message(events, "alice", "to B").await;
-        expect_message(events, "bob", "bob to B").await;
+        events.expect_message("alice", "to B").await;
+        events.expect_message("bob", "bob to B").await;
     }
     expect_quiet(&mut alice_a, QUIET, "room A hears nothing of room B").await;
     assert_eq!(alice.members(&room_a).await, ["alice"]);
@@ -361,26 +331,6 @@ fn leave_request(user: &User, code: &str) -> RequestBuilder {
 /// Leaves room `code` as curl would.
 async fn leave(user: &User, code: &str) -> Response {
     leave_request(user, code).send().await.expect("POST leave")
-}
-
-/// The request with a browser's `Accept` header instead of curl's (`.header()`
-/// would add a second one).
-async fn send_as_browser(request: RequestBuilder) -> Response {
-    let (client, request) = request.build_split();
-    let mut request = request.expect("a request");
-    request
-        .headers_mut()
-        .insert(ACCEPT, HeaderValue::from_static(BROWSER_ACCEPT));
-    client.execute(request).await.expect("request")
-}
-
-/// A four-letter code that is none of `taken`.
-fn unused_code(taken: &[&str]) -> String {
-    ["ZZZZ", "YYYY", "XXXX"]
-        .into_iter()
-        .find(|code| !taken.contains(code))
-        .expect("a free code")
-        .to_owned()
 }
 
 /// Asserts `user` is no member of the existing room `code`: events and posts
@@ -422,7 +372,7 @@ async fn leaving_is_announced_at_once_and_ends_the_membership() {
 
     // Assert: within the patience period, far inside the 30 s grace.
     assert_eq!(response.status(), StatusCode::NO_CONTENT);
-    expect_event(&mut alice_events, "leave", "bob").await;
+    alice_events.expect_event("leave", "bob").await;
     assert_eq!(alice.members(&code).await, ["alice"]);
     assert_no_longer_a_member(&bob, &code).await;
 }
@@ -442,9 +392,9 @@ async fn leaving_ends_all_of_the_members_streams() {
     assert_eq!(response.status(), StatusCode::NO_CONTENT);
     bob_tab_one.expect_end().await;
     bob_tab_two.expect_end().await;
-    expect_event(&mut alice_events, "leave", "bob").await;
+    alice_events.expect_event("leave", "bob").await;
     alice.say(&code, "just me").await;
-    expect_message(&mut alice_events, "alice", "just me").await;
+    alice_events.expect_message("alice", "just me").await;
 }
 
 /// curl gets `204` for leaving; a browser posting the form gets `303` to the home page.
@@ -455,7 +405,7 @@ async fn leaving_replies_204_to_curl_and_303_home_to_a_browser() {
     let (code, alice, mut alice_events, bob, _bob_events) = alice_and_bob_streaming(&app).await;
     let carol = app.user_joined(&code, "carol").await;
     let _carol_events = carol.open_events(&code).await;
-    expect_event(&mut alice_events, "join", "carol").await;
+    alice_events.expect_event("join", "carol").await;
 
     // Act
     let by_curl = leave(&bob, &code).await;
@@ -468,8 +418,8 @@ async fn leaving_replies_204_to_curl_and_303_home_to_a_browser() {
     assert_eq!(by_curl.status(), StatusCode::NO_CONTENT, "curl");
     assert_eq!(by_browser.status(), StatusCode::SEE_OTHER, "a browser");
     assert_eq!(location(&by_browser), "/");
-    expect_event(&mut alice_events, "leave", "bob").await;
-    expect_event(&mut alice_events, "leave", "carol").await;
+    alice_events.expect_event("leave", "bob").await;
+    alice_events.expect_event("leave", "carol").await;
     assert_eq!(alice.members(&code).await, ["alice"]);
 }
 
@@ -505,8 +455,8 @@ async fn leaving_is_refused_to_strangers_unknown_rooms_and_other_sites() {
     assert_eq!(of_unknown, StatusCode::NOT_FOUND, "an unknown room");
     assert_eq!(cross_origin, StatusCode::FORBIDDEN, "another site");
     bob.say(&code, "still here").await;
-    expect_message(&mut alice_events, "bob", "still here").await;
-    expect_message(&mut bob_events, "bob", "still here").await;
+    alice_events.expect_message("bob", "still here").await;
+    bob_events.expect_message("bob", "still here").await;
     assert_eq!(alice.members(&code).await, ["alice", "bob"]);
 }
 
@@ -517,7 +467,7 @@ async fn with_no_grace_the_room_closes_when_its_last_member_leaves() {
     let app = spawn_app_with(&["--grace", "0"]).await;
     let (alice, code) = app.user_in_new_room("alice").await;
     let mut events = alice.open_events(&code).await;
-    expect_event(&mut events, "join", "alice").await;
+    events.expect_event("join", "alice").await;
 
     // Act
     let response = leave(&alice, &code).await;
@@ -551,7 +501,7 @@ async fn with_a_grace_the_room_closes_after_its_last_member_leaves() {
     let app = spawn_app_with(&["--grace", "0.5"]).await;
     let (alice, code) = app.user_in_new_room("alice").await;
     let mut events = alice.open_events(&code).await;
-    expect_event(&mut events, "join", "alice").await;
+    events.expect_event("join", "alice").await;
 
     // Act
     let left_at = Instant::now();
@@ -583,7 +533,7 @@ async fn someone_who_left_can_join_again_with_the_same_name() {
         alice_and_bob_streaming(&app).await;
     assert_eq!(leave(&bob, &code).await.status(), StatusCode::NO_CONTENT);
     bob_events.expect_end().await;
-    expect_event(&mut alice_events, "leave", "bob").await;
+    alice_events.expect_event("leave", "bob").await;
 
     // Act
     let rejoined = bob.join("bob", &code).await;
@@ -592,11 +542,11 @@ async fn someone_who_left_can_join_again_with_the_same_name() {
     // Assert
     assert_eq!(rejoined.status(), StatusCode::SEE_OTHER);
     assert_eq!(location(&rejoined), format!("/rooms/{code}"));
-    expect_event(&mut alice_events, "join", "bob").await;
-    expect_event(&mut bob_events, "join", "bob").await;
+    alice_events.expect_event("join", "bob").await;
+    bob_events.expect_event("join", "bob").await;
     bob.say(&code, "back again").await;
-    expect_message(&mut alice_events, "bob", "back again").await;
-    expect_message(&mut bob_events, "bob", "back again").await;
+    alice_events.expect_message("bob", "back again").await;
+    bob_events.expect_message("bob", "back again").await;
     assert_eq!(alice.members(&code).await, ["alice", "bob"]);
 }
 
@@ -607,7 +557,7 @@ async fn the_name_of_someone_who_left_is_free_at_once() {
     let app = spawn_app_with(&["--grace", "30"]).await;
     let (code, alice, mut alice_events, bob, _bob_events) = alice_and_bob_streaming(&app).await;
     assert_eq!(leave(&bob, &code).await.status(), StatusCode::NO_CONTENT);
-    expect_event(&mut alice_events, "leave", "bob").await;
+    alice_events.expect_event("leave", "bob").await;
 
     // Act
     let mut newcomer = app.user();
@@ -616,8 +566,8 @@ async fn the_name_of_someone_who_left_is_free_at_once() {
     // Assert
     assert_eq!(joined.status(), StatusCode::SEE_OTHER);
     let mut newcomer_events = newcomer.open_events(&code).await;
-    expect_event(&mut alice_events, "join", "bob").await;
-    expect_event(&mut newcomer_events, "join", "bob").await;
+    alice_events.expect_event("join", "bob").await;
+    newcomer_events.expect_event("join", "bob").await;
     assert_eq!(alice.members(&code).await, ["alice", "bob"]);
     assert_no_longer_a_member(&bob, &code).await;
 }

@@ -7,10 +7,10 @@ use reqwest::header::{
     ACCEPT, CONTENT_SECURITY_POLICY, CONTENT_TYPE, HeaderValue, LOCATION, ORIGIN, SET_COOKIE,
     X_CONTENT_TYPE_OPTIONS,
 };
-use reqwest::{Method, RequestBuilder, Response, StatusCode};
+use reqwest::{Method, Response, StatusCode};
 
 use crate::helpers::{
-    BROWSER_ACCEPT, Events, SseEvent, TestApp, User, location, spawn_app, spawn_app_with,
+    TestApp, User, location, send_as_browser, spawn_app, spawn_app_with, unused_code,
 };
 
 /// A name and a message that would run script if a page inserted them as HTML.
@@ -29,7 +29,7 @@ async fn the_home_page_is_a_form_with_name_code_and_both_buttons_and_security_he
     let visitor = app.user();
 
     // Act
-    let response = as_browser(visitor.get_request("/")).await;
+    let response = send_as_browser(visitor.get_request("/")).await;
 
     // Assert
     assert_eq!(response.status(), StatusCode::OK);
@@ -381,7 +381,7 @@ async fn a_non_member_cannot_post_and_nothing_is_published() {
     assert_eq!(by_outsider.status(), StatusCode::FORBIDDEN);
     assert_eq!(by_stranger.status(), StatusCode::FORBIDDEN);
     alice.say(&code, "marker").await;
-    let first = next_message(&mut alice_events).await;
+    let first = alice_events.next_message().await;
     assert_eq!((first.name(), first.text()), ("alice", "marker"));
     let page = html_body(alice.get_as_browser(&format!("/rooms/{code}")).await).await;
     assert!(
@@ -435,8 +435,8 @@ async fn messages_must_have_between_1_and_2000_characters() {
     }
     assert_eq!(accepted.status(), StatusCode::NO_CONTENT);
     assert_eq!(accepted_wide.status(), StatusCode::NO_CONTENT);
-    assert_eq!(next_message(&mut events).await.text(), longest);
-    assert_eq!(next_message(&mut events).await.text(), longest_wide);
+    assert_eq!(events.next_message().await.text(), longest);
+    assert_eq!(events.next_message().await.text(), longest_wide);
 }
 
 /// `--max-message-chars 10`: 11 characters are refused, 10 accepted.
@@ -454,7 +454,7 @@ async fn the_message_limit_is_configurable() {
     // Assert
     assert_eq!(eleven.status(), StatusCode::BAD_REQUEST);
     assert_eq!(ten.status(), StatusCode::NO_CONTENT);
-    assert_eq!(next_message(&mut events).await.text(), "abcdefghij");
+    assert_eq!(events.next_message().await.text(), "abcdefghij");
 }
 
 /// A form body over 16 KiB is `413` and publishes nothing.
@@ -471,7 +471,7 @@ async fn a_form_body_over_16_kib_is_413() {
     // Assert
     assert_eq!(huge.status(), StatusCode::PAYLOAD_TOO_LARGE);
     alice.say(&code, "after the big one").await;
-    assert_eq!(next_message(&mut events).await.text(), "after the big one");
+    assert_eq!(events.next_message().await.text(), "after the big one");
 }
 
 /// A plain HTML form post is `303` back to the room; curl's post is `204`.
@@ -484,15 +484,15 @@ async fn a_browser_form_post_redirects_to_the_room_and_curl_gets_204() {
     let path = format!("/rooms/{code}/messages");
 
     // Act
-    let browser = as_browser(alice.post_request(&path, &[("message", "from a form")])).await;
+    let browser = send_as_browser(alice.post_request(&path, &[("message", "from a form")])).await;
     let curl = alice.post_message(&code, "from curl").await;
 
     // Assert
     assert_eq!(browser.status(), StatusCode::SEE_OTHER);
     assert_eq!(location(&browser), format!("/rooms/{code}"));
     assert_eq!(curl.status(), StatusCode::NO_CONTENT);
-    assert_eq!(next_message(&mut events).await.text(), "from a form");
-    assert_eq!(next_message(&mut events).await.text(), "from curl");
+    assert_eq!(events.next_message().await.text(), "from a form");
+    assert_eq!(events.next_message().await.text(), "from curl");
 }
 
 // ===== Cross-site posts =====
@@ -592,7 +592,7 @@ async fn posting_a_message_from_another_origin_is_refused_and_not_published() {
     // Assert
     assert_eq!(evil.status(), StatusCode::FORBIDDEN);
     assert_eq!(ours.status(), StatusCode::NO_CONTENT);
-    assert_eq!(next_message(&mut events).await.text(), "genuine");
+    assert_eq!(events.next_message().await.text(), "genuine");
     let page = html_body(alice.get_as_browser(&format!("/rooms/{code}")).await).await;
     assert!(!page.contains("forged"));
 }
@@ -616,8 +616,8 @@ async fn one_session_can_create_and_use_two_rooms_at_once() {
     alice.say(&room_b, "only in B").await;
 
     // Assert
-    assert_eq!(next_message(&mut a_events).await.text(), "only in A");
-    assert_eq!(next_message(&mut b_events).await.text(), "only in B");
+    assert_eq!(a_events.next_message().await.text(), "only in A");
+    assert_eq!(b_events.next_message().await.text(), "only in B");
     let page_b = html_body(alice.get_as_browser(&format!("/rooms/{room_b}")).await).await;
     assert!(page_b.contains("only in B") && !page_b.contains("only in A"));
     assert_eq!(alice.members(&room_a).await, ["alice"]);
@@ -642,9 +642,9 @@ async fn joining_a_second_room_keeps_the_first_membership() {
 
     // Assert
     assert_eq!(joined.status(), StatusCode::SEE_OTHER);
-    assert_eq!(next_message(&mut a_events).await.text(), "hello A");
-    assert_eq!(next_message(&mut b_events).await.text(), "hello B");
-    let seen_by_bob = next_message(&mut bob_events).await;
+    assert_eq!(a_events.next_message().await.text(), "hello A");
+    assert_eq!(b_events.next_message().await.text(), "hello B");
+    let seen_by_bob = bob_events.next_message().await;
     assert_eq!(
         (seen_by_bob.name(), seen_by_bob.text()),
         ("alice", "hello B")
@@ -711,7 +711,7 @@ async fn html_in_names_and_messages_is_escaped_on_the_page_and_exact_in_the_stre
     // Assert
     let joined = events.next_event().await;
     assert_eq!((joined.event.as_str(), joined.name()), ("join", XSS));
-    let message = next_message(&mut events).await;
+    let message = events.next_message().await;
     assert_eq!((message.name(), message.text()), (XSS, XSS));
     assert_eq!(attacker.members(&code).await, [XSS]);
     let page = html_body(attacker.get_as_browser(&format!("/rooms/{code}")).await).await;
@@ -737,9 +737,10 @@ async fn typed_values_shown_again_in_forms_are_escaped() {
     let (attacker, _) = app.user_in_new_room(XSS).await;
 
     // Act
-    let refused =
-        as_browser(visitor.post_request("/join", &[("name", typed_name), ("code", typed_code)]))
-            .await;
+    let refused = send_as_browser(
+        visitor.post_request("/join", &[("name", typed_name), ("code", typed_code)]),
+    )
+    .await;
     let join_form = attacker.get_as_browser(&format!("/rooms/{code}")).await;
 
     // Assert
@@ -929,7 +930,7 @@ async fn a_post_that_is_not_url_encoded_is_a_4xx_not_a_500() {
         "expected a 4xx (e.g. 415) with a message, got: {wrong:#?}"
     );
     alice.say(&code, "still fine").await;
-    assert_eq!(next_message(&mut events).await.text(), "still fine");
+    assert_eq!(events.next_message().await.text(), "still fine");
 }
 
 // ===== Helpers =====
@@ -948,7 +949,7 @@ async fn assert_form_refused(
     assert_changes_nothing(&curl);
     let message = plain_text_line(curl).await;
 
-    let browser = as_browser(user.post_request(path, fields)).await;
+    let browser = send_as_browser(user.post_request(path, fields)).await;
     assert_eq!(browser.status(), status, "browser: POST {path} {fields:?}");
     assert_changes_nothing(&browser);
     let page = html_body(browser).await;
@@ -998,7 +999,7 @@ async fn assert_counts_as_no_session(user: &User, code: &str) {
 
 /// `GET path` is `404`: a page with a link home for a browser, a line for curl.
 async fn assert_room_page_is_404(user: &User, path: &str) {
-    let browser = as_browser(user.get_request(path)).await;
+    let browser = send_as_browser(user.get_request(path)).await;
     assert_eq!(
         browser.status(),
         StatusCode::NOT_FOUND,
@@ -1073,15 +1074,6 @@ async fn user_with_a_session(app: &TestApp, name: &str) -> User {
     user
 }
 
-/// A code no open room uses.
-fn unused_code(taken: &[&str]) -> String {
-    ["QZQZ", "ZZZZ", "YYYY"]
-        .into_iter()
-        .find(|c| !taken.contains(c))
-        .expect("a free code")
-        .to_owned()
-}
-
 fn sorted(mut names: Vec<String>) -> Vec<String> {
     names.sort();
     names
@@ -1089,25 +1081,6 @@ fn sorted(mut names: Vec<String>) -> Vec<String> {
 
 fn own_origin(app: &TestApp) -> String {
     format!("http://{}", app.addr)
-}
-
-/// The request with a browser's `Accept` header instead of curl's.
-async fn as_browser(request: RequestBuilder) -> Response {
-    let (client, request) = request.build_split();
-    let mut request = request.expect("a request");
-    request
-        .headers_mut()
-        .insert(ACCEPT, HeaderValue::from_static(BROWSER_ACCEPT));
-    client.execute(request).await.expect("request")
-}
-
-async fn next_message(events: &mut Events) -> SseEvent {
-    loop {
-        let event = events.next_event().await;
-        if event.event == "message" {
-            return event;
-        }
-    }
 }
 
 fn header(response: &Response, name: reqwest::header::HeaderName) -> Option<String> {

@@ -5,7 +5,6 @@
 //! The forward-proxy scenario (tinyproxy under the README walkthrough) lives with
 //! the walkthrough in `walkthrough.rs`.
 
-use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
 
@@ -14,7 +13,9 @@ use tokio::io::AsyncBufReadExt as _;
 use tokio::process::{Child, Command};
 use tokio::time::Instant;
 
-use crate::helpers::{ResumingEvents, SseEvent, TestApp, spawn_app_with, user_at};
+use crate::helpers::{
+    ResumingEvents, SseEvent, TempDir, TestApp, free_port, spawn_app_with, user_at, wait_for_port,
+};
 use crate::relay::Relay;
 
 /// The proxy's idle timeout for a response from upstream (`proxy_read_timeout`).
@@ -68,11 +69,8 @@ impl Nginx {
             .find(|path| std::path::Path::new(path).exists())
             .expect("nginx is missing: `scripts/test` installs the Debian package nginx-light");
         let dir = TempDir::new("nginx");
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free port")
-            .port();
-        let prefix = dir.0.display();
+        let port = free_port();
+        let prefix = dir.path().display();
         let config = format!(
             r#"
 worker_processes 1;
@@ -98,11 +96,11 @@ http {{
 }}
 "#
         );
-        let config_path = dir.0.join("nginx.conf");
+        let config_path = dir.path().join("nginx.conf");
         std::fs::write(&config_path, config).expect("write nginx.conf");
         let child = Command::new(nginx)
             .arg("-p")
-            .arg(&dir.0)
+            .arg(dir.path())
             .arg("-c")
             .arg(&config_path)
             .args(["-g", "daemon off;"])
@@ -112,18 +110,11 @@ http {{
             .kill_on_drop(true)
             .spawn()
             .expect("start nginx");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .is_err()
-        {
-            assert!(
-                Instant::now() < deadline,
-                "nginx did not start listening:\n{}",
-                std::fs::read_to_string(dir.0.join("error.log")).unwrap_or_default()
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        assert!(
+            wait_for_port(port, Duration::from_secs(10)).await,
+            "nginx did not start listening:\n{}",
+            std::fs::read_to_string(dir.path().join("error.log")).unwrap_or_default()
+        );
         Self {
             child,
             base: format!("http://127.0.0.1:{port}"),
@@ -138,37 +129,19 @@ impl Drop for Nginx {
     }
 }
 
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(label: &str) -> Self {
-        let path = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-            .join(format!("{label}-{:032x}", rand::random::<u128>()));
-        std::fs::create_dir_all(&path).expect("create a temporary directory");
-        Self(path)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 async fn app_behind_nginx(args: &[&str]) -> (TestApp, Nginx) {
     let app = spawn_app_with(args).await;
     let nginx = Nginx::hostile(app.addr).await;
     (app, nginx)
 }
 
-/// Reads events until the next message, skipping notices.
-async fn next_message(events: &mut ResumingEvents) -> SseEvent {
-    loop {
-        let event = events.next_event().await;
-        if event.event == "message" {
-            return event;
-        }
-    }
+/// Asserts no further message arrives on `events` within 300 ms: none came twice.
+async fn assert_no_message_twice(events: &mut ResumingEvents) {
+    let nothing_more = events.next_event_within(Duration::from_millis(300)).await;
+    assert!(
+        nothing_more.as_ref().is_none_or(|e| e.event != "message"),
+        "no message twice: {nothing_more:?}"
+    );
 }
 
 /// The proxy really is hostile: it refuses WebSocket upgrades with `403`.
@@ -230,7 +203,7 @@ async fn events_pass_the_buffering_compressing_proxy_at_once() {
         alice.say(&code, &text).await;
 
         // Assert
-        let event = next_message(&mut plain).await;
+        let event = plain.next_message().await;
         assert_eq!(event.text(), text);
         let line = loop {
             let line = tokio::time::timeout(Duration::from_secs(5), gzipped.next_line())
@@ -282,12 +255,7 @@ async fn an_idle_stream_stays_open_through_the_proxy() {
     alice.say(&code, "still there?").await;
 
     // Assert
-    let event = loop {
-        let event = events.next_event().await;
-        if event.event == "message" {
-            break event;
-        }
-    };
+    let event = events.next_message().await;
     assert_eq!(event.text(), "still there?");
     assert!(
         keepalives >= 8,
@@ -314,7 +282,7 @@ async fn a_stream_the_proxy_keeps_cutting_loses_nothing() {
     for n in 0..3 {
         tokio::time::sleep_until(start + Duration::from_secs(7 * n + 1)).await;
         alice.say(&code, &format!("after {} s", 7 * n + 1)).await;
-        received.push(next_message(&mut events).await);
+        received.push(events.next_message().await);
     }
 
     // Assert
@@ -325,11 +293,7 @@ async fn a_stream_the_proxy_keeps_cutting_loses_nothing() {
         "the proxy cut the idle stream ({} reconnects)",
         events.reconnects
     );
-    let nothing_more = events.next_event_within(Duration::from_millis(300)).await;
-    assert!(
-        nothing_more.as_ref().is_none_or(|e| e.event != "message"),
-        "no message twice: {nothing_more:?}"
-    );
+    assert_no_message_twice(&mut events).await;
 }
 
 /// A stream the proxy has cut resumes with `Last-Event-ID` and replays exactly
@@ -344,12 +308,7 @@ async fn a_cut_stream_replays_exactly_what_it_missed() {
     assert_eq!(bob.join("bob", &code).await.status(), StatusCode::SEE_OTHER);
     let mut events = bob.open_events(&code).await;
     alice.say(&code, "before").await;
-    let before = loop {
-        let event = events.next_event().await;
-        if event.event == "message" {
-            break event;
-        }
-    };
+    let before = events.next_message().await;
     let cut_within = NGINX_READ_TIMEOUT + Duration::from_secs(5);
     while events.next_frame_within(cut_within).await.is_some() {}
     assert!(events.ended(), "the proxy cut the idle stream");
@@ -397,7 +356,7 @@ async fn connections_cut_mid_stream_lose_and_repeat_nothing() {
     });
     let mut received = Vec::new();
     while received.len() < total {
-        received.push(next_message(&mut events).await.text().to_owned());
+        received.push(events.next_message().await.text().to_owned());
         if received.len() % 15 == 7 {
             relay.cut();
         }
@@ -412,11 +371,7 @@ async fn connections_cut_mid_stream_lose_and_repeat_nothing() {
         "the relay cut {} times",
         events.reconnects
     );
-    let nothing_more = events.next_event_within(Duration::from_millis(300)).await;
-    assert!(
-        nothing_more.as_ref().is_none_or(|e| e.event != "message"),
-        "no message twice: {nothing_more:?}"
-    );
+    assert_no_message_twice(&mut events).await;
 }
 
 /// The nginx configuration in `docs/proxies.md` works as written: a browser's
@@ -455,12 +410,7 @@ async fn the_documented_nginx_configuration_works() {
         StatusCode::NO_CONTENT,
         "Host reaches the server"
     );
-    let event = loop {
-        let event = events.next_event().await;
-        if event.event == "message" {
-            break event;
-        }
-    };
+    let event = events.next_message().await;
     assert_eq!(event.text(), "from the browser");
     assert!(
         posted.elapsed() < Duration::from_secs(1),
@@ -518,7 +468,7 @@ async fn the_documented_deployment_check_works() {
     // Act
     let output = Command::new("bash")
         .args(["-c", &command])
-        .current_dir(&dir.0)
+        .current_dir(dir.path())
         .env_remove("http_proxy")
         .output()
         .await

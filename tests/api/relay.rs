@@ -11,7 +11,9 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 
 pub struct Relay {
-    /// Where clients connect, e.g. `http://127.0.0.1:PORT`.
+    /// Where clients connect.
+    pub addr: SocketAddr,
+    /// The same as a URL, e.g. `http://127.0.0.1:PORT`.
     pub base: String,
     state: Arc<Mutex<RelayState>>,
     accepted: Arc<AtomicUsize>,
@@ -29,7 +31,8 @@ impl Relay {
     /// Relays every connection made to it to `target`.
     pub async fn start(target: SocketAddr) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind relay");
-        let base = format!("http://{}", listener.local_addr().expect("relay address"));
+        let addr = listener.local_addr().expect("relay address");
+        let base = format!("http://{addr}");
         let state = Arc::new(Mutex::new(RelayState {
             generation: CancellationToken::new(),
             open: true,
@@ -66,6 +69,7 @@ impl Relay {
             }
         });
         Self {
+            addr,
             base,
             state,
             accepted,

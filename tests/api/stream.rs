@@ -6,32 +6,12 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use reqwest::header::ACCEPT;
 
-use crate::helpers::{Events, PATIENCE, SseEvent, User, spawn_app, spawn_app_with};
+use crate::helpers::{
+    Events, PATIENCE, SseEvent, User, alice_and_bob_streaming, spawn_app, spawn_app_with,
+};
 
 /// How long a stream must stay quiet to count as "nothing was sent".
 const QUIET: Duration = Duration::from_millis(300);
-
-/// Reads the next event and asserts it is `kind` by `name`.
-async fn expect_event(events: &mut Events, kind: &str, name: &str) -> SseEvent {
-    let event = events.next_event().await;
-    assert_eq!(
-        event.event, kind,
-        "expected {kind} by {name}, got {event:?}"
-    );
-    assert_eq!(
-        event.name(),
-        name,
-        "expected {kind} by {name}, got {event:?}"
-    );
-    event
-}
-
-/// Reads the next event and asserts it is a message `text` by `name`.
-async fn expect_message(events: &mut Events, name: &str, text: &str) -> SseEvent {
-    let event = expect_event(events, "message", name).await;
-    assert_eq!(event.text(), text, "{event:?}");
-    event
-}
 
 /// The SSE id of an event, which every event must have.
 fn id_of(event: &SseEvent) -> u64 {
@@ -202,7 +182,7 @@ async fn every_event_has_an_id_a_name_and_one_json_data_line() {
         last_id = id;
     }
     // Bob's stream carries the same events with the same ids.
-    let bob_join = expect_event(&mut bob_events, "join", "bob").await;
+    let bob_join = bob_events.expect_event("join", "bob").await;
     assert_eq!(Some(id_of(&bob_join)), frames[1].id);
 }
 
@@ -213,7 +193,7 @@ async fn multi_line_and_unicode_messages_round_trip() {
     let app = spawn_app().await;
     let (alice, code) = app.user_in_new_room("alice").await;
     let mut events = alice.open_events(&code).await;
-    expect_event(&mut events, "join", "alice").await;
+    events.expect_event("join", "alice").await;
     let texts = [
         "a\nb",
         "first line\n\nthird line",
@@ -246,9 +226,9 @@ async fn three_messages(user: &User, code: &str, name: &str, events: &mut Events
     for text in ["one", "two", "three"] {
         user.say(code, text).await;
     }
-    let first = expect_message(events, name, "one").await;
-    expect_message(events, name, "two").await;
-    expect_message(events, name, "three").await;
+    let first = events.expect_message(name, "one").await;
+    events.expect_message(name, "two").await;
+    events.expect_message(name, "three").await;
     id_of(&first)
 }
 
@@ -261,10 +241,10 @@ async fn expect_replay_then_live(
     first_id: u64,
     live: &str,
 ) {
-    let two = expect_message(resumed, name, "two").await;
-    let three = expect_message(resumed, name, "three").await;
+    let two = resumed.expect_message(name, "two").await;
+    let three = resumed.expect_message(name, "three").await;
     user.say(code, live).await;
-    let next = expect_message(resumed, name, live).await;
+    let next = resumed.expect_message(name, live).await;
     let ids = [id_of(&two), id_of(&three), id_of(&next)];
     assert!(
         first_id < ids[0] && ids[0] < ids[1] && ids[1] < ids[2],
@@ -279,7 +259,7 @@ async fn last_event_id_replays_the_events_after_it() {
     let app = spawn_app().await;
     let (alice, code) = app.user_in_new_room("alice").await;
     let mut events = alice.open_events(&code).await;
-    expect_event(&mut events, "join", "alice").await;
+    events.expect_event("join", "alice").await;
     let first = three_messages(&alice, &code, "alice", &mut events).await;
 
     // Act
@@ -296,7 +276,7 @@ async fn after_query_replays_the_events_after_it() {
     let app = spawn_app().await;
     let (alice, code) = app.user_in_new_room("alice").await;
     let mut events = alice.open_events(&code).await;
-    expect_event(&mut events, "join", "alice").await;
+    events.expect_event("join", "alice").await;
     let first = three_messages(&alice, &code, "alice", &mut events).await;
 
     // Act
@@ -313,7 +293,7 @@ async fn last_event_id_header_wins_over_the_after_query() {
     let app = spawn_app().await;
     let (alice, code) = app.user_in_new_room("alice").await;
     let mut events = alice.open_events(&code).await;
-    let join = expect_event(&mut events, "join", "alice").await;
+    let join = events.expect_event("join", "alice").await;
     let first = three_messages(&alice, &code, "alice", &mut events).await;
     let before_everything = id_of(&join) - 1;
 
@@ -336,12 +316,12 @@ async fn resuming_beyond_history_sends_reset_then_live_events() {
     let app = spawn_app_with(&["--history", "3"]).await;
     let (alice, code) = app.user_in_new_room("alice").await;
     let mut events = alice.open_events(&code).await;
-    let join = expect_event(&mut events, "join", "alice").await;
+    let join = events.expect_event("join", "alice").await;
     for i in 1..=6 {
         alice.say(&code, &format!("m{i}")).await;
     }
     for i in 1..=6 {
-        expect_message(&mut events, "alice", &format!("m{i}")).await;
+        events.expect_message("alice", &format!("m{i}")).await;
     }
 
     // Act
@@ -354,7 +334,7 @@ async fn resuming_beyond_history_sends_reset_then_live_events() {
         first.event, "reset",
         "the first event is a reset: {first:?}"
     );
-    expect_message(&mut resumed, "alice", "after the reset").await;
+    resumed.expect_message("alice", "after the reset").await;
 }
 
 /// Resuming from the latest id replays nothing and sends no reset.
@@ -364,13 +344,13 @@ async fn resuming_from_the_latest_id_replays_nothing() {
     let app = spawn_app_with(&["--history", "3"]).await;
     let (alice, code) = app.user_in_new_room("alice").await;
     let mut events = alice.open_events(&code).await;
-    expect_event(&mut events, "join", "alice").await;
+    events.expect_event("join", "alice").await;
     for i in 1..=6 {
         alice.say(&code, &format!("m{i}")).await;
     }
     let mut latest = 0;
     for i in 1..=6 {
-        latest = id_of(&expect_message(&mut events, "alice", &format!("m{i}")).await);
+        latest = id_of(&events.expect_message("alice", &format!("m{i}")).await);
     }
 
     // Act
@@ -394,7 +374,7 @@ async fn an_idle_stream_gets_keep_alive_comments() {
     let app = spawn_app_with(&["--keepalive", "0.2"]).await;
     let (alice, code) = app.user_in_new_room("alice").await;
     let mut events = alice.open_events(&code).await;
-    expect_event(&mut events, "join", "alice").await;
+    events.expect_event("join", "alice").await;
 
     // Act
     let mut keep_alives = 0;
@@ -427,13 +407,7 @@ async fn post_numbered(user: &User, code: &str, name: &str, n: usize) {
 async fn concurrent_messages_reach_every_stream_in_the_same_order() {
     // Arrange
     let app = spawn_app().await;
-    let (alice, code) = app.user_in_new_room("alice").await;
-    let bob = app.user_joined(&code, "bob").await;
-    let mut alice_events = alice.open_events(&code).await;
-    expect_event(&mut alice_events, "join", "alice").await;
-    let mut bob_events = bob.open_events(&code).await;
-    expect_event(&mut bob_events, "join", "bob").await;
-    expect_event(&mut alice_events, "join", "bob").await;
+    let (code, alice, mut alice_events, bob, mut bob_events) = alice_and_bob_streaming(&app).await;
     const EACH: usize = 20;
 
     // Act
@@ -480,13 +454,7 @@ async fn concurrent_messages_reach_every_stream_in_the_same_order() {
 async fn a_closed_stream_is_noticed_at_once() {
     // Arrange
     let app = spawn_app_with(&["--grace", "0", "--keepalive", "60"]).await;
-    let (alice, code) = app.user_in_new_room("alice").await;
-    let bob = app.user_joined(&code, "bob").await;
-    let mut alice_events = alice.open_events(&code).await;
-    expect_event(&mut alice_events, "join", "alice").await;
-    let mut bob_events = bob.open_events(&code).await;
-    expect_event(&mut bob_events, "join", "bob").await;
-    expect_event(&mut alice_events, "join", "bob").await;
+    let (_code, _alice, mut alice_events, _bob, bob_events) = alice_and_bob_streaming(&app).await;
     assert!(
         alice_events.next_event_within(QUIET).await.is_none(),
         "nothing happens while both streams are open"

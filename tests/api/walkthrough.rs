@@ -6,21 +6,24 @@
 //! also when it fails; every wait is on output or exit, bounded by a deadline.
 
 use std::os::unix::process::CommandExt as _;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{ExitStatus, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use reqwest::StatusCode;
-use reqwest::header::{COOKIE, SET_COOKIE};
+use reqwest::header::COOKIE;
 use serde_json::Value;
 use tokio::io::{AsyncBufReadExt as _, AsyncRead, BufReader, Lines};
 use tokio::process::{Child, ChildStdout, Command};
 use tokio::time::{Instant, timeout, timeout_at};
 
-/// The server binary Cargo built for these tests.
-const BINARY: &str = env!("CARGO_BIN_EXE_chat-live-room");
+use crate::helpers::{
+    TempDir, free_port, room_code, run_to_end, server_command, session_cookie, wait_for_port,
+};
+
+/// What the server binary logs, isolated from the caller's `RUST_LOG`.
+const RUST_LOG: &str = "info,warp::server=off";
 
 /// Longest wait for the server to start, or for a process to exit.
 const PATIENCE: Duration = Duration::from_secs(10);
@@ -210,7 +213,10 @@ impl Tinyproxy {
             .kill_on_drop(true)
             .spawn()
             .expect("start tinyproxy");
-        wait_for_port(port).await;
+        assert!(
+            wait_for_port(port, PATIENCE).await,
+            "nothing listens on port {port} after {PATIENCE:?}"
+        );
         Self {
             child,
             url: format!("http://127.0.0.1:{port}"),
@@ -227,30 +233,6 @@ impl Tinyproxy {
 impl Drop for Tinyproxy {
     fn drop(&mut self) {
         let _ = self.child.start_kill();
-    }
-}
-
-/// A loopback port that was free a moment ago (for programs that cannot be
-/// given port 0).
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .expect("a free port")
-        .port()
-}
-
-/// Waits until something accepts connections on `port`.
-async fn wait_for_port(port: u16) {
-    let deadline = Instant::now() + PATIENCE;
-    while tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .is_err()
-    {
-        assert!(
-            Instant::now() < deadline,
-            "nothing listens on port {port} after {PATIENCE:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 
@@ -351,11 +333,12 @@ async fn help_lists_every_option_and_an_invalid_environment_value_is_refused() {
     ];
 
     // Act
-    let help = run_to_end(server_command().arg("--help")).await;
+    let help = run_to_end(server_command(RUST_LOG).arg("--help"), PATIENCE).await;
     let refused = run_to_end(
-        server_command()
+        server_command(RUST_LOG)
             .args(["--bind", "127.0.0.1:0"])
             .env("CHAT_GRACE", "abc"),
+        PATIENCE,
     )
     .await;
 
@@ -420,22 +403,6 @@ async fn a_session_survives_a_restart_with_the_same_secret_only() {
 // ---------------------------------------------------------------------------
 // The server binary as a child process
 
-/// The server binary, isolated from the caller's `CHAT_*` and `RUST_LOG`.
-fn server_command() -> Command {
-    let mut command = Command::new(BINARY);
-    for (key, _) in std::env::vars_os() {
-        if key.to_string_lossy().starts_with("CHAT_") {
-            command.env_remove(&key);
-        }
-    }
-    command
-        .env("RUST_LOG", "info,warp::server=off")
-        .env("NO_COLOR", "1")
-        .stdin(Stdio::null())
-        .kill_on_drop(true);
-    command
-}
-
 /// One running server binary. Dropping it kills the process.
 struct ServerProcess {
     child: Child,
@@ -448,7 +415,7 @@ impl ServerProcess {
     /// Starts the binary on `--bind 127.0.0.1:0` with `args`, and waits for its
     /// `listening on http://ADDR` line. Its output is drained from then on.
     async fn start(args: &[&str]) -> Self {
-        let mut child = server_command()
+        let mut child = server_command(RUST_LOG)
             .args(["--bind", "127.0.0.1:0"])
             .args(args)
             .stdout(Stdio::piped())
@@ -545,19 +512,6 @@ async fn collect_lines(
         log.push_str(&line);
         log.push('\n');
     }
-}
-
-/// Runs a command that should finish by itself, bounded by [`PATIENCE`].
-async fn run_to_end(command: &mut Command) -> std::process::Output {
-    let child = command
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start the server binary");
-    timeout(PATIENCE, child.wait_with_output())
-        .await
-        .unwrap_or_else(|_| panic!("the binary did not exit within {PATIENCE:?}"))
-        .expect("the binary's output")
 }
 
 /// `kill -s SIGNAL -- TARGET`, with the `kill` program; `-PGID` targets a group.
@@ -811,27 +765,7 @@ async fn create_room(
         .await
         .expect("POST /rooms");
     assert_eq!(response.status(), StatusCode::SEE_OTHER, "create a room");
-    let cookie = response
-        .headers()
-        .get(SET_COOKIE)
-        .expect("a session cookie")
-        .to_str()
-        .expect("ascii cookie")
-        .split(';')
-        .next()
-        .expect("name=value")
-        .to_owned();
-    let location = response
-        .headers()
-        .get(reqwest::header::LOCATION)
-        .expect("a Location header")
-        .to_str()
-        .expect("ascii location");
-    let code = location
-        .strip_prefix("/rooms/")
-        .expect("redirect to the room")
-        .to_owned();
-    (cookie, code)
+    (session_cookie(&response), room_code(&response))
 }
 
 /// The value of the home page's name input, as the server pre-filled it.
@@ -866,33 +800,4 @@ fn name_input_value(html: &str) -> String {
         .split_once(r#"value=""#)
         .unwrap_or_else(|| panic!("the name input has a value attribute: {tag}"));
     value.split('"').next().unwrap_or_default().to_owned()
-}
-
-/// A fresh directory under Cargo's scratch space, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(label: &str) -> Self {
-        static NEXT: AtomicUsize = AtomicUsize::new(0);
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.subsec_nanos());
-        let path = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!(
-            "{label}-{}-{nanos}-{}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        ));
-        std::fs::create_dir_all(&path).expect("create a temporary directory");
-        Self(path)
-    }
-
-    fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }

@@ -15,6 +15,8 @@ use serde_json::{Value, json};
 use tokio::io::AsyncReadExt;
 use tokio::process::{Child, Command};
 
+use crate::helpers::TempDir;
+
 /// Longest wait for something a person would see happen "at once".
 pub const SOON: Duration = Duration::from_secs(10);
 
@@ -94,33 +96,7 @@ pub struct Browser {
     pub client: Client,
     /// Where this person's browser reaches the server, e.g. `http://127.0.0.1:PORT`.
     pub base: String,
-    profile: Arc<tempdir::TempDir>,
-}
-
-mod tempdir {
-    use std::path::{Path, PathBuf};
-
-    /// A directory removed when dropped.
-    pub struct TempDir(PathBuf);
-
-    impl TempDir {
-        pub fn new(prefix: &str) -> Self {
-            let path =
-                std::env::temp_dir().join(format!("{prefix}-{:032x}", rand::random::<u128>()));
-            std::fs::create_dir_all(&path).expect("create a temporary directory");
-            Self(path)
-        }
-
-        pub fn path(&self) -> &Path {
-            &self.0
-        }
-    }
-
-    impl Drop for TempDir {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
+    profile: Arc<TempDir>,
 }
 
 impl Browser {
@@ -135,7 +111,7 @@ impl Browser {
     }
 
     async fn open_with(driver: &Chromedriver, base: &str, javascript: bool) -> Self {
-        let profile = tempdir::TempDir::new("chat-browser-profile");
+        let profile = TempDir::new("chat-browser-profile");
         let args = [
             "--headless=new",
             "--no-sandbox",
