@@ -327,3 +327,39 @@ async fn screenshot_of_a_conversation() {
     maya.close().await;
     tom.close().await;
 }
+
+/// A reader who scrolled up to read is not pulled down by a new message: a
+/// "New messages" button appears instead, and takes them to the end.
+#[tokio::test]
+async fn a_reader_who_scrolled_up_is_offered_the_new_messages() {
+    let (app, driver) = start(&[]).await;
+    let alice = Browser::open(&driver, &app.url("")).await;
+    let bob = Browser::open(&driver, &app.url("")).await;
+    let (a, b) = (alice.clone(), bob.clone());
+    with_screenshots("a_reader_who_scrolled_up", &[&alice, &bob], async move {
+        let code = create_room(&a, "Alice").await;
+        join_room(&b, "Bob", &code).await;
+        wait_connected(&b).await;
+        for n in 0..25 {
+            let line = format!("line {n}");
+            a.send(&line).await;
+            a.wait_for_line(&line).await;
+        }
+        b.wait_for_line("line 24").await;
+        let pill_hidden = "return document.getElementById('new-messages').hidden;";
+        assert_eq!(b.js(pill_hidden).await, true, "no button while following");
+
+        b.js("document.getElementById('log').scrollTop = 0; return true;").await;
+        a.send("news").await;
+        b.wait_for_line("news").await;
+
+        let scroll_top = "return document.getElementById('log').scrollTop;";
+        assert_eq!(b.js(scroll_top).await, 0, "the reader stays where they were");
+        assert_eq!(b.js(pill_hidden).await, false, "the button is offered");
+        b.click("#new-messages").await;
+        let at_end = "(l => l.scrollHeight - l.scrollTop - l.clientHeight < 48)(document.getElementById('log'))";
+        b.wait_until("the end of the log", at_end).await;
+        assert_eq!(b.js(pill_hidden).await, true, "the button goes once used");
+    })
+    .await;
+}
