@@ -37,6 +37,18 @@ impl Chromedriver {
                 "{program} is missing: `scripts/test` installs the Debian packages chromium and chromium-driver"
             );
         }
+        // With --port=0 chromedriver picks a port for IPv6 and then exits if the
+        // same port is taken on IPv4 (seen here about once in thirty starts):
+        // try again with another pick.
+        for _ in 0..5 {
+            if let Some(driver) = Self::try_start().await {
+                return driver;
+            }
+        }
+        panic!("chromedriver did not start in five attempts");
+    }
+
+    async fn try_start() -> Option<Self> {
         let mut child = Command::new(CHROMEDRIVER)
             .arg("--port=0")
             .stdout(Stdio::piped())
@@ -53,24 +65,27 @@ impl Chromedriver {
                     .read(&mut buffer)
                     .await
                     .expect("read chromedriver output");
-                assert!(n > 0, "chromedriver exited early: {seen}");
+                if n == 0 {
+                    eprintln!("chromedriver exited early: {seen}");
+                    return None;
+                }
                 seen.push_str(&String::from_utf8_lossy(&buffer[..n]));
                 if let Some(port) = started_port(&seen) {
-                    return port;
+                    return Some(port);
                 }
             }
         })
         .await
-        .expect("chromedriver starts");
+        .expect("chromedriver starts or exits within the patience period")?;
         // Keep draining its output so it never blocks on a full pipe.
         tokio::spawn(async move {
             let mut sink = Vec::new();
             let _ = stdout.read_to_end(&mut sink).await;
         });
-        Self {
+        Some(Self {
             child,
             url: format!("http://127.0.0.1:{port}"),
-        }
+        })
     }
 }
 
