@@ -691,13 +691,15 @@ impl Drop for TempDir {
     }
 }
 
-/// A loopback port that was free a moment ago (for programs that cannot be
-/// given port 0).
+/// A loopback port that was free a moment ago, for programs that cannot be given
+/// port 0 (nginx, tinyproxy). Drawn below Linux's ephemeral range (32768 and up),
+/// so that neither the tests' own client connections nor servers bound to port 0
+/// can take it before the program binds it.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .expect("a free port")
-        .port()
+    (0..1000)
+        .map(|_| rand::random_range(20_000..32_000))
+        .find(|&port| std::net::TcpListener::bind(("127.0.0.1", port)).is_ok())
+        .expect("a free port below the ephemeral range")
 }
 
 /// Waits until something accepts connections on loopback `port`; whether it
