@@ -401,6 +401,27 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn activity_does_not_stretch_a_grace_period() {
+        let rooms = Rooms::new(settings(5));
+        let alice = SessionId::random();
+        let code = rooms.create(&alice, name("alice")).unwrap();
+        let _alice_stream = rooms.subscribe(&code, &alice, None).unwrap();
+        let bob = SessionId::random();
+        rooms.join(&code, &bob, name("bob")).unwrap();
+        drop(rooms.subscribe(&code, &bob, None).unwrap());
+
+        advance(1).await;
+        rooms.snapshot(&code, &bob).unwrap();
+        advance(5).await;
+
+        assert_eq!(
+            rooms.snapshot(&code, &bob).unwrap_err(),
+            RoomError::NotMember
+        );
+        assert_eq!(rooms.present(&code, &alice).unwrap(), vec![name("alice")]);
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn a_member_who_never_streams_expires_and_frees_the_name() {
         let rooms = Rooms::new(settings(5));
         let alice = SessionId::random();

@@ -221,8 +221,9 @@ impl Room {
     }
 
     /// Activity without a stream (a page view, a post — someone without
-    /// JavaScript): a stream-less member stays for another idle period from now.
-    /// The room itself lives by its streams alone.
+    /// JavaScript): a member who has never been announced stays for another idle
+    /// period from now. A member whose streams just closed is in their grace
+    /// period, which activity does not stretch; the room lives by its streams alone.
     pub fn touch(&self, session: &SessionId) -> IdleTimers {
         let mut state = self.state();
         let mut timers = IdleTimers::default();
@@ -232,6 +233,7 @@ impl Room {
         let tick = state.tick();
         if let Some(member) = state.members.get_mut(session)
             && member.streams == 0
+            && !member.present
         {
             member.epoch = tick;
             timers.member_epoch = Some(tick);
