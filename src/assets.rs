@@ -2,6 +2,8 @@
 //! build runs from any directory. Each has an `ETag`, so browsers revalidate
 //! cheaply instead of downloading again.
 
+use std::sync::LazyLock;
+
 use sha2::{Digest, Sha256};
 use warp::http::{HeaderValue, StatusCode, header};
 use warp::reply::Response;
@@ -30,11 +32,16 @@ const ASSETS: [Asset; 3] = [
     },
 ];
 
+/// Each asset's `ETag`, in the order of [`ASSETS`]: hashed once, on first use.
+static ETAGS: LazyLock<Vec<String>> =
+    LazyLock::new(|| ASSETS.iter().map(|a| etag(a.body)).collect());
+
 /// The response for `/assets/{name}`, or `None` when there is no such file.
 pub fn response(name: &str, if_none_match: Option<&str>) -> Option<Response> {
-    let asset = ASSETS.iter().find(|a| a.name == name)?;
-    let etag = etag(asset.body);
-    let unchanged = if_none_match.is_some_and(|tags| tags.split(',').any(|t| t.trim() == etag));
+    let index = ASSETS.iter().position(|a| a.name == name)?;
+    let (asset, etag) = (&ASSETS[index], &ETAGS[index]);
+    let unchanged =
+        if_none_match.is_some_and(|tags| tags.split(',').any(|t| t.trim() == etag.as_str()));
     let mut response = if unchanged {
         let mut response = Response::new(Default::default());
         *response.status_mut() = StatusCode::NOT_MODIFIED;
@@ -48,7 +55,7 @@ pub fn response(name: &str, if_none_match: Option<&str>) -> Option<Response> {
         HeaderValue::from_static(asset.content_type),
     );
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    if let Ok(value) = HeaderValue::from_str(&etag) {
+    if let Ok(value) = HeaderValue::from_str(etag) {
         headers.insert(header::ETAG, value);
     }
     Some(response)

@@ -168,13 +168,7 @@ pub async fn post_message(
         .rooms
         .publish_message(&code, &session.id, text)
         .map_err(refusal(code))?;
-    Ok(match format {
-        // A plain form post: back to the room, so sending works without JavaScript.
-        Format::Html => see_other(&format!("/rooms/{code}"), None),
-        Format::Text => {
-            warp::reply::with_status(warp::reply(), StatusCode::NO_CONTENT).into_response()
-        }
-    })
+    Ok(done(format, &format!("/rooms/{code}")))
 }
 
 pub async fn leave_room(
@@ -189,12 +183,7 @@ pub async fn leave_room(
         .rooms
         .leave(&code, &session.id)
         .map_err(refusal(code))?;
-    Ok(match format {
-        Format::Html => see_other("/", None),
-        Format::Text => {
-            warp::reply::with_status(warp::reply(), StatusCode::NO_CONTENT).into_response()
-        }
-    })
+    Ok(done(format, "/"))
 }
 
 pub async fn members(
@@ -250,6 +239,17 @@ fn refusal(code: RoomCode) -> impl Fn(RoomError) -> AppError {
             "",
             code.as_str(),
         ),
+    }
+}
+
+/// The reply to a post that worked: `204` for scripts and curl; for a plain HTML
+/// form, `303` to `next`, so the form works without JavaScript.
+fn done(format: Format, next: &str) -> Response {
+    match format {
+        Format::Html => see_other(next, None),
+        Format::Text => {
+            warp::reply::with_status(warp::reply(), StatusCode::NO_CONTENT).into_response()
+        }
     }
 }
 

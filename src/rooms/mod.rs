@@ -212,15 +212,6 @@ impl Rooms {
         self.room(code)?.leave(session)
     }
 
-    /// Number of open rooms.
-    pub fn len(&self) -> usize {
-        self.map().len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
     fn stream_closed(&self, room: &Arc<Room>, session: &SessionId, membership: u64) {
         let timers = room.close_stream(session, membership);
         self.start_idle_timers(room, session, timers, self.shared.settings.grace);
