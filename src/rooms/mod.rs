@@ -316,6 +316,18 @@ mod tests {
         DisplayName::parse(n).unwrap()
     }
 
+    /// A room where alice has a stream open and bob has joined without one.
+    fn alice_streaming_and_bob_joined(
+        rooms: &Rooms,
+    ) -> (RoomCode, SessionId, Subscription, SessionId) {
+        let alice = SessionId::random();
+        let code = rooms.create(&alice, name("alice")).unwrap();
+        let alice_stream = rooms.subscribe(&code, &alice, None).unwrap();
+        let bob = SessionId::random();
+        rooms.join(&code, &bob, name("bob")).unwrap();
+        (code, alice, alice_stream, bob)
+    }
+
     /// Lets spawned timers whose deadline has passed run to completion.
     async fn advance(secs: u64) {
         tokio::time::sleep(Duration::from_secs(secs)).await;
@@ -366,11 +378,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn posting_and_viewing_keep_a_member_without_a_stream() {
         let rooms = Rooms::new(settings(5));
-        let alice = SessionId::random();
-        let code = rooms.create(&alice, name("alice")).unwrap();
-        let _alice_stream = rooms.subscribe(&code, &alice, None).unwrap();
-        let bob = SessionId::random();
-        rooms.join(&code, &bob, name("bob")).unwrap();
+        let (code, _alice, _alice_stream, bob) = alice_streaming_and_bob_joined(&rooms);
         for _ in 0..3 {
             advance(50).await;
             let text = MessageText::parse("no JavaScript here", 100).unwrap();
@@ -394,11 +402,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn activity_does_not_stretch_a_grace_period() {
         let rooms = Rooms::new(settings(5));
-        let alice = SessionId::random();
-        let code = rooms.create(&alice, name("alice")).unwrap();
-        let _alice_stream = rooms.subscribe(&code, &alice, None).unwrap();
-        let bob = SessionId::random();
-        rooms.join(&code, &bob, name("bob")).unwrap();
+        let (code, alice, _alice_stream, bob) = alice_streaming_and_bob_joined(&rooms);
         drop(rooms.subscribe(&code, &bob, None).unwrap());
 
         advance(1).await;
@@ -415,11 +419,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_member_who_never_streams_expires_and_frees_the_name() {
         let rooms = Rooms::new(settings(5));
-        let alice = SessionId::random();
-        let code = rooms.create(&alice, name("alice")).unwrap();
-        let _stream = rooms.subscribe(&code, &alice, None).unwrap();
-        let bob = SessionId::random();
-        rooms.join(&code, &bob, name("bob")).unwrap();
+        let (code, _alice, _alice_stream, bob) = alice_streaming_and_bob_joined(&rooms);
         assert_eq!(
             rooms.join(&code, &SessionId::random(), name("Bob")),
             Err(RoomError::NameTaken)

@@ -266,12 +266,8 @@ async fn a_closed_room_stays_gone_and_new_rooms_start_fresh() {
 async fn graceful_shutdown_ends_open_streams() {
     // Arrange
     let app = spawn_app().await;
-    let (alice, code) = app.user_in_new_room("alice").await;
-    let bob = app.user_joined(&code, "bob").await;
-    let mut alice_events = alice.open_events(&code).await;
-    alice_events.expect_event("join", "alice").await;
-    let mut bob_events = bob.open_events(&code).await;
-    bob_events.expect_event("join", "bob").await;
+    let (_code, _alice, mut alice_events, _bob, mut bob_events) =
+        alice_and_bob_streaming(&app).await;
 
     // Act
     let started = Instant::now();
