@@ -1,5 +1,6 @@
 // Live updates for the room page: receive with EventSource, send with fetch.
 // Without this file the page still works: the forms post and the page reloads.
+// User text is only ever set with textContent, names inside <bdi>, messages dir=auto.
 'use strict';
 
 (() => {
@@ -8,6 +9,9 @@
   const $ = (id) => document.getElementById(id);
   const { code, me } = room.dataset;
   let lastId = Number(room.dataset.lastId) || 0;
+  // After a join or leave, and every so often, ask who is connected.
+  const PRESENCE_DELAY = 1000;
+  const PRESENCE_EVERY = 15000;
   const [log, present, status, form, input, error, pill, copy] = [
     'log', 'present', 'status', 'send', 'message', 'error', 'new-messages', 'copy-link',
   ].map($);
@@ -52,10 +56,13 @@
       item = element('li', event.name === me ? 'msg mine' : 'msg');
       const time = element('time', '', localClock(event.at));
       time.dateTime = event.at;
-      item.append(element('span', 'who', event.name), ' ', time, element('p', 'text', event.text));
+      const text = element('p', 'text', event.text);
+      text.dir = 'auto';
+      item.append(element('bdi', 'who', event.name), ' ', time, text);
     } else {
       const verb = event.kind === 'join' ? 'entered' : 'left';
-      item = element('li', 'notice', `${event.name} has ${verb} the room`);
+      item = element('li', 'notice');
+      item.append(element('bdi', '', event.name), ` has ${verb} the room`);
     }
     item.dataset.id = event.id;
     log.append(item);
@@ -63,18 +70,66 @@
     else pill.hidden = false;
   }
 
+  // One entry of the people list, as views/room.hbs renders it.
+  const person = (name, connected) => {
+    const state = connected ? 'connected' : 'not connected';
+    const item = element('li');
+    item.dataset.connected = connected;
+    const dot = element('span', 'dot');
+    dot.title = state;
+    dot.setAttribute('aria-hidden', 'true');
+    item.append(dot, element('bdi', '', name), ' ', element('span', 'visually-hidden', state));
+    return item;
+  };
+
+  // Bumped by every join or leave shown, and by every request for the list: an
+  // answer is used only if nothing newer has happened since it was asked for.
+  let presenceVersion = 0;
+  async function refreshPresence() {
+    const asked = ++presenceVersion;
+    try {
+      const response = await fetch(`/rooms/${code}/members`, {
+        cache: 'no-store',
+        credentials: 'same-origin',
+      });
+      if (!response.ok) return;
+      const people = await response.json();
+      if (asked !== presenceVersion || !Array.isArray(people)) return;
+      present.replaceChildren(...people.map((p) => person(String(p.name), p.connected === true)));
+    } catch {
+      // A failed request changes nothing; the next one may do better.
+    }
+  }
+  let presenceTimer;
+  const refreshPresenceSoon = () => {
+    clearTimeout(presenceTimer);
+    presenceTimer = setTimeout(refreshPresence, PRESENCE_DELAY);
+  };
+  const presencePoll = setInterval(refreshPresence, PRESENCE_EVERY);
+
   function updatePresence(event) {
-    const here = [...present.children].find((li) => li.textContent === event.name);
-    if (event.kind === 'join' && !here) present.append(element('li', '', event.name));
+    presenceVersion++;
+    const here = [...present.children].find(
+      (li) => li.querySelector('bdi')?.textContent === event.name,
+    );
+    // Someone who just joined has no stream open yet, as far as we know.
+    if (event.kind === 'join' && !here) present.append(person(event.name, false));
     if (event.kind === 'leave' && here) here.remove();
+    refreshPresenceSoon();
   }
 
   const source = new EventSource(`/rooms/${code}/events?after=${lastId}`);
-  source.addEventListener('open', () => setStatus('Connected', 'connected'));
+  source.addEventListener('open', () => {
+    setStatus('Connected', 'connected');
+    // Our own stream counts now; and while we were away, others may have come and gone.
+    refreshPresence();
+  });
   source.addEventListener('error', () => {
     if (source.readyState === EventSource.CLOSED) {
       setStatus('Room closed: it ended, or you are no longer in it.', 'closed');
       form.hidden = true;
+      clearInterval(presencePoll);
+      clearTimeout(presenceTimer);
     } else {
       setStatus('Reconnecting…', 'reconnecting');
     }

@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::net::SocketAddr;
+use std::num::NonZeroU32;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -47,8 +48,102 @@ pub struct Config {
     #[arg(long, env = "CHAT_SECURE_COOKIES")]
     pub secure_cookies: bool,
 
+    /// How long a session cookie stays valid after the server last set it, e.g.
+    /// `30d`, `12h`, `90m` or seconds. Joining a room renews it.
+    #[arg(long, env = "CHAT_SESSION_MAX_AGE", default_value = "30d", value_parser = parse_age)]
+    pub session_max_age: Duration,
+
+    /// A host name this server answers to (repeatable; comma-separated in the
+    /// variable), e.g. `chat.example.com`. Requests for any other name are refused
+    /// with 421, which stops DNS rebinding; `localhost` and IP addresses always work.
+    #[arg(long = "public-host", env = "CHAT_PUBLIC_HOST", value_name = "NAME",
+          value_delimiter = ',', value_parser = parse_host_name)]
+    pub public_hosts: Vec<String>,
+
+    /// Believe the X-Forwarded-For, -Host and -Proto headers: only behind a reverse
+    /// proxy that sets them and that every client must pass through. The client
+    /// address for the limits is then the last one in X-Forwarded-For.
+    #[arg(long, env = "CHAT_TRUST_PROXY")]
+    pub trust_proxy: bool,
+
+    #[command(flatten)]
+    pub limits: LimitOptions,
+
     #[command(flatten)]
     pub tls: TlsOptions,
+}
+
+/// What one client, and everyone together, may take. Every default is far above
+/// what a real group of people does; docs/security.md explains each one.
+#[derive(Debug, Clone, Args)]
+pub struct LimitOptions {
+    /// Most rooms open at once (then 503).
+    #[arg(long, env = "CHAT_MAX_ROOMS", default_value_t = 10_000, value_parser = at_least_one)]
+    pub max_rooms: usize,
+
+    /// Most members in one room (then 503).
+    #[arg(long, env = "CHAT_MAX_MEMBERS_PER_ROOM", default_value_t = 10_000, value_parser = at_least_one)]
+    pub max_members_per_room: usize,
+
+    /// Most open connections in all (further ones are answered 503 and closed).
+    #[arg(long, env = "CHAT_MAX_CONNECTIONS", default_value_t = 10_000, value_parser = at_least_one)]
+    pub max_connections: usize,
+
+    /// Most open connections from one client address (then 429). Not applied
+    /// with --trust-proxy, where every connection comes from the proxy.
+    #[arg(long, env = "CHAT_MAX_CONNECTIONS_PER_ADDRESS", default_value_t = 256, value_parser = at_least_one)]
+    pub max_connections_per_address: usize,
+
+    /// Most open event streams from one client address (then 429).
+    #[arg(long, env = "CHAT_MAX_STREAMS_PER_ADDRESS", default_value_t = 256, value_parser = at_least_one)]
+    pub max_streams_per_address: usize,
+
+    /// Most open event streams of one session, all rooms together (then 429).
+    #[arg(long, env = "CHAT_MAX_STREAMS_PER_SESSION", default_value_t = 32, value_parser = at_least_one)]
+    pub max_streams_per_session: usize,
+
+    /// Most rooms one session may be a member of at once (then 429).
+    #[arg(long, env = "CHAT_MAX_ROOMS_PER_SESSION", default_value_t = 20, value_parser = at_least_one)]
+    pub max_rooms_per_session: usize,
+
+    /// Steady rate of messages per member, as `N/s`, `N/min` or `N/h`.
+    #[arg(long, env = "CHAT_MESSAGE_RATE", default_value = "1/s", value_parser = parse_rate)]
+    pub message_rate: Rate,
+
+    /// Messages a member may send at once before the steady rate applies.
+    #[arg(long, env = "CHAT_MESSAGE_BURST", default_value = "20")]
+    pub message_burst: NonZeroU32,
+
+    /// Steady rate of rooms created per client address.
+    #[arg(long, env = "CHAT_CREATE_RATE", default_value = "1/min", value_parser = parse_rate)]
+    pub create_rate: Rate,
+
+    /// Rooms one address may create at once before the steady rate applies.
+    #[arg(long, env = "CHAT_CREATE_BURST", default_value = "10")]
+    pub create_burst: NonZeroU32,
+
+    /// Steady rate of joins per client address.
+    #[arg(long, env = "CHAT_JOIN_RATE", default_value = "30/min", value_parser = parse_rate)]
+    pub join_rate: Rate,
+
+    /// Joins one address may make at once before the steady rate applies.
+    #[arg(long, env = "CHAT_JOIN_BURST", default_value = "60")]
+    pub join_burst: NonZeroU32,
+
+    /// Steady rate of guesses per client address: requests about a room from
+    /// someone who is not a member of it, whether or not the room exists.
+    #[arg(long, env = "CHAT_GUESS_RATE", default_value = "6/min", value_parser = parse_rate)]
+    pub guess_rate: Rate,
+
+    /// Guesses one address may make at once before the steady rate applies.
+    #[arg(long, env = "CHAT_GUESS_BURST", default_value = "30")]
+    pub guess_burst: NonZeroU32,
+}
+
+/// A steady rate: one more allowed every `interval`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rate {
+    pub interval: Duration,
 }
 
 /// `--tls-cert` and `--tls-key` as given.
@@ -111,6 +206,71 @@ impl Args for TlsOptions {
     }
 }
 
+fn at_least_one(raw: &str) -> Result<usize, String> {
+    match raw.trim().parse::<usize>() {
+        Ok(n) if n >= 1 => Ok(n),
+        _ => Err(format!("{raw:?} is not a whole number of at least 1")),
+    }
+}
+
+/// `N/s`, `N/min` or `N/h` (also `N/second`, `N/minute`, `N/hour`).
+fn parse_rate(raw: &str) -> Result<Rate, String> {
+    let refusal = || format!("{raw:?} is not a rate like 10/min, 1/s or 100/h");
+    let (count, unit) = raw.trim().split_once('/').ok_or_else(refusal)?;
+    let count: u32 = count.trim().parse().map_err(|_| refusal())?;
+    let unit = match unit.trim() {
+        "s" | "sec" | "second" => Duration::from_secs(1),
+        "m" | "min" | "minute" => Duration::from_secs(60),
+        "h" | "hour" => Duration::from_secs(3600),
+        _ => return Err(refusal()),
+    };
+    if count == 0 || count > 1_000_000 {
+        return Err(format!("{raw}: give between 1 and 1000000 per unit"));
+    }
+    Ok(Rate {
+        interval: unit / count,
+    })
+}
+
+/// A duration with a unit (`30d`, `12h`, `90m`, `45s`) or plain seconds.
+fn parse_age(raw: &str) -> Result<Duration, String> {
+    let raw = raw.trim();
+    let refusal = || format!("{raw:?} is not a duration like 30d, 12h, 90m or 3600");
+    let (number, unit) = match raw.find(|c: char| !c.is_ascii_digit()) {
+        Some(at) => raw.split_at(at),
+        None => (raw, "s"),
+    };
+    let number: u64 = number.parse().map_err(|_| refusal())?;
+    let unit = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => return Err(refusal()),
+    };
+    match number.checked_mul(unit) {
+        Some(seconds) if (60..=400 * 86_400).contains(&seconds) => Ok(Duration::from_secs(seconds)),
+        _ => Err(format!("{raw} is not between a minute and 400 days")),
+    }
+}
+
+/// A host name as a browser puts it in `Host`, without port: lower case.
+fn parse_host_name(raw: &str) -> Result<String, String> {
+    let name = raw.trim().trim_end_matches('.').to_ascii_lowercase();
+    let valid = !name.is_empty()
+        && name.len() <= 253
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.');
+    if valid {
+        Ok(name)
+    } else {
+        Err(format!(
+            "{raw:?} is not a host name like chat.example.com (no scheme, no port)"
+        ))
+    }
+}
+
 fn parse_seconds(raw: &str) -> Result<Duration, String> {
     let seconds: f64 = raw
         .trim()
@@ -144,6 +304,61 @@ mod tests {
         assert_eq!(config.max_message_chars, 2000);
         assert!(!config.secure_cookies);
         assert!(config.tls.settings().is_none());
+        assert_eq!(config.session_max_age, Duration::from_secs(30 * 86_400));
+        assert!(config.public_hosts.is_empty());
+        assert!(!config.trust_proxy);
+        let limits = config.limits;
+        assert_eq!(limits.max_rooms, 10_000);
+        assert_eq!(limits.max_members_per_room, 10_000);
+        assert_eq!(limits.max_connections, 10_000);
+        assert_eq!(limits.max_connections_per_address, 256);
+        assert_eq!(limits.max_streams_per_address, 256);
+        assert_eq!(limits.max_streams_per_session, 32);
+        assert_eq!(limits.max_rooms_per_session, 20);
+        assert_eq!(limits.message_rate.interval, Duration::from_secs(1));
+        assert_eq!(limits.message_burst.get(), 20);
+        assert_eq!(limits.create_rate.interval, Duration::from_secs(60));
+        assert_eq!(limits.create_burst.get(), 10);
+        assert_eq!(limits.join_rate.interval, Duration::from_secs(2));
+        assert_eq!(limits.join_burst.get(), 60);
+        assert_eq!(limits.guess_rate.interval, Duration::from_secs(10));
+        assert_eq!(limits.guess_burst.get(), 30);
+    }
+
+    #[test]
+    fn rates_ages_and_host_names_are_read_or_refused() {
+        assert_eq!(
+            parse_rate("10/min").unwrap().interval,
+            Duration::from_secs(6)
+        );
+        assert_eq!(
+            parse_rate(" 2/s ").unwrap().interval,
+            Duration::from_millis(500)
+        );
+        for bad in ["", "10", "0/s", "x/s", "10/day", "-1/s"] {
+            assert!(parse_rate(bad).is_err(), "{bad:?}");
+        }
+        assert_eq!(parse_age("12h").unwrap(), Duration::from_secs(12 * 3600));
+        assert_eq!(parse_age("3600").unwrap(), Duration::from_secs(3600));
+        for bad in ["", "d", "5x", "1s", "999d"] {
+            assert!(parse_age(bad).is_err(), "{bad:?}");
+        }
+        assert_eq!(
+            parse_host_name("Chat.Example.COM.").unwrap(),
+            "chat.example.com"
+        );
+        for bad in ["", "http://x", "x:80", "a b"] {
+            assert!(parse_host_name(bad).is_err(), "{bad:?}");
+        }
+        let config = Config::try_parse_from([
+            "x",
+            "--public-host",
+            "a.example",
+            "--public-host",
+            "b.example",
+        ])
+        .unwrap();
+        assert_eq!(config.public_hosts, ["a.example", "b.example"]);
     }
 
     /// `--tls-cert` without `--tls-key`, or the other way round, is refused.

@@ -10,10 +10,39 @@ use warp::{Rejection, Reply};
 
 use crate::http::Format;
 use crate::input::RoomCode;
+use crate::limits::Refused;
 use crate::pages::{ErrorPage, HomeForm, Pages};
 
 /// Largest form body accepted, in bytes.
 pub const MAX_FORM_BYTES: u64 = 16 * 1024;
+
+const FORM_TYPE: &str =
+    "Send the form as application/x-www-form-urlencoded (what curl -d and HTML forms send).";
+
+/// Most characters of what a client sent that a refusal's message quotes back.
+const MAX_ECHO_CHARS: usize = 32;
+
+/// Most characters of a refused form's field shown again in the form, to be
+/// corrected there: twice the longest name, so an over-long one can be shortened.
+const MAX_FORM_ECHO_CHARS: usize = 64;
+
+/// At most [`MAX_ECHO_CHARS`] of `sent`, marked when cut: a refusal never
+/// sends a flood back.
+pub fn echo(sent: &str) -> String {
+    let kept = prefix(sent, MAX_ECHO_CHARS);
+    match kept.len() < sent.len() {
+        true => format!("{kept}…"),
+        false => kept.to_owned(),
+    }
+}
+
+/// The first `chars` characters of `text`.
+fn prefix(text: &str, chars: usize) -> &str {
+    match text.char_indices().nth(chars) {
+        Some((cut, _)) => &text[..cut],
+        None => text,
+    }
+}
 
 /// A request the server refuses, with what the person asking needs to know.
 #[derive(Debug)]
@@ -32,6 +61,12 @@ pub enum AppError {
     BadRequest(String),
     /// Every room code is in use.
     NoFreeCode,
+    /// A post whose body is not a URL-encoded form.
+    NotAForm,
+    /// A request for a host name that is not ours (DNS rebinding, a stray proxy).
+    UnknownHost,
+    /// A limit refused the request: `429`, or `503` when the server is full.
+    Limited(Refused),
     /// Something went wrong on our side; already logged.
     Internal,
 }
@@ -43,8 +78,9 @@ impl AppError {
         Self::Form {
             status,
             form: HomeForm {
-                name: name.to_owned(),
-                code: code.to_owned(),
+                // Unmarked: what is shown goes back into the form's fields.
+                name: prefix(name, MAX_FORM_ECHO_CHARS).to_owned(),
+                code: prefix(code, MAX_FORM_ECHO_CHARS).to_owned(),
                 error: Some(message.into()),
             },
         }
@@ -57,6 +93,9 @@ impl AppError {
             Self::NotMember(_) | Self::CrossOrigin => StatusCode::FORBIDDEN,
             Self::BadMessage { .. } | Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::NoFreeCode => StatusCode::SERVICE_UNAVAILABLE,
+            Self::UnknownHost => StatusCode::MISDIRECTED_REQUEST,
+            Self::NotAForm => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::Limited(refused) => limit_status(refused),
             Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -72,6 +111,11 @@ impl AppError {
             Self::BadMessage { reason, .. } => reason.clone(),
             Self::BadRequest(reason) => reason.clone(),
             Self::NoFreeCode => "Every room code is in use right now; try again soon.".into(),
+            Self::NotAForm => FORM_TYPE.into(),
+            Self::UnknownHost => {
+                "This server does not answer to that host name (see --public-host).".into()
+            }
+            Self::Limited(refused) => refused.limit.explain().into(),
             Self::Internal => "Something went wrong on our side; please try again.".into(),
         }
     }
@@ -103,11 +147,37 @@ impl AppError {
             (Self::Form { form, .. }, Format::Html) => pages.home(form).ok(),
             (_, Format::Html) => pages.error(&self.page()).ok(),
         };
-        match html {
+        let mut response = match html {
             Some(page) => with_status(warp::reply::html(page), status),
             None => text(status, &self.message()),
+        };
+        if let Self::Limited(refused) = self {
+            add_retry_after(&mut response, refused);
         }
+        response
     }
+}
+
+fn limit_status(refused: &Refused) -> StatusCode {
+    match refused.limit.server_is_full() {
+        true => StatusCode::SERVICE_UNAVAILABLE,
+        false => StatusCode::TOO_MANY_REQUESTS,
+    }
+}
+
+/// `Retry-After` in whole seconds, at least one.
+fn add_retry_after(response: &mut Response, refused: &Refused) {
+    let seconds = refused.retry_after.as_secs_f64().ceil().max(1.0) as u64;
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+}
+
+/// The whole answer to a connection refused by a limit, before any route ran.
+pub fn refused(refused: Refused) -> Response {
+    let mut response = text(limit_status(&refused), refused.limit.explain());
+    add_retry_after(&mut response, &refused);
+    response
 }
 
 fn with_status(reply: impl warp::Reply, status: StatusCode) -> Response {
@@ -153,17 +223,17 @@ pub fn render(rejection: &Rejection, format: Format, pages: &Pages) -> Response 
             "The form could not be read.".to_owned(),
         )
     } else if rejection.find::<UnsupportedMediaType>().is_some() {
-        (
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "Send the form as application/x-www-form-urlencoded (what curl -d and HTML forms send).".to_owned(),
-        )
+        (StatusCode::UNSUPPORTED_MEDIA_TYPE, FORM_TYPE.to_owned())
     } else if rejection.find::<warp::reject::InvalidQuery>().is_some() {
         (
             StatusCode::BAD_REQUEST,
             "The query string could not be read.".to_owned(),
         )
     } else if let Some(error) = rejection.find::<warp::reject::InvalidHeader>() {
-        (StatusCode::BAD_REQUEST, format!("{error}."))
+        (
+            StatusCode::BAD_REQUEST,
+            format!("{}.", echo(&error.to_string())),
+        )
     } else {
         tracing::error!(?rejection, "unhandled rejection");
         (

@@ -1,20 +1,27 @@
 //! What each route does, one `async fn` per route, named like it.
 //!
-//! Handlers parse what people typed into the types of `input`, ask [`Rooms`] to act,
-//! and build the reply; refusals are returned as [`AppError`] and shaped in `error`.
+//! Handlers parse what people typed into the types of `input`, check the limits,
+//! ask [`Rooms`] to act, and build the reply; refusals are returned as
+//! [`AppError`] and shaped in `error`.
+//!
+//! Every request about a room from someone who is not a member of it spends one
+//! guess from the client address's budget, whether or not the room exists: so
+//! once the budget is spent, a guess that hits looks exactly like one that misses.
 
 use serde::Deserialize;
 use warp::http::{HeaderValue, StatusCode, header};
 use warp::reply::Response;
 use warp::{Rejection, Reply};
 
-use crate::app::AppState;
+use crate::client::Client;
 use crate::error::AppError;
 use crate::http::Format;
 use crate::input::{DisplayName, MessageText, RoomCode};
+use crate::limits::{Limit, Refused};
 use crate::pages::HomeForm;
-use crate::rooms::{RoomError, Rooms};
+use crate::rooms::{MemberToken, RoomError};
 use crate::session::Session;
+use crate::state::AppState;
 use crate::{assets, events};
 
 /// `POST /rooms`.
@@ -56,6 +63,7 @@ pub async fn home(session: Option<Session>, state: AppState) -> Result<Response,
 }
 
 pub async fn create_room(
+    client: Client,
     session: Option<Session>,
     form: CreateForm,
     state: AppState,
@@ -63,10 +71,19 @@ pub async fn create_room(
     let name = DisplayName::parse(&form.name)
         .map_err(|e| AppError::form(StatusCode::BAD_REQUEST, e.0, &form.name, ""))?;
     let mut session = session.unwrap_or_default();
-    let code = state
+    room_for_one_more(&state, &mut session)?;
+    state
+        .limits
+        .create_room(client.key)
+        .map_err(AppError::Limited)?;
+    let (code, token) = state
         .rooms
-        .create(&session.id, name.clone())
-        .map_err(|_| AppError::NoFreeCode)?;
+        .create(name.clone())
+        .map_err(|error| match error {
+            RoomError::TooManyRooms => AppError::Limited(Refused::full(Limit::Rooms)),
+            _ => AppError::NoFreeCode,
+        })?;
+    session.add_pass(code, token);
     session.name = Some(name.to_string());
     Ok(see_other(
         &format!("/rooms/{code}"),
@@ -75,6 +92,7 @@ pub async fn create_room(
 }
 
 pub async fn join_room(
+    client: Client,
     session: Option<Session>,
     form: JoinForm,
     state: AppState,
@@ -83,9 +101,17 @@ pub async fn join_room(
     let name = DisplayName::parse(&form.name).map_err(|e| refuse(StatusCode::BAD_REQUEST, e.0))?;
     let code = RoomCode::parse(&form.code).map_err(|e| refuse(StatusCode::BAD_REQUEST, e.0))?;
     let mut session = session.unwrap_or_default();
-    state
+    let existing = session.pass(code);
+    let already = existing.is_some_and(|token| state.rooms.check_member(&code, &token).is_ok());
+    if !already {
+        let limits = &state.limits;
+        limits.guess(client.key).map_err(AppError::Limited)?;
+        limits.join(client.key).map_err(AppError::Limited)?;
+        room_for_one_more(&state, &mut session)?;
+    }
+    let token = state
         .rooms
-        .join(&code, &session.id, name.clone())
+        .join(&code, existing, name.clone())
         .map_err(|error| match error {
             RoomError::NotFound => refuse(
                 StatusCode::NOT_FOUND,
@@ -94,11 +120,12 @@ pub async fn join_room(
             RoomError::NameTaken => refuse(
                 StatusCode::CONFLICT,
                 format!(
-                    "Someone in room {code} is already called {name}. Please pick another name."
+                    "Someone in room {code} is already called {name}, or by a name that looks the same. Please pick another name."
                 ),
             ),
             other => refusal(code)(other),
         })?;
+    session.add_pass(code, token);
     session.name = Some(name.to_string());
     Ok(see_other(
         &format!("/rooms/{code}"),
@@ -108,24 +135,28 @@ pub async fn join_room(
 
 pub async fn room_page(
     code: String,
+    client: Client,
     session: Option<Session>,
     state: AppState,
 ) -> Result<Response, Rejection> {
     let code = parse_code(&code)?;
-    let snapshot = match &session {
-        Some(session) => state.rooms.snapshot(&code, &session.id),
-        None => Err(RoomError::NotMember),
-    };
+    let snapshot = session
+        .as_ref()
+        .and_then(|s| s.pass(code))
+        .and_then(|token| state.rooms.snapshot(&code, &token).ok());
     let page = match snapshot {
-        Ok(room) => state
+        Some(room) => state
             .pages
-            .room(code, &room, state.limits.max_message_chars),
-        // A shared link: whoever follows it may join.
-        Err(RoomError::NotMember) if state.rooms.exists(&code) => {
+            .room(code, &room, state.settings.max_message_chars),
+        None => {
+            state.limits.guess(client.key).map_err(AppError::Limited)?;
+            if !state.rooms.exists(&code) {
+                return Err(AppError::RoomNotFound.into());
+            }
+            // A shared link: whoever follows it may join.
             let name = session.and_then(|s| s.name).unwrap_or_default();
             state.pages.join(code, &name)
         }
-        Err(_) => return Err(AppError::RoomNotFound.into()),
     };
     let page = page.map_err(|_| AppError::Internal)?;
     Ok(warp::reply::html(page).into_response())
@@ -133,98 +164,127 @@ pub async fn room_page(
 
 pub async fn events(
     code: String,
+    client: Client,
     session: Option<Session>,
     last_event_id: Option<String>,
     query: EventsQuery,
     state: AppState,
 ) -> Result<Response, Rejection> {
     let code = parse_code(&code)?;
-    let session = member_session(&state.rooms, code, session)?;
+    let (session, token) = member(&state, code, client, session)?;
     let after = events::resume_point(last_event_id.as_deref(), query.after.as_deref())
         .map_err(AppError::BadRequest)?;
+    let place = state
+        .limits
+        .stream(client.key, &session.id)
+        .map_err(AppError::Limited)?;
     let subscription = state
         .rooms
-        .subscribe(&code, &session.id, after)
+        .subscribe(&code, &token, after)
         .map_err(refusal(code))?;
     Ok(events::response(
         subscription,
-        state.limits.keepalive,
+        place,
+        state.settings.keepalive,
         state.shutdown.clone(),
     ))
 }
 
 pub async fn post_message(
     code: String,
+    client: Client,
     session: Option<Session>,
     format: Format,
     form: MessageForm,
     state: AppState,
 ) -> Result<Response, Rejection> {
     let code = parse_code(&code)?;
-    let session = member_session(&state.rooms, code, session)?;
-    let text = MessageText::parse(&form.message, state.limits.max_message_chars as usize)
+    let (_, token) = member(&state, code, client, session)?;
+    let text = MessageText::parse(&form.message, state.settings.max_message_chars as usize)
         .map_err(|e| AppError::BadMessage { code, reason: e.0 })?;
     state
+        .limits
+        .message(code, token)
+        .map_err(AppError::Limited)?;
+    state
         .rooms
-        .publish_message(&code, &session.id, text)
+        .publish_message(&code, &token, text)
         .map_err(refusal(code))?;
     Ok(done(format, &format!("/rooms/{code}")))
 }
 
 pub async fn leave_room(
     code: String,
+    client: Client,
     session: Option<Session>,
     format: Format,
     state: AppState,
 ) -> Result<Response, Rejection> {
     let code = parse_code(&code)?;
-    let session = member_session(&state.rooms, code, session)?;
-    state
-        .rooms
-        .leave(&code, &session.id)
-        .map_err(refusal(code))?;
+    let (_, token) = member(&state, code, client, session)?;
+    state.rooms.leave(&code, &token).map_err(refusal(code))?;
     Ok(done(format, "/"))
 }
 
 pub async fn members(
     code: String,
+    client: Client,
     session: Option<Session>,
     state: AppState,
 ) -> Result<Response, Rejection> {
     let code = parse_code(&code)?;
-    let session = member_session(&state.rooms, code, session)?;
-    let present = state
-        .rooms
-        .present(&code, &session.id)
-        .map_err(refusal(code))?;
-    Ok(warp::reply::json(&present).into_response())
+    let (_, token) = member(&state, code, client, session)?;
+    let present = state.rooms.present(&code, &token).map_err(refusal(code))?;
+    let mut response = warp::reply::json(&present).into_response();
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(response)
 }
 
 pub async fn asset(name: String, if_none_match: Option<String>) -> Result<Response, Rejection> {
     assets::response(&name, if_none_match.as_deref()).ok_or_else(warp::reject::not_found)
 }
 
-/// A code in a path that is not a code names no room.
+/// A code in a path that is not a code names no room (and is no guess: it
+/// cannot be one).
 fn parse_code(raw: &str) -> Result<RoomCode, AppError> {
     RoomCode::parse(raw).map_err(|_| AppError::RoomNotFound)
 }
 
-/// The session, if it belongs to a member of the room: `404` for no such room, else
-/// `403` for no session or a non-member. Checked before anything the request
-/// carries is looked at, so a stranger learns nothing from it.
-fn member_session(
-    rooms: &Rooms,
+/// The session and its membership token, if it proves membership of the room.
+/// Anyone else spends a guess and gets `404` for no such room, else `403`.
+/// Checked before anything the request carries is looked at, so a stranger
+/// learns nothing from it.
+fn member(
+    state: &AppState,
     code: RoomCode,
+    client: Client,
     session: Option<Session>,
-) -> Result<Session, AppError> {
-    if !rooms.exists(&code) {
-        return Err(AppError::RoomNotFound);
+) -> Result<(Session, MemberToken), AppError> {
+    if let Some(session) = session
+        && let Some(token) = session.pass(code)
+        && state.rooms.check_member(&code, &token).is_ok()
+    {
+        return Ok((session, token));
     }
-    let session = session.ok_or(AppError::NotMember(code))?;
-    rooms
-        .check_member(&code, &session.id)
-        .map_err(refusal(code))?;
-    Ok(session)
+    state.limits.guess(client.key).map_err(AppError::Limited)?;
+    match state.rooms.exists(&code) {
+        true => Err(AppError::NotMember(code)),
+        false => Err(AppError::RoomNotFound),
+    }
+}
+
+/// Forgets the session's passes to rooms it is no longer in, then checks that
+/// it may join one more.
+fn room_for_one_more(state: &AppState, session: &mut Session) -> Result<(), AppError> {
+    session
+        .rooms
+        .retain(|pass| state.rooms.check_member(&pass.code, &pass.token).is_ok());
+    state
+        .limits
+        .another_room(session.rooms.len())
+        .map_err(AppError::Limited)
 }
 
 /// How a refusal from the room store reads for a request about room `code`.
@@ -233,6 +293,8 @@ fn refusal(code: RoomCode) -> impl Fn(RoomError) -> AppError {
         RoomError::NotFound => AppError::RoomNotFound,
         RoomError::NotMember => AppError::NotMember(code),
         RoomError::NoFreeCode => AppError::NoFreeCode,
+        RoomError::RoomFull => AppError::Limited(Refused::full(Limit::MembersPerRoom)),
+        RoomError::TooManyRooms => AppError::Limited(Refused::full(Limit::Rooms)),
         RoomError::NameTaken => AppError::form(
             StatusCode::CONFLICT,
             format!("That name is taken in room {code}."),

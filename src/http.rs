@@ -1,4 +1,5 @@
-//! Small HTTP rules the routes share: who wants HTML, and which posts come from us.
+//! Small HTTP rules the routes share: who wants HTML, which host names are ours,
+//! and which posts come from our own pages.
 
 use warp::Filter;
 
@@ -49,20 +50,46 @@ impl Format {
     }
 }
 
+/// Reads a URL-encoded form into `T`. Stricter than browsers need: every name and
+/// value must decode to UTF-8 (a lossy decoding would turn garbage into U+FFFD and
+/// accept it), and a field given twice is refused.
+pub fn read_form<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, String> {
+    for pair in body.split(|&b| b == b'&') {
+        for part in pair.splitn(2, |&b| b == b'=') {
+            let spaced: Vec<u8> = part
+                .iter()
+                .map(|&b| if b == b'+' { b' ' } else { b })
+                .collect();
+            if percent_encoding::percent_decode(&spaced)
+                .decode_utf8()
+                .is_err()
+            {
+                return Err("The form is not valid UTF-8 text.".to_owned());
+            }
+        }
+    }
+    serde_urlencoded::from_bytes(body).map_err(|error| {
+        tracing::debug!(%error, "unreadable form");
+        "The form could not be read: each field once, as name=value pairs.".to_owned()
+    })
+}
+
 /// Whether a POST with this `Origin` may change anything: no `Origin` (curl, old
-/// browsers) or one naming the host the request was sent to.
-pub fn same_origin(origin: Option<&str>, host: Option<&str>) -> bool {
+/// browsers) or one naming exactly our origin — the scheme, host and port the
+/// request was sent to.
+pub fn same_origin(origin: Option<&str>, scheme: &str, host: Option<&str>) -> bool {
     let Some(origin) = origin else {
         return true;
     };
     let Some(host) = host else {
         return false;
     };
-    let Some((scheme, authority)) = origin.split_once("://") else {
+    let Some((origin_scheme, authority)) = origin.split_once("://") else {
         // `Origin: null` (sandboxed frames, some redirects) names no origin of ours.
         return false;
     };
-    normalise(scheme, authority) == normalise(scheme, host)
+    origin_scheme.eq_ignore_ascii_case(scheme)
+        && normalise(scheme, authority) == normalise(scheme, host)
 }
 
 fn normalise(scheme: &str, authority: &str) -> String {
@@ -75,6 +102,31 @@ fn normalise(scheme: &str, authority: &str) -> String {
         Some(bare) => bare.to_owned(),
         None => authority,
     }
+}
+
+/// The host name of a `Host` value (`name:port`, `[v6]:port`, `name`), lower case.
+fn host_name(host: &str) -> String {
+    let host = host.trim();
+    let name = match host.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or(""),
+        None => host.rsplit_once(':').map_or(host, |(name, _)| name),
+    };
+    name.trim_end_matches('.').to_ascii_lowercase()
+}
+
+/// Whether a request for `host` is meant for us. IP addresses and `localhost`
+/// always are: a page on another site can make a browser send them only to the
+/// address they name. Other names must be listed (`--public-host`): a page whose
+/// own name was re-pointed at our address (DNS rebinding) sends its own name.
+pub fn host_is_ours(host: &str, public_hosts: &[String]) -> bool {
+    let name = host_name(host);
+    if name.is_empty() {
+        return false;
+    }
+    name.parse::<std::net::IpAddr>().is_ok()
+        || name == "localhost"
+        || name.ends_with(".localhost")
+        || public_hosts.contains(&name)
 }
 
 #[cfg(test)]
@@ -105,13 +157,15 @@ mod tests {
 
     #[test]
     fn posts_from_our_own_pages_or_without_origin_are_allowed() {
-        assert!(same_origin(None, Some("chat.example")));
+        assert!(same_origin(None, "http", Some("chat.example")));
         assert!(same_origin(
             Some("http://127.0.0.1:3000"),
+            "http",
             Some("127.0.0.1:3000")
         ));
         assert!(same_origin(
             Some("https://Chat.Example"),
+            "https",
             Some("chat.example:443")
         ));
     }
@@ -120,13 +174,70 @@ mod tests {
     fn posts_from_other_origins_are_refused() {
         assert!(!same_origin(
             Some("http://evil.example"),
+            "http",
             Some("chat.example")
         ));
         assert!(!same_origin(
             Some("http://127.0.0.1:3001"),
+            "http",
             Some("127.0.0.1:3000")
         ));
-        assert!(!same_origin(Some("null"), Some("chat.example")));
-        assert!(!same_origin(Some("http://chat.example"), None));
+        assert!(!same_origin(Some("null"), "http", Some("chat.example")));
+        assert!(!same_origin(Some("http://chat.example"), "http", None));
+    }
+
+    /// The scheme is part of the origin: an http page may not post to our https.
+    #[test]
+    fn another_scheme_is_another_origin() {
+        assert!(!same_origin(
+            Some("http://chat.example"),
+            "https",
+            Some("chat.example")
+        ));
+        assert!(!same_origin(
+            Some("https://chat.example:80"),
+            "http",
+            Some("chat.example")
+        ));
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    struct Named {
+        name: String,
+    }
+
+    #[test]
+    fn forms_must_be_utf8_with_each_field_once() {
+        let named: Named = read_form(b"name=J%C3%BCrgen+M").unwrap();
+        assert_eq!(named.name, "Jürgen M");
+        assert!(read_form::<Named>(b"name=%FF%FE").is_err(), "not UTF-8");
+        assert!(read_form::<Named>(b"name=a&name=b").is_err(), "twice");
+        assert!(read_form::<Named>(&[b'n', b'a', b'm', b'e', b'=', 0xC3]).is_err());
+    }
+
+    #[test]
+    fn our_hosts_are_addresses_localhost_and_the_public_names() {
+        let public = ["chat.example".to_owned()];
+        for ours in [
+            "127.0.0.1:3000",
+            "localhost",
+            "LOCALHOST:8080",
+            "[::1]:3000",
+            "192.168.1.5",
+            "chat.example",
+            "Chat.Example.:443",
+            "app.localhost:3000",
+        ] {
+            assert!(host_is_ours(ours, &public), "{ours}");
+        }
+        for foreign in [
+            "evil.example",
+            "chat.example.evil.example",
+            "",
+            ":3000",
+            "[]",
+        ] {
+            assert!(!host_is_ours(foreign, &public), "{foreign}");
+        }
     }
 }

@@ -9,16 +9,20 @@
 
 pub mod app;
 pub mod assets;
+pub mod client;
 pub mod config;
 pub mod error;
 pub mod events;
 pub mod handlers;
 pub mod http;
 pub mod input;
+pub mod limits;
 pub mod pages;
 pub mod rooms;
 pub mod routes;
+pub mod server;
 pub mod session;
+pub mod state;
 pub mod tls;
 
 pub use app::run;

@@ -1,8 +1,11 @@
 //! HTML pages: the Handlebars views, compiled into the binary, and what each shows.
 //!
 //! Every value goes through Handlebars' HTML escaping (no triple-stash anywhere), so
-//! names and messages are shown as the text people typed. Rendering errors are
-//! logged and answered with a generic page, never shown to the browser.
+//! names and messages are shown as the text people typed. The views isolate each
+//! name (`<bdi>`) and each message (`dir="auto"`) from the words around it, so
+//! right-to-left text in one cannot reorder the rest; that is why a notice reaches
+//! the view as a name and the words after it, never as one sentence. Rendering
+//! errors are logged and answered with a generic page, never shown to the browser.
 
 use std::sync::Arc;
 
@@ -10,7 +13,7 @@ use handlebars::Handlebars;
 use serde::Serialize;
 
 use crate::input::{DisplayName, MAX_NAME_CHARS, RoomCode};
-use crate::rooms::{Event, EventKind, RoomSnapshot};
+use crate::rooms::{Event, EventKind, Presence, RoomSnapshot};
 
 const LAYOUT: &str = "layout";
 const HOME: &str = "home";
@@ -53,14 +56,21 @@ pub struct ErrorPage {
     pub link_text: String,
 }
 
+/// What a join notice says after the person's name.
+const ENTERED: &str = "has entered the room";
+/// What a leave notice says after the person's name.
+const LEFT: &str = "has left the room";
+
 #[derive(Serialize)]
 struct EventView<'a> {
     id: u64,
     is_message: bool,
     mine: bool,
+    /// The author of a message, or who entered or left.
     name: &'a str,
     text: Option<&'a str>,
-    notice: String,
+    /// For a notice, the words after the name; the view isolates the name.
+    notice: &'static str,
     at: &'a str,
     /// `HH:MM` UTC, until the script shows the reader's local time.
     clock: &'a str,
@@ -68,17 +78,16 @@ struct EventView<'a> {
 
 impl<'a> EventView<'a> {
     fn new(event: &'a Event, me: &DisplayName) -> Self {
-        let name = event.name.as_str();
         let notice = match event.kind {
-            EventKind::Join => format!("{name} has entered the room"),
-            EventKind::Leave => format!("{name} has left the room"),
-            EventKind::Message => String::new(),
+            EventKind::Join => ENTERED,
+            EventKind::Leave => LEFT,
+            EventKind::Message => "",
         };
         Self {
             id: event.id,
             is_message: event.kind == EventKind::Message,
             mine: event.kind == EventKind::Message && event.name == *me,
-            name,
+            name: event.name.as_str(),
             text: event.text.as_deref(),
             notice,
             at: &event.at,
@@ -136,7 +145,9 @@ impl Pages {
             script: bool,
             code: RoomCode,
             me: &'a DisplayName,
-            present: &'a [DisplayName],
+            /// Everyone in the room, in the order they joined, each marked
+            /// connected (a stream open now) or not.
+            present: &'a [Presence],
             history: Vec<EventView<'a>>,
             last_id: u64,
             max_message_chars: u32,
@@ -184,5 +195,83 @@ impl Pages {
 
     pub fn error(&self, page: &ErrorPage) -> Result<String, RenderFailed> {
         self.render(ERROR, page)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn name(typed: &str) -> DisplayName {
+        DisplayName::parse(typed).expect("a valid name")
+    }
+
+    fn room_page(present: Vec<Presence>, history: Vec<Event>) -> String {
+        let snapshot = RoomSnapshot {
+            me: name("alice"),
+            last_id: history.last().map_or(0, |e| e.id),
+            history: history.into_iter().map(Arc::new).collect(),
+            present,
+        };
+        let code = RoomCode::parse("ABCD").expect("a valid code");
+        Pages::new()
+            .expect("the views compile")
+            .room(code, &snapshot, 2000)
+            .expect("the room page renders")
+    }
+
+    #[test]
+    fn no_view_renders_unescaped_values() {
+        for (view, source) in VIEWS {
+            assert!(!source.contains("{{{"), "{view} has a triple-stash");
+        }
+    }
+
+    #[test]
+    fn names_in_notices_and_lines_are_isolated() {
+        let rtl = "\u{5D0}\u{5D1} bob";
+        let page = room_page(
+            vec![],
+            vec![
+                Event::new(1, EventKind::Join, name(rtl), None),
+                Event::new(2, EventKind::Message, name(rtl), Some("שלום".into())),
+                Event::new(3, EventKind::Leave, name(rtl), None),
+            ],
+        );
+        assert!(page.contains(&format!("<bdi>{rtl}</bdi> has entered the room")));
+        assert!(page.contains(&format!("<bdi class=\"who\">{rtl}</bdi>")));
+        assert!(page.contains("<p class=\"text\" dir=\"auto\">שלום</p>"));
+        assert!(page.contains(&format!("<bdi>{rtl}</bdi> has left the room")));
+        assert!(page.contains("You are <strong><bdi>alice</bdi></strong>"));
+    }
+
+    #[test]
+    fn each_person_present_is_marked_connected_or_not() {
+        let page = room_page(
+            vec![
+                Presence {
+                    name: name("alice"),
+                    connected: true,
+                },
+                Presence {
+                    name: name("<b>bob</b>"),
+                    connected: false,
+                },
+            ],
+            vec![],
+        );
+        let list = &page[page.find("id=\"present\"").expect("the list")..];
+        let list = &list[..list.find("</ul>").expect("its end")];
+        let items: Vec<&str> = list.split("<li ").skip(1).collect();
+        assert_eq!(items.len(), 2, "{list}");
+        assert!(items[0].starts_with("data-connected=\"true\""), "{list}");
+        assert!(items[0].contains("<bdi>alice</bdi>"), "{list}");
+        assert!(items[0].contains(">connected</span>"), "{list}");
+        assert!(items[1].starts_with("data-connected=\"false\""), "{list}");
+        assert!(
+            items[1].contains("<bdi>&lt;b&gt;bob&lt;/b&gt;</bdi>"),
+            "{list}"
+        );
+        assert!(items[1].contains(">not connected</span>"), "{list}");
     }
 }

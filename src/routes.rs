@@ -7,17 +7,18 @@ use warp::http::{HeaderValue, header};
 use warp::reply::Response;
 use warp::{Filter, Rejection};
 
-use crate::app::AppState;
 use crate::error::{self, AppError, MAX_FORM_BYTES};
 use crate::handlers;
-use crate::http::{Format, same_origin};
+use crate::http::{Format, read_form};
+use crate::state::AppState;
 
 /// Content-Security-Policy for every response: our own scripts, styles and
 /// connections only, no inline script, no framing.
 const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; \
      connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'";
 
-/// Every route of the app, with errors rendered and security headers added.
+/// Every route of the app, for our own host names only, with errors rendered and
+/// security headers added.
 pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
     let pages = state.pages.clone();
     let app = home(&state)
@@ -37,7 +38,10 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Rej
         .unify()
         .or(asset())
         .unify();
-    let outcome = app
+    let outcome = state
+        .site
+        .known_host()
+        .and(app)
         .map(Ok)
         .or_else(|rejection| async move { Ok::<_, Rejection>((Err(rejection),)) });
     Format::filter()
@@ -63,7 +67,8 @@ fn create_room(
 ) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone + use<> {
     warp::path!("rooms")
         .and(warp::post())
-        .and(from_this_site())
+        .and(state.site.from_this_site())
+        .and(state.site.client())
         .and(state.cookies.filter())
         .and(form())
         .and(with_state(state))
@@ -75,7 +80,8 @@ fn join_room(
 ) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone + use<> {
     warp::path!("join")
         .and(warp::post())
-        .and(from_this_site())
+        .and(state.site.from_this_site())
+        .and(state.site.client())
         .and(state.cookies.filter())
         .and(form())
         .and(with_state(state))
@@ -87,6 +93,7 @@ fn room_page(
 ) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone + use<> {
     warp::path!("rooms" / String)
         .and(warp::get())
+        .and(state.site.client())
         .and(state.cookies.filter())
         .and(with_state(state))
         .and_then(handlers::room_page)
@@ -97,6 +104,7 @@ fn events(
 ) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone + use<> {
     warp::path!("rooms" / String / "events")
         .and(warp::get())
+        .and(state.site.client())
         .and(state.cookies.filter())
         .and(warp::header::optional::<String>("last-event-id"))
         .and(warp::query::<handlers::EventsQuery>())
@@ -109,7 +117,8 @@ fn post_message(
 ) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone + use<> {
     warp::path!("rooms" / String / "messages")
         .and(warp::post())
-        .and(from_this_site())
+        .and(state.site.from_this_site())
+        .and(state.site.client())
         .and(state.cookies.filter())
         .and(Format::filter())
         .and(form())
@@ -122,7 +131,8 @@ fn leave_room(
 ) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone + use<> {
     warp::path!("rooms" / String / "leave")
         .and(warp::post())
-        .and(from_this_site())
+        .and(state.site.from_this_site())
+        .and(state.site.client())
         .and(state.cookies.filter())
         .and(Format::filter())
         .and(with_state(state))
@@ -134,6 +144,7 @@ fn members(
 ) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone + use<> {
     warp::path!("rooms" / String / "members")
         .and(warp::get())
+        .and(state.site.client())
         .and(state.cookies.filter())
         .and(with_state(state))
         .and_then(handlers::members)
@@ -153,38 +164,30 @@ fn with_state(
     warp::any().map(move || state.clone())
 }
 
-/// A URL-encoded form body of at most [`MAX_FORM_BYTES`].
+/// A URL-encoded form body of at most [`MAX_FORM_BYTES`], read strictly: text that
+/// is not UTF-8, or a field given twice, is refused rather than guessed at.
 fn form<T>() -> impl Filter<Extract = (T,), Error = Rejection> + Clone
 where
     T: serde::de::DeserializeOwned + Send + 'static,
 {
-    warp::body::content_length_limit(MAX_FORM_BYTES).and(warp::body::form())
-}
-
-/// Refuses posts that another site's page makes a browser send (CSRF). Behind a
-/// reverse proxy that rewrites `Host`, the `X-Forwarded-Host` it adds names the
-/// host the browser used; a cross-site page cannot set that header on a form post.
-fn from_this_site() -> impl Filter<Extract = (), Error = Rejection> + Clone {
-    warp::header::optional::<String>("origin")
-        .and(warp::host::optional())
-        .and(warp::header::optional::<String>("x-forwarded-host"))
+    warp::body::content_length_limit(MAX_FORM_BYTES)
+        .and(
+            warp::header::optional::<String>("content-type")
+                .or_else(|_| async { Ok::<_, Rejection>((Some(String::new()),)) }),
+        )
+        .and(warp::body::bytes())
         .and_then(
-            |origin: Option<String>,
-             host: Option<warp::host::Authority>,
-             forwarded: Option<String>| async move {
-                let origin = origin.as_deref();
-                let host = host.as_ref().map(|h| h.as_str());
-                let forwarded = forwarded.as_deref().and_then(|f| f.split(',').next());
-                if same_origin(origin, host)
-                    || (forwarded.is_some() && same_origin(origin, forwarded))
-                {
-                    Ok(())
-                } else {
-                    Err(warp::reject::custom(AppError::CrossOrigin))
+            |content_type: Option<String>, body: bytes::Bytes| async move {
+                if let Some(content_type) = content_type {
+                    let essence = content_type.split(';').next().unwrap_or("").trim();
+                    if !essence.eq_ignore_ascii_case("application/x-www-form-urlencoded") {
+                        return Err(warp::reject::custom(AppError::NotAForm));
+                    }
                 }
+                read_form(&body)
+                    .map_err(|reason| warp::reject::custom(AppError::BadRequest(reason)))
             },
         )
-        .untuple_one()
 }
 
 fn add_security_headers(response: &mut Response) {

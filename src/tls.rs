@@ -2,48 +2,26 @@
 //!
 //! Browsers open at most six HTTP/1.1 connections to a host, so with a seventh tab
 //! an event stream hangs; over HTTP/2 every tab's stream shares one connection.
-//! Browsers speak HTTP/2 only over TLS, and warp 0.4 has no TLS of its own, so this
-//! module runs the accept loop itself: a rustls handshake (ring provider, ALPN `h2`
-//! then `http/1.1`), then hyper-util's automatic HTTP/1.1-or-HTTP/2 connection
-//! serving [`warp::service`] of the very filter the plain server runs.
+//! Browsers speak HTTP/2 only over TLS, and warp 0.4 has no TLS of its own: the
+//! server loop (`server.rs`) runs a rustls handshake (ring provider, ALPN `h2` then
+//! `http/1.1`) before serving the very filter the plain server runs.
 //!
 //! [`TlsSettings::load`] reads and checks the PEM files (the command line does it
-//! while it is parsed, so a wrong file is a start-up error); [`serve`] is the loop,
-//! with the same graceful shutdown as warp's: stop accepting, let every event
-//! stream end itself, and wait (at most [`DRAIN_TIMEOUT`]) for the connections to
-//! close.
+//! while it is parsed, so a wrong file is a start-up error); the server loop in
+//! `server.rs` runs the handshake with [`TlsSettings::acceptor`].
 
 use std::fmt;
-use std::future::Future;
 use std::io;
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::pin::pin;
 use std::sync::Arc;
-use std::time::Duration;
 
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::{GracefulShutdown, Watcher};
-use hyper_util::service::TowerToHyperService;
 use rustls_pki_types::pem::{self, PemObject};
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
-use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::rustls::{self, InconsistentKeys, ServerConfig};
-use tokio_util::sync::CancellationToken;
-use warp::reply::Response;
-use warp::{Filter, Rejection};
 
 /// Protocols offered in ALPN, preferred first.
 const ALPN: [&[u8]; 2] = [b"h2", b"http/1.1"];
-
-/// Longest a client may take over the TLS handshake.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// Longest shutdown waits for open connections to close once every event stream
-/// was told to end; connections still open then are dropped.
-pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A certificate chain and its private key, read from PEM files and checked
 /// against each other: what `--tls-cert` and `--tls-key` name.
@@ -64,6 +42,11 @@ impl fmt::Debug for TlsSettings {
 }
 
 impl TlsSettings {
+    /// Runs the server side of the TLS handshake on accepted connections.
+    pub fn acceptor(&self) -> TlsAcceptor {
+        TlsAcceptor::from(Arc::clone(&self.server_config))
+    }
+
     /// Reads the certificate chain (leaf first) and the private key (PKCS#8,
     /// PKCS#1 or SEC1), and builds the server's TLS configuration with ALPN.
     pub fn load(cert_path: &Path, key_path: &Path) -> Result<Self, TlsError> {
@@ -225,129 +208,4 @@ fn read_private_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
             source,
         },
     })
-}
-
-/// Serves `filter` over TLS on `listener` until `shutdown` completes; then stops
-/// accepting, asks every open connection to finish (HTTP/2 `GOAWAY`, HTTP/1.1 no
-/// keep-alive) and waits for them, at most [`DRAIN_TIMEOUT`].
-///
-/// `shutdown` must also end the event streams (the app cancels its shutdown
-/// token in it): a connection with a stream open would otherwise never close.
-pub async fn serve<F>(
-    listener: TcpListener,
-    tls: &TlsSettings,
-    filter: F,
-    shutdown: impl Future<Output = ()>,
-) where
-    F: Filter<Extract = (Response,), Error = Rejection> + Clone + Send + Sync + 'static,
-{
-    let acceptor = TlsAcceptor::from(Arc::clone(&tls.server_config));
-    let graceful = GracefulShutdown::new();
-    // Cancelled when shutdown begins: handshakes under way give up.
-    let stopping = CancellationToken::new();
-    // Cancelled when the drain time is over: connections still open are dropped.
-    let abandon = CancellationToken::new();
-    let mut shutdown = pin!(shutdown);
-    loop {
-        let (tcp, peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(pair) => pair,
-                Err(error) => {
-                    if !is_connection_error(&error) {
-                        // Most likely out of file descriptors: give connections
-                        // time to close before trying again.
-                        tracing::error!(%error, "cannot accept a connection");
-                        tokio::select! {
-                            () = tokio::time::sleep(Duration::from_secs(1)) => {}
-                            () = &mut shutdown => break,
-                        }
-                    }
-                    continue;
-                }
-            },
-            () = &mut shutdown => break,
-        };
-        let connection = Connection {
-            acceptor: acceptor.clone(),
-            filter: filter.clone(),
-            watcher: graceful.watcher(),
-            stopping: stopping.clone(),
-            abandon: abandon.clone(),
-        };
-        tokio::spawn(connection.run(tcp, peer));
-    }
-    drop(listener);
-    stopping.cancel();
-    let open = graceful.count();
-    tracing::debug!(open, "waiting for open connections to close");
-    if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown())
-        .await
-        .is_err()
-    {
-        tracing::warn!(
-            "connections still open {DRAIN_TIMEOUT:?} after shutdown began; dropping them"
-        );
-        abandon.cancel();
-    }
-}
-
-/// One accepted TCP connection, and what it needs to be served.
-struct Connection<F> {
-    acceptor: TlsAcceptor,
-    filter: F,
-    /// Held from the accept on, so that shutdown also waits for handshakes.
-    watcher: Watcher,
-    stopping: CancellationToken,
-    abandon: CancellationToken,
-}
-
-impl<F> Connection<F>
-where
-    F: Filter<Extract = (Response,), Error = Rejection> + Clone + Send + Sync + 'static,
-{
-    async fn run(self, tcp: TcpStream, peer: SocketAddr) {
-        let handshake = tokio::time::timeout(HANDSHAKE_TIMEOUT, self.acceptor.accept(tcp));
-        let stream = tokio::select! {
-            outcome = handshake => match outcome {
-                Ok(Ok(stream)) => stream,
-                Ok(Err(error)) => {
-                    tracing::debug!(%peer, %error, "TLS handshake failed");
-                    return;
-                }
-                Err(_) => {
-                    tracing::debug!(%peer, "TLS handshake timed out");
-                    return;
-                }
-            },
-            () = self.stopping.cancelled() => return,
-        };
-        let builder = auto::Builder::new(TokioExecutor::new());
-        let connection = builder.serve_connection(
-            TokioIo::new(stream),
-            TowerToHyperService::new(warp::service(self.filter)),
-        );
-        let connection = self.watcher.watch(connection);
-        tokio::select! {
-            outcome = connection => {
-                // A client that goes away mid-stream ends its connection this way:
-                // for an event stream that is the normal end, so not worth more.
-                if let Err(error) = outcome {
-                    tracing::debug!(%peer, %error, "connection ended with an error");
-                }
-            }
-            () = self.abandon.cancelled() => {
-                tracing::debug!(%peer, "connection dropped at the end of shutdown");
-            }
-        }
-    }
-}
-
-/// Errors of one incoming connection that `accept` reports; the next one is fine.
-fn is_connection_error(error: &io::Error) -> bool {
-    matches!(
-        error.kind(),
-        io::ErrorKind::ConnectionRefused
-            | io::ErrorKind::ConnectionAborted
-            | io::ErrorKind::ConnectionReset
-    )
 }

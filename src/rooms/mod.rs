@@ -3,24 +3,30 @@
 //! [`Rooms`] is the one handle the rest of the server uses for everything a room
 //! does — create, join, publish, subscribe with replay, presence, close — so a
 //! second backend (several instances sharing rooms) can later sit behind the same
-//! methods. Timers live here: a member leaves, and a room closes, when no stream of
-//! theirs has come back within the grace period.
+//! methods. Time lives in [`timers`]: a member leaves, and a room closes, when no
+//! stream of theirs has come back within the grace period.
+//!
+//! Being a member is proven by a [`MemberToken`] minted at that join: the session
+//! cookie carries it, so a copy of the cookie made before the join proves nothing.
 
 mod event;
 mod room;
+mod timers;
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
+use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
 pub use self::event::{Event, EventKind};
-pub use self::room::{Backlog, RoomSnapshot};
-use self::room::{IdleTimers, Room};
+pub use self::room::{Backlog, Presence, RoomSnapshot};
+use self::room::{IdleTimers, Joined, Room};
+use self::timers::{Due, Timers};
 use crate::input::{DisplayName, MessageText, RoomCode};
-use crate::session::SessionId;
 
 /// How many random codes to try before saying every code is taken.
 const CODE_ATTEMPTS: usize = 64;
@@ -32,10 +38,26 @@ pub enum RoomError {
     NotFound,
     /// The session is not a member of this room.
     NotMember,
-    /// Another member of the room uses this name.
+    /// Another member of the room uses this name (or one that looks the same).
     NameTaken,
+    /// The room has as many members as it may.
+    RoomFull,
+    /// The server has as many rooms open as it may.
+    TooManyRooms,
     /// Nearly every code is in use.
     NoFreeCode,
+}
+
+/// Proof of one membership: minted when someone joins a room, kept in their
+/// session cookie. Random, so that it cannot be guessed from anything else.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct MemberToken(u128);
+
+impl MemberToken {
+    fn random() -> Self {
+        Self(rand::random())
+    }
 }
 
 /// Timing and size rules shared by every room.
@@ -50,6 +72,10 @@ pub struct RoomSettings {
     pub history: usize,
     /// Events a subscriber may fall behind before it catches up from history.
     pub channel_capacity: usize,
+    /// Most rooms open at once.
+    pub max_rooms: usize,
+    /// Most members in one room.
+    pub max_members: usize,
 }
 
 /// Cheap-to-clone handle on every open room.
@@ -63,6 +89,15 @@ struct Shared {
     // std Mutex: held only to look up, insert or remove; never across an `.await`.
     // Lock order: this map first, then a room's own lock.
     rooms: Mutex<HashMap<RoomCode, Arc<Room>>>,
+    /// Serial number of the next room opened.
+    next_serial: AtomicU64,
+    timers: Arc<Timers>,
+}
+
+impl Drop for Shared {
+    fn drop(&mut self) {
+        self.timers.stop();
+    }
 }
 
 /// What opening an event stream gives its subscriber.
@@ -81,18 +116,33 @@ pub struct Subscription {
 pub struct StreamHandle {
     rooms: Rooms,
     room: Arc<Room>,
-    session: SessionId,
+    token: MemberToken,
     membership: u64,
 }
 
 impl Rooms {
+    /// The registry, and the task that runs its timers (it ends when the last
+    /// handle is dropped). Needs a Tokio runtime.
     pub fn new(settings: RoomSettings) -> Self {
-        Self {
+        let timers = Arc::new(Timers::default());
+        let rooms = Self {
             shared: Arc::new(Shared {
                 settings,
                 rooms: Mutex::new(HashMap::new()),
+                next_serial: AtomicU64::new(1),
+                timers: Arc::clone(&timers),
             }),
-        }
+        };
+        let registry = Arc::downgrade(&rooms.shared);
+        tokio::spawn(async move {
+            while let Some(due) = timers.next_due().await {
+                let Some(shared) = registry.upgrade() else {
+                    break;
+                };
+                Rooms { shared }.run(due);
+            }
+        });
+        rooms
     }
 
     fn map(&self) -> MutexGuard<'_, HashMap<RoomCode, Arc<Room>>> {
@@ -107,80 +157,120 @@ impl Rooms {
     }
 
     /// Opens a room under a fresh code with `creator` as its first member.
-    pub fn create(&self, creator: &SessionId, name: DisplayName) -> Result<RoomCode, RoomError> {
+    pub fn create(&self, creator: DisplayName) -> Result<(RoomCode, MemberToken), RoomError> {
         let settings = &self.shared.settings;
         let mut rng = rand::rng();
         let mut map = self.map();
+        if map.len() >= settings.max_rooms {
+            return Err(RoomError::TooManyRooms);
+        }
         let code = (0..CODE_ATTEMPTS)
             .map(|_| RoomCode::random(&mut rng))
             .find(|code| !map.contains_key(code))
             .ok_or(RoomError::NoFreeCode)?;
-        let room = Arc::new(Room::new(code, settings.history, settings.channel_capacity));
-        let creator_epoch = room.join(creator, name)?;
+        let serial = self.shared.next_serial.fetch_add(1, Ordering::Relaxed);
+        let room = Arc::new(Room::new(
+            code,
+            serial,
+            settings.history,
+            settings.channel_capacity,
+        ));
+        let joined = room.join(None, creator, settings.max_members)?;
         map.insert(code, Arc::clone(&room));
         drop(map);
         tracing::info!(room = %code, "room opened");
-        if let Some(epoch) = creator_epoch {
-            self.schedule_member_expiry(&room, creator.clone(), epoch, settings.unclaimed_timeout);
-        }
-        self.schedule_close(&room, room.epoch(), settings.unclaimed_timeout);
-        Ok(code)
+        let token = self.joined(&room, joined);
+        self.schedule(
+            settings.unclaimed_timeout,
+            Due::CloseRoom {
+                epoch: room.epoch(),
+                room,
+            },
+        );
+        Ok((code, token))
     }
 
-    /// Makes `session` a member named `name`; already being one is fine.
+    /// Makes someone a member named `name`, announcing them; `existing` is the
+    /// token their session holds for this room, and being a member already is fine.
     pub fn join(
         &self,
         code: &RoomCode,
-        session: &SessionId,
+        existing: Option<MemberToken>,
         name: DisplayName,
-    ) -> Result<(), RoomError> {
+    ) -> Result<MemberToken, RoomError> {
         let room = self.room(code)?;
-        if let Some(epoch) = room.join(session, name)? {
-            let timeout = self.shared.settings.unclaimed_timeout;
-            self.schedule_member_expiry(&room, session.clone(), epoch, timeout);
-        }
-        Ok(())
+        let joined = room.join(existing, name, self.shared.settings.max_members)?;
+        Ok(self.joined(&room, joined))
     }
 
-    /// `Ok` if `session` is a member of the open room `code`.
-    pub fn check_member(&self, code: &RoomCode, session: &SessionId) -> Result<(), RoomError> {
-        self.room(code)?.check_member(session)
+    fn joined(&self, room: &Arc<Room>, joined: Joined) -> MemberToken {
+        match joined {
+            Joined::Already(token) => token,
+            Joined::New { token, epoch } => {
+                let timeout = self.shared.settings.unclaimed_timeout;
+                self.schedule(
+                    timeout,
+                    Due::ExpireMember {
+                        room: Arc::clone(room),
+                        token,
+                        epoch,
+                    },
+                );
+                token
+            }
+        }
+    }
+
+    /// `Ok` if `token` proves a membership of the open room `code`.
+    pub fn check_member(&self, code: &RoomCode, token: &MemberToken) -> Result<(), RoomError> {
+        self.room(code)?.check_member(token)
     }
 
     pub fn exists(&self, code: &RoomCode) -> bool {
         self.map().contains_key(code)
     }
 
+    /// How many rooms are open.
+    pub fn count(&self) -> usize {
+        self.map().len()
+    }
+
+    /// How many room and member deadlines are waiting (bounded by rooms and members).
+    pub fn pending_timers(&self) -> usize {
+        self.shared.timers.pending()
+    }
+
     /// The room as its page shows it to a member; viewing counts as activity.
     pub fn snapshot(
         &self,
         code: &RoomCode,
-        session: &SessionId,
+        token: &MemberToken,
     ) -> Result<RoomSnapshot, RoomError> {
         let room = self.room(code)?;
-        let snapshot = room.snapshot(session)?;
-        self.touched(&room, session);
+        let snapshot = room.snapshot(token)?;
+        self.touched(&room, token);
         Ok(snapshot)
     }
 
+    /// Everyone in the room, for a member.
     pub fn present(
         &self,
         code: &RoomCode,
-        session: &SessionId,
-    ) -> Result<Vec<DisplayName>, RoomError> {
-        self.room(code)?.present(session)
+        token: &MemberToken,
+    ) -> Result<Vec<Presence>, RoomError> {
+        self.room(code)?.present(token)
     }
 
     /// Publishes a member's message; posting counts as activity.
     pub fn publish_message(
         &self,
         code: &RoomCode,
-        session: &SessionId,
+        token: &MemberToken,
         text: MessageText,
     ) -> Result<u64, RoomError> {
         let room = self.room(code)?;
-        let id = room.publish_message(session, text)?;
-        self.touched(&room, session);
+        let id = room.publish_message(token, text)?;
+        self.touched(&room, token);
         Ok(id)
     }
 
@@ -188,11 +278,11 @@ impl Rooms {
     pub fn subscribe(
         &self,
         code: &RoomCode,
-        session: &SessionId,
+        token: &MemberToken,
         after: Option<u64>,
     ) -> Result<Subscription, RoomError> {
         let room = self.room(code)?;
-        let opened = room.open_stream(session, after)?;
+        let opened = room.open_stream(token, after)?;
         Ok(Subscription {
             receiver: opened.receiver,
             backlog: opened.backlog,
@@ -201,61 +291,60 @@ impl Rooms {
             handle: StreamHandle {
                 rooms: self.clone(),
                 room,
-                session: session.clone(),
+                token: *token,
                 membership: opened.membership,
             },
         })
     }
 
-    /// `session` leaves room `code` at once; its streams there end.
-    pub fn leave(&self, code: &RoomCode, session: &SessionId) -> Result<(), RoomError> {
-        self.room(code)?.leave(session)
+    /// The member leaves room `code` at once; their streams there end.
+    pub fn leave(&self, code: &RoomCode, token: &MemberToken) -> Result<(), RoomError> {
+        self.room(code)?.leave(token)
     }
 
-    fn stream_closed(&self, room: &Arc<Room>, session: &SessionId, membership: u64) {
-        let timers = room.close_stream(session, membership);
-        self.start_idle_timers(room, session, timers, self.shared.settings.grace);
+    fn stream_closed(&self, room: &Arc<Room>, token: &MemberToken, membership: u64) {
+        let timers = room.close_stream(token, membership);
+        self.start_idle_timers(room, token, timers, self.shared.settings.grace);
     }
 
-    fn touched(&self, room: &Arc<Room>, session: &SessionId) {
-        let timers = room.touch(session);
-        self.start_idle_timers(
-            room,
-            session,
-            timers,
-            self.shared.settings.unclaimed_timeout,
-        );
+    fn touched(&self, room: &Arc<Room>, token: &MemberToken) {
+        let timers = room.touch(token);
+        self.start_idle_timers(room, token, timers, self.shared.settings.unclaimed_timeout);
     }
 
     fn start_idle_timers(
         &self,
         room: &Arc<Room>,
-        session: &SessionId,
+        token: &MemberToken,
         timers: IdleTimers,
         delay: Duration,
     ) {
         if let Some(epoch) = timers.member_epoch {
-            self.schedule_member_expiry(room, session.clone(), epoch, delay);
+            let room = Arc::clone(room);
+            let token = *token;
+            self.schedule(delay, Due::ExpireMember { room, token, epoch });
         }
         if let Some(epoch) = timers.room_epoch {
-            self.schedule_close(room, epoch, delay);
+            let room = Arc::clone(room);
+            self.schedule(delay, Due::CloseRoom { room, epoch });
         }
     }
 
-    fn schedule_member_expiry(
-        &self,
-        room: &Arc<Room>,
-        session: SessionId,
-        epoch: u64,
-        delay: Duration,
-    ) {
-        let room = Arc::clone(room);
-        self.after(delay, move |_| room.expire_member(&session, epoch));
+    /// Runs `due` after `delay`: at once when the delay is zero (`--grace 0`) or
+    /// when no runtime is left to wait on (a stream dropped as the server stops).
+    fn schedule(&self, delay: Duration, due: Due) {
+        if delay.is_zero() || tokio::runtime::Handle::try_current().is_err() {
+            self.run(due);
+        } else {
+            self.shared.timers.set(delay, due);
+        }
     }
 
-    fn schedule_close(&self, room: &Arc<Room>, epoch: u64, delay: Duration) {
-        let room = Arc::clone(room);
-        self.after(delay, move |rooms| rooms.close_if_idle(&room, epoch));
+    fn run(&self, due: Due) {
+        match due {
+            Due::ExpireMember { room, token, epoch } => room.expire_member(&token, epoch),
+            Due::CloseRoom { room, epoch } => self.close_if_idle(&room, epoch),
+        }
     }
 
     fn close_if_idle(&self, room: &Arc<Room>, epoch: u64) {
@@ -266,21 +355,6 @@ impl Rooms {
             map.remove(&room.code);
             drop(map);
             tracing::info!(room = %room.code, "room closed");
-        }
-    }
-
-    /// Runs `task` after `delay`: at once when the delay is zero (`--grace 0`) or
-    /// when no runtime is left to wait on (the server is shutting down).
-    fn after(&self, delay: Duration, task: impl FnOnce(&Rooms) + Send + 'static) {
-        match tokio::runtime::Handle::try_current() {
-            Ok(runtime) if !delay.is_zero() => {
-                let rooms = self.clone();
-                runtime.spawn(async move {
-                    tokio::time::sleep(delay).await;
-                    task(&rooms);
-                });
-            }
-            _ => task(self),
         }
     }
 }
@@ -295,7 +369,7 @@ impl StreamHandle {
 impl Drop for StreamHandle {
     fn drop(&mut self) {
         self.rooms
-            .stream_closed(&self.room, &self.session, self.membership);
+            .stream_closed(&self.room, &self.token, self.membership);
     }
 }
 
@@ -309,6 +383,8 @@ mod tests {
             unclaimed_timeout: Duration::from_secs(60),
             history: 10,
             channel_capacity: 16,
+            max_rooms: 100,
+            max_members: 100,
         }
     }
 
@@ -319,12 +395,10 @@ mod tests {
     /// A room where alice has a stream open and bob has joined without one.
     fn alice_streaming_and_bob_joined(
         rooms: &Rooms,
-    ) -> (RoomCode, SessionId, Subscription, SessionId) {
-        let alice = SessionId::random();
-        let code = rooms.create(&alice, name("alice")).unwrap();
+    ) -> (RoomCode, MemberToken, Subscription, MemberToken) {
+        let (code, alice) = rooms.create(name("alice")).unwrap();
         let alice_stream = rooms.subscribe(&code, &alice, None).unwrap();
-        let bob = SessionId::random();
-        rooms.join(&code, &bob, name("bob")).unwrap();
+        let bob = rooms.join(&code, None, name("bob")).unwrap();
         (code, alice, alice_stream, bob)
     }
 
@@ -339,8 +413,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_room_that_never_gets_a_stream_closes_within_a_minute() {
         let rooms = Rooms::new(settings(5));
-        let alice = SessionId::random();
-        let code = rooms.create(&alice, name("alice")).unwrap();
+        let (code, _alice) = rooms.create(name("alice")).unwrap();
         advance(59).await;
         assert!(rooms.exists(&code));
         advance(2).await;
@@ -350,8 +423,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_room_closes_after_the_grace_unless_a_stream_returns() {
         let rooms = Rooms::new(settings(5));
-        let alice = SessionId::random();
-        let code = rooms.create(&alice, name("alice")).unwrap();
+        let (code, alice) = rooms.create(name("alice")).unwrap();
         drop(rooms.subscribe(&code, &alice, None).unwrap());
         advance(4).await;
         let back = rooms.subscribe(&code, &alice, None).unwrap();
@@ -365,12 +437,11 @@ mod tests {
     #[tokio::test]
     async fn with_no_grace_the_last_stream_closes_the_room_at_once() {
         let rooms = Rooms::new(settings(0));
-        let alice = SessionId::random();
-        let code = rooms.create(&alice, name("alice")).unwrap();
+        let (code, alice) = rooms.create(name("alice")).unwrap();
         drop(rooms.subscribe(&code, &alice, None).unwrap());
         assert!(!rooms.exists(&code));
         assert_eq!(
-            rooms.join(&code, &SessionId::random(), name("bob")),
+            rooms.join(&code, None, name("bob")),
             Err(RoomError::NotFound)
         );
     }
@@ -413,7 +484,9 @@ mod tests {
             rooms.snapshot(&code, &bob).unwrap_err(),
             RoomError::NotMember
         );
-        assert_eq!(rooms.present(&code, &alice).unwrap(), vec![name("alice")]);
+        let present = rooms.present(&code, &alice).unwrap();
+        assert_eq!(present.len(), 1);
+        assert_eq!(present[0].name, name("alice"));
     }
 
     #[tokio::test(start_paused = true)]
@@ -421,7 +494,7 @@ mod tests {
         let rooms = Rooms::new(settings(5));
         let (code, _alice, _alice_stream, bob) = alice_streaming_and_bob_joined(&rooms);
         assert_eq!(
-            rooms.join(&code, &SessionId::random(), name("Bob")),
+            rooms.join(&code, None, name("Bob")),
             Err(RoomError::NameTaken)
         );
         advance(61).await;
@@ -429,8 +502,24 @@ mod tests {
             rooms.snapshot(&code, &bob).unwrap_err(),
             RoomError::NotMember
         );
-        rooms
-            .join(&code, &SessionId::random(), name("Bob"))
-            .unwrap();
+        rooms.join(&code, None, name("Bob")).unwrap();
+    }
+
+    /// A flood of joins, posts and page views moves deadlines but adds none: one
+    /// per room and one per member, however often they are touched.
+    #[tokio::test(start_paused = true)]
+    async fn timers_stay_one_per_room_and_member_under_a_flood() {
+        let rooms = Rooms::new(settings(5));
+        let (code, alice) = rooms.create(name("alice")).unwrap();
+        for i in 0..50 {
+            rooms.join(&code, None, name(&format!("guest{i}"))).unwrap();
+        }
+        for _ in 0..1000 {
+            rooms.snapshot(&code, &alice).unwrap();
+            let text = MessageText::parse("again", 100).unwrap();
+            rooms.publish_message(&code, &alice, text).unwrap();
+        }
+
+        assert_eq!(rooms.pending_timers(), 1 + 51);
     }
 }

@@ -3,17 +3,20 @@
 //! A `Room` only changes state and reports what should happen later ("start a grace
 //! timer for this member"); the registry in `rooms/mod.rs` owns the timers and the
 //! map of codes, so this file has no clocks and no tasks and is tested directly.
+//!
+//! Someone becomes a member, and is announced with a `join`, the moment they join:
+//! nobody can read a room before everyone in it can see that they are there.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
+use serde::Serialize;
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
-use super::RoomError;
 use super::event::{Event, EventKind};
+use super::{MemberToken, RoomError};
 use crate::input::{DisplayName, MessageText, RoomCode};
-use crate::session::SessionId;
 
 /// What a new stream must send before the live events.
 #[derive(Debug)]
@@ -24,13 +27,22 @@ pub enum Backlog {
     Gap,
 }
 
+/// One person in a room's presence list.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Presence {
+    pub name: DisplayName,
+    /// Whether they have an event stream open right now.
+    pub connected: bool,
+}
+
 /// A room's state as the room page shows it.
 #[derive(Debug)]
 pub struct RoomSnapshot {
-    /// The name the viewing session uses in this room.
+    /// The name the viewing member uses in this room.
     pub me: DisplayName,
     pub history: Vec<Arc<Event>>,
-    pub present: Vec<DisplayName>,
+    /// Every member, in the order they joined.
+    pub present: Vec<Presence>,
     /// Id of the newest event; a stream opened `after` it misses nothing.
     pub last_id: u64,
 }
@@ -47,8 +59,19 @@ pub struct IdleTimers {
     pub room_epoch: Option<u64>,
 }
 
+/// What [`Room::join`] did.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Joined {
+    /// A new member, announced; `epoch` starts their stream-less idle timer.
+    New { token: MemberToken, epoch: u64 },
+    /// The token already belonged to a member; nothing changed.
+    Already(MemberToken),
+}
+
 pub struct Room {
     pub code: RoomCode,
+    /// Unique among every room the registry ever opened (codes are reused).
+    pub serial: u64,
     /// Every open stream holds a receiver. Sending happens under the state lock so
     /// the channel's order is the history's order.
     sender: broadcast::Sender<Arc<Event>>,
@@ -64,15 +87,15 @@ struct RoomState {
     closed: bool,
     next_id: u64,
     history: VecDeque<Arc<Event>>,
-    members: HashMap<SessionId, Member>,
-    /// Members joined so far, to list present people in the order they came.
+    members: HashMap<MemberToken, Member>,
+    /// Members joined so far, to list people in the order they came.
     joins: u64,
     open_streams: usize,
     /// Set anew whenever the room's stream count leaves or reaches zero, so a close
     /// timer started earlier can tell it has been overtaken.
     epoch: u64,
     /// Source of epochs for the room and its members. One counter for all, so an
-    /// epoch never repeats, even for a new membership of the same session.
+    /// epoch never repeats, even for a new membership of the same person.
     ticks: u64,
 }
 
@@ -81,8 +104,9 @@ struct Member {
     /// Unique per membership in this room; also the order people came in.
     order: u64,
     streams: usize,
-    /// Announced with a `join` and not yet with a `leave`.
-    present: bool,
+    /// Whether a stream was ever opened: until then the member keeps their place
+    /// by activity (posts, page views) rather than by a stream and its grace.
+    streamed: bool,
     /// Set anew whenever the member's stream count leaves or reaches zero.
     epoch: u64,
     /// Cancelled when the membership ends, so the member's open streams end too.
@@ -103,10 +127,11 @@ pub struct OpenedStream {
 
 impl Room {
     /// A new room with nobody in it yet.
-    pub fn new(code: RoomCode, history_limit: usize, channel_capacity: usize) -> Self {
+    pub fn new(code: RoomCode, serial: u64, history_limit: usize, channel_capacity: usize) -> Self {
         let (sender, _) = broadcast::channel(channel_capacity.max(1));
         Self {
             code,
+            serial,
             sender,
             history_limit: history_limit.max(1),
             state: Mutex::new(RoomState {
@@ -129,22 +154,42 @@ impl Room {
         Ok(state)
     }
 
-    /// Adds `session` as a member named `name`. Returns the member's epoch when they
-    /// are new (so an unused membership can expire), `None` when already a member.
-    pub fn join(&self, session: &SessionId, name: DisplayName) -> Result<Option<u64>, RoomError> {
+    /// Makes someone a member named `name` and announces them. `existing` is the
+    /// token their session holds for this room, if any: when it still belongs to a
+    /// member, nothing changes (joining twice keeps the first name).
+    pub fn join(
+        &self,
+        existing: Option<MemberToken>,
+        name: DisplayName,
+        max_members: usize,
+    ) -> Result<Joined, RoomError> {
         let mut state = self.open_state()?;
-        if state.members.contains_key(session) {
-            return Ok(None);
+        if let Some(token) = existing
+            && state.members.contains_key(&token)
+        {
+            return Ok(Joined::Already(token));
         }
         if state.members.values().any(|m| m.name.same_person_as(&name)) {
             return Err(RoomError::NameTaken);
         }
-        Ok(Some(state.admit(session.clone(), name)))
+        if state.members.len() >= max_members {
+            return Err(RoomError::RoomFull);
+        }
+        let token = MemberToken::random();
+        let epoch = state.admit(token, name.clone());
+        state.publish(
+            &self.sender,
+            self.history_limit,
+            EventKind::Join,
+            name,
+            None,
+        );
+        Ok(Joined::New { token, epoch })
     }
 
-    pub fn check_member(&self, session: &SessionId) -> Result<(), RoomError> {
+    pub fn check_member(&self, token: &MemberToken) -> Result<(), RoomError> {
         let state = self.open_state()?;
-        match state.members.contains_key(session) {
+        match state.members.contains_key(token) {
             true => Ok(()),
             false => Err(RoomError::NotMember),
         }
@@ -152,13 +197,13 @@ impl Room {
 
     pub fn publish_message(
         &self,
-        session: &SessionId,
+        token: &MemberToken,
         text: MessageText,
     ) -> Result<u64, RoomError> {
         let mut state = self.open_state()?;
         let name = state
             .members
-            .get(session)
+            .get(token)
             .ok_or(RoomError::NotMember)?
             .name
             .clone();
@@ -171,24 +216,21 @@ impl Room {
         ))
     }
 
-    /// Opens a stream for a member: subscribes to live events, collects the backlog
-    /// after `after`, and announces the member if this is their first stream.
+    /// Opens a stream for a member: subscribes to live events and collects the
+    /// backlog after `after`. Announces nothing: the member was announced on joining.
     pub fn open_stream(
         &self,
-        session: &SessionId,
+        token: &MemberToken,
         after: Option<u64>,
     ) -> Result<OpenedStream, RoomError> {
         let mut state = self.open_state()?;
         let tick = state.tick();
-        let member = state.members.get_mut(session).ok_or(RoomError::NotMember)?;
+        let member = state.members.get_mut(token).ok_or(RoomError::NotMember)?;
         member.streams += 1;
-        let announce = if member.streams == 1 {
+        member.streamed = true;
+        if member.streams == 1 {
             member.epoch = tick;
-            !std::mem::replace(&mut member.present, true)
-        } else {
-            false
-        };
-        let name = member.name.clone();
+        }
         let membership_ended = member.ended.clone();
         let membership = member.order;
         state.open_streams += 1;
@@ -201,39 +243,29 @@ impl Room {
             Some(after) => state.events_after(after),
             None => Backlog::Events(Vec::new()),
         };
-        let resume_after = state.last_id();
-        if announce {
-            state.publish(
-                &self.sender,
-                self.history_limit,
-                EventKind::Join,
-                name,
-                None,
-            );
-        }
         Ok(OpenedStream {
             receiver,
             backlog,
-            resume_after,
+            resume_after: state.last_id(),
             membership_ended,
             membership,
         })
     }
 
     /// Activity without a stream (a page view, a post — someone without
-    /// JavaScript): a member who has never been announced stays for another idle
+    /// JavaScript): a member who has never opened a stream stays for another idle
     /// period from now. A member whose streams just closed is in their grace
     /// period, which activity does not stretch; the room lives by its streams alone.
-    pub fn touch(&self, session: &SessionId) -> IdleTimers {
+    pub fn touch(&self, token: &MemberToken) -> IdleTimers {
         let mut state = self.state();
         let mut timers = IdleTimers::default();
         if state.closed {
             return timers;
         }
         let tick = state.tick();
-        if let Some(member) = state.members.get_mut(session)
+        if let Some(member) = state.members.get_mut(token)
             && member.streams == 0
-            && !member.present
+            && !member.streamed
         {
             member.epoch = tick;
             timers.member_epoch = Some(tick);
@@ -242,12 +274,12 @@ impl Room {
     }
 
     /// A stream of `membership` closed. A stream that outlived its membership (the
-    /// session left and joined again) counts only for the room.
-    pub fn close_stream(&self, session: &SessionId, membership: u64) -> IdleTimers {
+    /// person left and joined again) counts only for the room.
+    pub fn close_stream(&self, token: &MemberToken, membership: u64) -> IdleTimers {
         let mut state = self.state();
         let mut closed = IdleTimers::default();
         let tick = state.tick();
-        if let Some(member) = state.members.get_mut(session)
+        if let Some(member) = state.members.get_mut(token)
             && member.order == membership
         {
             member.streams = member.streams.saturating_sub(1);
@@ -264,29 +296,28 @@ impl Room {
         closed
     }
 
-    /// Ends a membership that has had no stream since `epoch`, announcing the leave
-    /// if the member had been announced.
-    pub fn expire_member(&self, session: &SessionId, epoch: u64) {
+    /// Ends a membership that has had no stream since `epoch`, announcing the leave.
+    pub fn expire_member(&self, token: &MemberToken, epoch: u64) {
         let mut state = self.state();
         if state.closed {
             return;
         }
         let idle = state
             .members
-            .get(session)
+            .get(token)
             .is_some_and(|m| m.streams == 0 && m.epoch == epoch);
         if idle {
-            state.remove_member(session, &self.sender, self.history_limit);
+            state.remove_member(token, &self.sender, self.history_limit);
         }
     }
 
     /// The member leaves now (the Leave button), without waiting for a grace period.
-    pub fn leave(&self, session: &SessionId) -> Result<(), RoomError> {
+    pub fn leave(&self, token: &MemberToken) -> Result<(), RoomError> {
         let mut state = self.open_state()?;
-        if !state.members.contains_key(session) {
+        if !state.members.contains_key(token) {
             return Err(RoomError::NotMember);
         }
-        state.remove_member(session, &self.sender, self.history_limit);
+        state.remove_member(token, &self.sender, self.history_limit);
         Ok(())
     }
 
@@ -298,6 +329,9 @@ impl Room {
         }
         state.closed = true;
         state.history.clear();
+        for member in state.members.values() {
+            member.ended.cancel();
+        }
         state.members.clear();
         true
     }
@@ -312,19 +346,19 @@ impl Room {
         (state.events_after(after), state.last_id())
     }
 
-    pub fn present(&self, session: &SessionId) -> Result<Vec<DisplayName>, RoomError> {
+    pub fn present(&self, token: &MemberToken) -> Result<Vec<Presence>, RoomError> {
         let state = self.open_state()?;
-        if !state.members.contains_key(session) {
+        if !state.members.contains_key(token) {
             return Err(RoomError::NotMember);
         }
         Ok(state.present())
     }
 
-    pub fn snapshot(&self, session: &SessionId) -> Result<RoomSnapshot, RoomError> {
+    pub fn snapshot(&self, token: &MemberToken) -> Result<RoomSnapshot, RoomError> {
         let state = self.open_state()?;
         let me = state
             .members
-            .get(session)
+            .get(token)
             .ok_or(RoomError::NotMember)?
             .name
             .clone();
@@ -344,34 +378,31 @@ impl RoomState {
     }
 
     /// Adds a member who has no stream yet; returns their epoch.
-    fn admit(&mut self, session: SessionId, name: DisplayName) -> u64 {
+    fn admit(&mut self, token: MemberToken, name: DisplayName) -> u64 {
         self.joins += 1;
         let epoch = self.tick();
         let member = Member {
             name,
             order: self.joins,
             streams: 0,
-            present: false,
+            streamed: false,
             epoch,
             ended: CancellationToken::new(),
         };
-        self.members.insert(session, member);
+        self.members.insert(token, member);
         epoch
     }
 
-    /// Ends a membership: its streams end, and the room hears of it if the
-    /// member had been announced.
+    /// Ends a membership: its streams end, and the room hears of it.
     fn remove_member(
         &mut self,
-        session: &SessionId,
+        token: &MemberToken,
         sender: &broadcast::Sender<Arc<Event>>,
         history_limit: usize,
     ) {
-        if let Some(member) = self.members.remove(session) {
+        if let Some(member) = self.members.remove(token) {
             member.ended.cancel();
-            if member.present {
-                self.publish(sender, history_limit, EventKind::Leave, member.name, None);
-            }
+            self.publish(sender, history_limit, EventKind::Leave, member.name, None);
         }
     }
 
@@ -418,16 +449,24 @@ impl RoomState {
         Backlog::Events(events)
     }
 
-    fn present(&self) -> Vec<DisplayName> {
-        let mut present: Vec<&Member> = self.members.values().filter(|m| m.present).collect();
-        present.sort_by_key(|m| m.order);
-        present.into_iter().map(|m| m.name.clone()).collect()
+    fn present(&self) -> Vec<Presence> {
+        let mut members: Vec<&Member> = self.members.values().collect();
+        members.sort_by_key(|m| m.order);
+        members
+            .into_iter()
+            .map(|m| Presence {
+                name: m.name.clone(),
+                connected: m.streams > 0,
+            })
+            .collect()
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const MAX_MEMBERS: usize = 100;
 
     fn name(n: &str) -> DisplayName {
         DisplayName::parse(n).unwrap()
@@ -437,10 +476,16 @@ mod tests {
         MessageText::parse(t, 100).unwrap()
     }
 
-    fn room_with(history: usize) -> (Room, SessionId) {
-        let alice = SessionId::random();
-        let room = Room::new(RoomCode::parse("ABCD").unwrap(), history, 16);
-        room.join(&alice, name("alice")).unwrap();
+    fn join(room: &Room, who: &str) -> MemberToken {
+        match room.join(None, name(who), MAX_MEMBERS).unwrap() {
+            Joined::New { token, .. } => token,
+            Joined::Already(_) => panic!("{who} was new"),
+        }
+    }
+
+    fn room_with(history: usize) -> (Room, MemberToken) {
+        let room = Room::new(RoomCode::parse("ABCD").unwrap(), 1, history, 16);
+        let alice = join(&room, "alice");
         (room, alice)
     }
 
@@ -451,23 +496,68 @@ mod tests {
         }
     }
 
+    fn names(present: Vec<Presence>) -> Vec<(String, bool)> {
+        present
+            .into_iter()
+            .map(|p| (p.name.to_string(), p.connected))
+            .collect()
+    }
+
+    /// Joining announces the member at once; their streams announce nothing.
     #[test]
-    fn first_stream_announces_the_member_and_later_ones_do_not() {
+    fn joining_announces_the_member_and_streams_do_not() {
         let (room, alice) = room_with(10);
         let mut rx = room.open_stream(&alice, None).unwrap().receiver;
+
+        let bob = join(&room, "bob");
+
         assert_eq!(rx.try_recv().unwrap().kind, EventKind::Join);
-        let mut rx2 = room.open_stream(&alice, None).unwrap().receiver;
-        assert!(rx2.try_recv().is_err());
-        assert_eq!(room.present(&alice).unwrap(), vec![name("alice")]);
+        assert_eq!(
+            names(room.present(&alice).unwrap()),
+            [("alice".into(), true), ("bob".into(), false)]
+        );
+        room.open_stream(&bob, None).unwrap();
+        assert!(rx.try_recv().is_err(), "a stream makes no notice");
+        assert_eq!(
+            names(room.present(&bob).unwrap()),
+            [("alice".into(), true), ("bob".into(), true)]
+        );
     }
 
     #[test]
     fn names_are_unique_without_regard_to_case() {
         let (room, _) = room_with(10);
-        let bob = SessionId::random();
-        assert_eq!(room.join(&bob, name("ALICE")), Err(RoomError::NameTaken));
-        assert!(matches!(room.join(&bob, name("bob")), Ok(Some(_))));
-        assert_eq!(room.join(&bob, name("other")), Ok(None), "already a member");
+        assert_eq!(
+            room.join(None, name("ALICE"), MAX_MEMBERS),
+            Err(RoomError::NameTaken)
+        );
+        let bob = join(&room, "bob");
+        assert_eq!(
+            room.join(Some(bob), name("other"), MAX_MEMBERS),
+            Ok(Joined::Already(bob)),
+            "already a member"
+        );
+    }
+
+    /// A token from another room (or a membership that ended) makes a new member.
+    #[test]
+    fn a_stale_token_joins_afresh() {
+        let (room, _) = room_with(10);
+        let stale = MemberToken::random();
+        assert!(matches!(
+            room.join(Some(stale), name("bob"), MAX_MEMBERS),
+            Ok(Joined::New { token, .. }) if token != stale
+        ));
+    }
+
+    #[test]
+    fn a_full_room_refuses_newcomers_but_not_its_members() {
+        let (room, alice) = room_with(10);
+        assert_eq!(room.join(None, name("bob"), 1), Err(RoomError::RoomFull));
+        assert_eq!(
+            room.join(Some(alice), name("alice"), 1),
+            Ok(Joined::Already(alice))
+        );
     }
 
     #[test]
@@ -477,11 +567,11 @@ mod tests {
             room.publish_message(&alice, text(&format!("m{i}")))
                 .unwrap();
         }
-        // History keeps ids 3, 4, 5.
-        assert_eq!(ids(room.catch_up(2).0), vec![3, 4, 5]);
-        assert_eq!(ids(room.catch_up(4).0), vec![5]);
-        assert_eq!(ids(room.catch_up(5).0), Vec::<u64>::new());
-        assert!(matches!(room.catch_up(1).0, Backlog::Gap));
+        // History keeps ids 4, 5, 6 (id 1 is alice's join).
+        assert_eq!(ids(room.catch_up(3).0), vec![4, 5, 6]);
+        assert_eq!(ids(room.catch_up(5).0), vec![6]);
+        assert_eq!(ids(room.catch_up(6).0), Vec::<u64>::new());
+        assert!(matches!(room.catch_up(2).0, Backlog::Gap));
         assert!(matches!(room.catch_up(99).0, Backlog::Gap));
     }
 
@@ -493,13 +583,29 @@ mod tests {
         let stale = closed.member_epoch.unwrap();
         room.open_stream(&alice, None).unwrap();
         room.expire_member(&alice, stale);
-        assert_eq!(rx.try_recv().unwrap().kind, EventKind::Join);
         assert!(rx.try_recv().is_err(), "a reload announces nothing");
 
         let closed = room.close_stream(&alice, 1);
         room.expire_member(&alice, closed.member_epoch.unwrap());
         assert_eq!(rx.try_recv().unwrap().kind, EventKind::Leave);
         assert_eq!(room.snapshot(&alice).err(), Some(RoomError::NotMember));
+    }
+
+    /// Someone who joined and never streamed is announced when they go, too.
+    #[test]
+    fn a_member_who_never_streamed_is_announced_leaving() {
+        let (room, alice) = room_with(10);
+        let mut rx = room.open_stream(&alice, None).unwrap().receiver;
+        let bob = join(&room, "bob");
+        let Joined::Already(_) = room.join(Some(bob), name("bob"), MAX_MEMBERS).unwrap() else {
+            panic!("bob is a member");
+        };
+        let epoch = room.touch(&bob).member_epoch.unwrap();
+
+        room.expire_member(&bob, epoch);
+
+        assert_eq!(rx.try_recv().unwrap().kind, EventKind::Join);
+        assert_eq!(rx.try_recv().unwrap().kind, EventKind::Leave);
     }
 
     #[test]
@@ -519,7 +625,7 @@ mod tests {
         let (room, alice) = room_with(10);
         let old = room.open_stream(&alice, None).unwrap();
         room.leave(&alice).unwrap();
-        room.join(&alice, name("alice")).unwrap();
+        let alice = join(&room, "alice");
         let new = room.open_stream(&alice, None).unwrap();
 
         let late = room.close_stream(&alice, old.membership);
@@ -528,7 +634,10 @@ mod tests {
             late.member_epoch, None,
             "the new membership still has its stream"
         );
-        assert_eq!(room.present(&alice).unwrap(), vec![name("alice")]);
+        assert_eq!(
+            names(room.present(&alice).unwrap()),
+            [("alice".into(), true)]
+        );
         let last = room.close_stream(&alice, new.membership);
         assert!(last.member_epoch.is_some());
         assert!(last.room_epoch.is_some());

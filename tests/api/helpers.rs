@@ -9,7 +9,7 @@
 
 #![allow(dead_code)]
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -72,9 +72,15 @@ impl TestApp {
         format!("http://{}{path}", self.addr)
     }
 
-    /// A new visitor with an empty cookie jar.
+    /// A new visitor with an empty cookie jar, from a loopback address of their own.
     pub fn user(&self) -> User {
         user_at(&self.url(""))
+    }
+
+    /// A new visitor with an empty cookie jar, from the loopback address `from`
+    /// (several users from one address: one household, one attacker).
+    pub fn user_from(&self, from: IpAddr) -> User {
+        user_at_from(&self.url(""), from)
     }
 
     /// A user who created a room under `name`, and the room's code.
@@ -118,31 +124,48 @@ impl Drop for TestApp {
     }
 }
 
-/// Alice in a new room and bob joined, both streaming, each join seen by alice.
+/// Alice in a new room and streaming, then bob joined (alice's stream has seen
+/// his join) and streaming too.
 pub async fn alice_and_bob_streaming(app: &TestApp) -> (String, User, Events, User, Events) {
     let (alice, code) = app.user_in_new_room("alice").await;
-    let bob = app.user_joined(&code, "bob").await;
     let mut alice_events = alice.open_events(&code).await;
-    alice_events.expect_event("join", "alice").await;
-    let mut bob_events = bob.open_events(&code).await;
-    bob_events.expect_event("join", "bob").await;
+    let bob = app.user_joined(&code, "bob").await;
     alice_events.expect_event("join", "bob").await;
+    let bob_events = bob.open_events(&code).await;
     (code, alice, alice_events, bob, bob_events)
 }
 
-/// A new visitor reaching the server at `base` (e.g. through a proxy).
+/// A new visitor reaching the server at `base` (e.g. through a proxy), from a
+/// loopback address of their own.
 pub fn user_at(base: &str) -> User {
+    user_at_from(base, next_loopback_address())
+}
+
+/// A new visitor reaching the server at `base` from the loopback address `from`
+/// (`127.0.0.1` for one that shares the address of curl and the proxies).
+pub fn user_at_from(base: &str, from: IpAddr) -> User {
     User {
         base: base.trim_end_matches('/').to_owned(),
-        client: client(),
+        client: client(from),
         cookie: None,
+        from,
     }
 }
 
-fn client() -> reqwest::Client {
+/// A different loopback address each time (`127.0.x.y`): every person in a test
+/// comes from an address of their own, as people do, so the per-address limits
+/// count each of them apart. The whole of 127.0.0.0/8 reaches this machine.
+pub fn next_loopback_address() -> IpAddr {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed) % (250 * 250);
+    IpAddr::from([127, 0, (n / 250 + 1) as u8, (n % 250 + 1) as u8])
+}
+
+fn client(from: IpAddr) -> reqwest::Client {
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .timeout(Duration::from_secs(30))
+        .local_address(from)
         .build()
         .expect("http client")
 }
@@ -154,6 +177,8 @@ pub struct User {
     client: reqwest::Client,
     /// `name=value` of the session cookie, once the server set one.
     pub cookie: Option<String>,
+    /// The loopback address this user's requests come from.
+    pub from: IpAddr,
 }
 
 impl User {
@@ -265,10 +290,28 @@ impl User {
         );
     }
 
+    /// The names in the room's presence list, in the order they joined.
     pub async fn members(&self, code: &str) -> Vec<String> {
+        self.presence(code)
+            .await
+            .into_iter()
+            .map(|(name, _)| name)
+            .collect()
+    }
+
+    /// The room's presence list: each member's name and whether they have a
+    /// stream open.
+    pub async fn presence(&self, code: &str) -> Vec<(String, bool)> {
         let response = self.get(&format!("/rooms/{code}/members")).await;
         assert_eq!(response.status(), StatusCode::OK);
-        response.json().await.expect("JSON list of names")
+        let list: Vec<Value> = response.json().await.expect("JSON list of members");
+        list.iter()
+            .map(|member| {
+                let name = member["name"].as_str().expect("a name").to_owned();
+                let connected = member["connected"].as_bool().expect("connected or not");
+                (name, connected)
+            })
+            .collect()
     }
 
     /// Opens the room's event stream and asserts it started.
@@ -750,4 +793,129 @@ pub async fn run_to_end(command: &mut Command, within: Duration) -> std::process
         .await
         .unwrap_or_else(|_| panic!("the binary did not exit within {within:?}"))
         .expect("the binary's output")
+}
+
+// ----- identity helpers -----
+
+/// A response read off a raw connection: what a client that sends odd bytes
+/// gets back.
+#[derive(Debug)]
+pub struct RawResponse {
+    pub status: u16,
+    /// The status line and header lines, as sent.
+    pub head: String,
+    /// The body, de-chunked if it came chunked.
+    pub body: Vec<u8>,
+}
+
+impl RawResponse {
+    /// The value of the first header called `name` (any letter case).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.head.lines().skip(1).find_map(|line| {
+            let (field, value) = line.split_once(':')?;
+            field
+                .trim()
+                .eq_ignore_ascii_case(name)
+                .then(|| value.trim())
+        })
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+impl TestApp {
+    /// Sends `request` byte for byte on a new connection from loopback address
+    /// `from` and reads the response until the server closes the connection (so
+    /// the request should say `Connection: close`).
+    pub async fn raw_request(&self, from: IpAddr, request: &[u8]) -> RawResponse {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+        let socket = tokio::net::TcpSocket::new_v4().expect("a socket");
+        socket
+            .bind(SocketAddr::new(from, 0))
+            .expect("bind the source");
+        let mut stream = tokio::time::timeout(PATIENCE, socket.connect(self.addr))
+            .await
+            .expect("connects promptly")
+            .expect("connect");
+        // A server that answers early may close before it read everything.
+        let _ = stream.write_all(request).await;
+        let mut received = Vec::new();
+        let _ = tokio::time::timeout(PATIENCE, stream.read_to_end(&mut received))
+            .await
+            .expect("the server answers and closes within the patience period");
+        parse_raw_response(&received)
+    }
+}
+
+fn parse_raw_response(received: &[u8]) -> RawResponse {
+    let end = received
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or_else(|| {
+            panic!(
+                "a whole response head in {:?}",
+                String::from_utf8_lossy(received)
+            )
+        });
+    let head = String::from_utf8_lossy(&received[..end]).into_owned();
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or_else(|| panic!("a status line in {head:?}"));
+    let mut response = RawResponse {
+        status,
+        head,
+        body: received[end + 4..].to_vec(),
+    };
+    if response
+        .header("transfer-encoding")
+        .is_some_and(|te| te.eq_ignore_ascii_case("chunked"))
+    {
+        response.body = dechunk(&response.body);
+    }
+    response
+}
+
+fn dechunk(mut chunked: &[u8]) -> Vec<u8> {
+    let mut body = Vec::new();
+    while let Some(line_end) = chunked.windows(2).position(|w| w == b"\r\n") {
+        let size = std::str::from_utf8(&chunked[..line_end])
+            .ok()
+            .and_then(|size| usize::from_str_radix(size.split(';').next()?.trim(), 16).ok())
+            .expect("a chunk size");
+        let start = line_end + 2;
+        if size == 0 || chunked.len() < start + size {
+            break;
+        }
+        body.extend_from_slice(&chunked[start..start + size]);
+        chunked = &chunked[(start + size + 2).min(chunked.len())..];
+    }
+    body
+}
+
+impl User {
+    /// A request as this user (their cookie, curl's `Accept`) with any method,
+    /// and `content_type` and `body` sent exactly as given.
+    pub async fn send_body(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        content_type: Option<&str>,
+        body: &[u8],
+    ) -> Response {
+        let (client, request) = self.request(method, path).build_split();
+        let mut request = request.expect("a request");
+        if let Some(content_type) = content_type {
+            request.headers_mut().insert(
+                CONTENT_TYPE,
+                HeaderValue::from_str(content_type).expect("a content type"),
+            );
+        }
+        *request.body_mut() = Some(body.to_vec().into());
+        client.execute(request).await.expect("request")
+    }
 }

@@ -86,7 +86,7 @@ async fn ten_event_streams_share_one_http2_connection_and_all_receive_a_message(
     app.shut_down().await;
 }
 
-/// The curl walkthrough's basics work over HTTPS with real `curl --http2 -k`: create with -c, stream with -N, post with -b.
+/// The curl walkthrough's basics work over HTTPS with real `curl --http2 -k`: create with -c, stream with -N (replaying from `Last-Event-ID: 0`), post with -b.
 #[tokio::test]
 async fn curl_creates_streams_and_posts_over_https_with_http2() {
     // Arrange
@@ -106,7 +106,7 @@ async fn curl_creates_streams_and_posts_over_https_with_http2() {
     let created = String::from_utf8_lossy(&created.stdout).into_owned();
     let code = created.get(created.len().saturating_sub(4)..).unwrap_or("");
     let mut stream = curl(&workdir)
-        .args(["-N", "-b", "alice.jar", "-D", "-"])
+        .args(["-N", "-b", "alice.jar", "-D", "-", "-H", "Last-Event-ID: 0"])
         .arg(format!("{server}/rooms/{code}/events"))
         .stdout(Stdio::piped())
         .kill_on_drop(true)
@@ -152,7 +152,10 @@ async fn curl_creates_streams_and_posts_over_https_with_http2() {
         Some("HTTP/2 200"),
         "the event stream is served over HTTP/2"
     );
-    assert!(joined.is_some(), "the stream announces alice's join");
+    assert!(
+        joined.is_some(),
+        "the stream replays alice's join (Last-Event-ID: 0)"
+    );
     assert_eq!(
         String::from_utf8_lossy(&posted.stdout),
         "2 204",

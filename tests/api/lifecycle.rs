@@ -1,15 +1,16 @@
-//! A room's life: join and leave notices, the grace period, closure, shutdown,
-//! and one session in two rooms.
+//! A room's life: join and leave notices, presence from joining on, the grace
+//! period, the idle minute of a member who never streams, closure, shutdown, and
+//! one session in two rooms.
 
 use std::time::Duration;
 
-use reqwest::header::ORIGIN;
+use reqwest::header::{ACCEPT, COOKIE, ORIGIN};
 use reqwest::{RequestBuilder, Response, StatusCode};
 use tokio::time::Instant;
 
 use crate::helpers::{
-    Events, PATIENCE, TestApp, User, alice_and_bob_streaming, location, send_as_browser, spawn_app,
-    spawn_app_with, unused_code,
+    Events, PATIENCE, SseEvent, TestApp, User, alice_and_bob_streaming, location, send_as_browser,
+    spawn_app, spawn_app_with, unused_code,
 };
 
 /// How long a stream must stay quiet to count as "nothing was sent".
@@ -28,6 +29,94 @@ async fn expect_quiet(events: &mut Events, window: Duration, what: &str) {
 /// Status of `GET path` as `user`.
 async fn status(user: &User, path: &str) -> StatusCode {
     user.get(path).await.status()
+}
+
+/// A presence list as [`User::presence`] returns it.
+fn people(list: &[(&str, bool)]) -> Vec<(String, bool)> {
+    list.iter()
+        .map(|&(name, connected)| (name.to_owned(), connected))
+        .collect()
+}
+
+/// Longest real time a [`StoppedClock`] stays stopped: past it the clock runs
+/// again, so a test that went wrong fails instead of hanging.
+const STOPPED_AT_MOST: Duration = Duration::from_secs(20);
+
+/// Tokio's clock, stopped: it moves only when [`StoppedClock::advance`] moves it,
+/// however much real time passes. The server runs on the test's runtime, so its
+/// timers (the idle minute) follow this clock.
+///
+/// A paused clock would jump to the next timer whenever the runtime waits for a
+/// socket; a blocking task, while it runs, keeps it from doing so (see
+/// `tokio::time::pause`), so one is kept running until [`StoppedClock::restart`].
+/// Tokio timers do not fire meanwhile: bound waits with [`real_time`].
+struct StoppedClock {
+    /// Ends the holder's wait (so does dropping it, when a test fails).
+    release: std::sync::mpsc::Sender<()>,
+    /// The blocking task whose running keeps the paused clock from auto-advancing.
+    holder: tokio::task::JoinHandle<()>,
+}
+
+impl StoppedClock {
+    fn stop() -> Self {
+        tokio::time::pause();
+        let (release, released) = std::sync::mpsc::channel::<()>();
+        let holder = tokio::task::spawn_blocking(move || {
+            let _ = released.recv_timeout(STOPPED_AT_MOST);
+        });
+        Self { release, holder }
+    }
+
+    /// Moves the clock `by` at once: every timer that falls due runs.
+    async fn advance(&self, by: Duration) {
+        tokio::time::advance(by).await;
+    }
+
+    /// Lets the clock run with the real one again.
+    async fn restart(self) {
+        let _ = self.release.send(());
+        self.holder.await.expect("the clock holder ends");
+        tokio::time::resume();
+    }
+}
+
+/// Waits `window` of real time, whatever Tokio's clock does. Dropped early, it
+/// ends its blocking wait too (the runtime waits for blocking tasks at its end).
+async fn real_time(window: Duration) {
+    let (_stop_on_drop, stopped) = std::sync::mpsc::channel::<()>();
+    tokio::task::spawn_blocking(move || {
+        let _ = stopped.recv_timeout(window);
+    })
+    .await
+    .expect("a blocking wait");
+}
+
+/// The next event on `events` within `window` of real time (for a [`StoppedClock`]).
+async fn next_event_in_real_time(events: &mut Events, window: Duration) -> Option<SseEvent> {
+    tokio::select! {
+        event = events.next_event_within(window) => event,
+        () = real_time(window) => None,
+    }
+}
+
+/// Opens `user`'s event stream on a client of its own: the helpers' client has
+/// a 30 s total timeout per request, body included, which moving the clock past
+/// a minute would trip.
+async fn open_events_that_outlive_a_minute(user: &User, code: &str) -> Events {
+    let client = reqwest::Client::builder()
+        .local_address(user.from)
+        .build()
+        .expect("http client");
+    let request = client
+        .get(user.url(&format!("/rooms/{code}/events")))
+        .header(ACCEPT, "text/event-stream")
+        .header(COOKIE, user.cookie.as_deref().expect("a session cookie"));
+    let response = tokio::time::timeout(PATIENCE, request.send())
+        .await
+        .expect("the stream answers promptly")
+        .expect("GET events");
+    assert_eq!(response.status(), StatusCode::OK, "opening the stream");
+    Events::new(response)
 }
 
 /// Polls until `member`'s `GET /rooms/{code}` is 404, failing after `limit`.
@@ -77,37 +166,145 @@ async fn assert_room_gone(app: &TestApp, member: &User, code: &str) {
     );
 }
 
-/// `join` is announced when a member's first stream opens; a second tab adds no join, closing it no leave.
+/// Joining is announced at once on the others' streams; the joiner's streams
+/// (a first, a second tab, a reload) announce nothing, and closing a tab no leave.
 #[tokio::test]
-async fn join_is_announced_by_the_first_stream_only() {
+async fn joining_is_announced_at_once_and_opening_streams_announces_nothing() {
     // Arrange
     let app = spawn_app_with(&["--grace", "0"]).await;
     let (alice, code) = app.user_in_new_room("alice").await;
     let mut alice_events = alice.open_events(&code).await;
-    alice_events.expect_event("join", "alice").await;
 
-    // Act + Assert: joining by POST announces nothing.
+    // Act + Assert: joining by POST announces bob at once.
     let bob = app.user_joined(&code, "bob").await;
-    expect_quiet(&mut alice_events, QUIET, "no notice at POST /join").await;
-
-    // Act + Assert: bob's first stream announces him.
-    let mut bob_tab_one = bob.open_events(&code).await;
     alice_events.expect_event("join", "bob").await;
-    bob_tab_one.expect_event("join", "bob").await;
 
-    // Act + Assert: a second tab announces nothing, and closing it makes no leave.
+    // Act: bob's first stream, a second tab, a reload of the first, the second
+    // tab closing; with no grace, a miscounted stream would be a leave at once.
+    let bob_tab_one = bob.open_events(&code).await;
     let bob_tab_two = bob.open_events(&code).await;
+    drop(bob_tab_one);
+    let mut bob_reloaded = bob.open_events(&code).await;
     drop(bob_tab_two);
+
+    // Assert
     expect_quiet(
         &mut alice_events,
         QUIET,
-        "no notice for a second tab opening or closing",
+        "no notice for bob's streams opening, reloading or closing",
     )
     .await;
     alice.say(&code, "still here?").await;
     alice_events.expect_message("alice", "still here?").await;
-    bob_tab_one.expect_message("alice", "still here?").await;
-    assert_eq!(alice.members(&code).await, ["alice", "bob"]);
+    // The message comes first: bob's own join is not sent to his later streams.
+    bob_reloaded.expect_message("alice", "still here?").await;
+    assert_eq!(
+        alice.presence(&code).await,
+        people(&[("alice", true), ("bob", true)])
+    );
+}
+
+/// A silent joiner is announced on the others' streams and listed as not
+/// connected right after the join's `303`, before they fetch anything; their
+/// first stream marks them connected.
+#[tokio::test]
+async fn a_silent_joiner_is_announced_and_listed_before_they_read_anything() {
+    // Arrange
+    let app = spawn_app().await;
+    let (alice, code) = app.user_in_new_room("alice").await;
+    let mut alice_events = alice.open_events(&code).await;
+
+    // Act: bob has the 303 to the room and has fetched nothing yet.
+    let mut bob = app.user();
+    let joined = bob.join("bob", &code).await;
+
+    // Assert
+    assert_eq!(joined.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&joined), format!("/rooms/{code}"));
+    let join = alice_events.expect_event("join", "bob").await;
+    assert_eq!(join.id, Some(2), "after the creator's join: {join:?}");
+    assert_eq!(
+        alice.presence(&code).await,
+        people(&[("alice", true), ("bob", false)]),
+        "bob is listed, not connected, before he reads anything"
+    );
+
+    // Act + Assert: his first stream marks him connected, and announces nothing.
+    let _bob_events = bob.open_events(&code).await;
+    assert_eq!(
+        alice.presence(&code).await,
+        people(&[("alice", true), ("bob", true)])
+    );
+    expect_quiet(&mut alice_events, QUIET, "no second join for bob's stream").await;
+}
+
+/// Joining again a room one is in (same cookie) keeps the first name and makes no notice.
+#[tokio::test]
+async fn joining_again_keeps_the_name_and_makes_no_notice() {
+    // Arrange
+    let app = spawn_app().await;
+    let (alice, code) = app.user_in_new_room("alice").await;
+    let mut alice_events = alice.open_events(&code).await;
+    let mut bob = app.user_joined(&code, "bob").await;
+    alice_events.expect_event("join", "bob").await;
+
+    // Act
+    let again = bob.join("robert", &code).await;
+
+    // Assert
+    assert_eq!(again.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&again), format!("/rooms/{code}"));
+    expect_quiet(&mut alice_events, QUIET, "no notice for joining again").await;
+    assert_eq!(
+        alice.presence(&code).await,
+        people(&[("alice", true), ("bob", false)])
+    );
+    bob.say(&code, "still bob").await;
+    alice_events.expect_message("bob", "still bob").await;
+}
+
+/// A member who joined and never opened a stream is announced leaving after a
+/// minute without activity, and not before.
+///
+/// The server runs on this test's runtime, so the minute passes by moving a
+/// stopped Tokio clock forward instead of waiting for it.
+#[tokio::test]
+async fn a_member_who_never_streams_leaves_after_an_idle_minute() {
+    // Arrange
+    let app = spawn_app().await;
+    let (alice, code) = app.user_in_new_room("alice").await;
+    let mut alice_events = open_events_that_outlive_a_minute(&alice, &code).await;
+    let bob = app.user_joined(&code, "bob").await;
+    alice_events.expect_event("join", "bob").await;
+
+    // Act + Assert: 59 s after he joined, bob is still there.
+    let clock = StoppedClock::stop();
+    clock.advance(Duration::from_secs(59)).await;
+    if let Some(event) = next_event_in_real_time(&mut alice_events, QUIET).await {
+        panic!("no leave inside the minute, but got {event:?}");
+    }
+    assert_eq!(
+        alice.presence(&code).await,
+        people(&[("alice", true), ("bob", false)])
+    );
+
+    // Act + Assert: at 61 s he is announced leaving; alice, who streams, stays.
+    clock.advance(Duration::from_secs(2)).await;
+    let leave = next_event_in_real_time(&mut alice_events, PATIENCE)
+        .await
+        .expect("bob's leave arrives as the minute is over");
+    assert_eq!(
+        (leave.event.as_str(), leave.name()),
+        ("leave", "bob"),
+        "{leave:?}"
+    );
+    assert_eq!(alice.presence(&code).await, people(&[("alice", true)]));
+    assert_eq!(
+        status(&bob, &format!("/rooms/{code}/events")).await,
+        StatusCode::FORBIDDEN,
+        "bob's session is no longer a member"
+    );
+    clock.restart().await;
 }
 
 /// When a member's only stream closes and the grace passes, `leave` is sent and the membership ends.
@@ -176,8 +373,7 @@ async fn with_no_grace_the_room_closes_when_its_last_stream_closes() {
     // Arrange
     let app = spawn_app_with(&["--grace", "0"]).await;
     let (alice, code) = app.user_in_new_room("alice").await;
-    let mut events = alice.open_events(&code).await;
-    events.expect_event("join", "alice").await;
+    let events = alice.open_events(&code).await;
 
     // Act
     drop(events);
@@ -194,8 +390,7 @@ async fn with_a_grace_the_room_closes_after_it() {
     let grace = Duration::from_millis(500);
     let app = spawn_app_with(&["--grace", "0.5"]).await;
     let (alice, code) = app.user_in_new_room("alice").await;
-    let mut events = alice.open_events(&code).await;
-    events.expect_event("join", "alice").await;
+    let events = alice.open_events(&code).await;
 
     // Act
     let closed_at = Instant::now();
@@ -224,7 +419,6 @@ async fn a_closed_room_stays_gone_and_new_rooms_start_fresh() {
     let app = spawn_app_with(&["--grace", "0"]).await;
     let (mut alice, old_code) = app.user_in_new_room("alice").await;
     let mut events = alice.open_events(&old_code).await;
-    events.expect_event("join", "alice").await;
     alice.say(&old_code, "a secret from the old room").await;
     events
         .expect_message("alice", "a secret from the old room")
@@ -236,7 +430,7 @@ async fn a_closed_room_stays_gone_and_new_rooms_start_fresh() {
     let mut newcomer = app.user();
     let join_old = newcomer.join("dave", &old_code).await.status();
     let new_code = alice.create_room_ok("alice").await;
-    let mut new_events = alice.open_events(&new_code).await;
+    let mut new_events = alice.open_events_after(&new_code, 0).await;
 
     // Assert
     assert_eq!(
@@ -245,7 +439,11 @@ async fn a_closed_room_stays_gone_and_new_rooms_start_fresh() {
         "the old code names no room"
     );
     let join = new_events.expect_event("join", "alice").await;
-    assert_eq!(join.id, Some(1), "a new room's ids start afresh: {join:?}");
+    assert_eq!(
+        join.id,
+        Some(1),
+        "a new room's history starts afresh with its creator's join: {join:?}"
+    );
     let page = alice.get(&format!("/rooms/{new_code}")).await;
     assert_eq!(page.status(), StatusCode::OK);
     let page = page.text().await.expect("page text");
@@ -288,15 +486,12 @@ async fn one_session_in_two_rooms_gets_each_rooms_messages_only() {
     let app = spawn_app().await;
     let (mut alice, room_a) = app.user_in_new_room("alice").await;
     let (bob, room_b) = app.user_in_new_room("bob").await;
+    let mut bob_b = bob.open_events(&room_b).await;
     let joined = alice.join("alice", &room_b).await;
     assert_eq!(joined.status(), StatusCode::SEE_OTHER);
-    let mut bob_b = bob.open_events(&room_b).await;
-    bob_b.expect_event("join", "bob").await;
-    let mut alice_a = alice.open_events(&room_a).await;
-    alice_a.expect_event("join", "alice").await;
-    let mut alice_b = alice.open_events(&room_b).await;
-    alice_b.expect_event("join", "alice").await;
     bob_b.expect_event("join", "alice").await;
+    let mut alice_a = alice.open_events(&room_a).await;
+    let mut alice_b = alice.open_events(&room_b).await;
 
     // Act
     alice.say(&room_b, "to B").await;
@@ -400,8 +595,8 @@ async fn leaving_replies_204_to_curl_and_303_home_to_a_browser() {
     let app = spawn_app_with(&["--grace", "30"]).await;
     let (code, alice, mut alice_events, bob, _bob_events) = alice_and_bob_streaming(&app).await;
     let carol = app.user_joined(&code, "carol").await;
-    let _carol_events = carol.open_events(&code).await;
     alice_events.expect_event("join", "carol").await;
+    let _carol_events = carol.open_events(&code).await;
 
     // Act
     let by_curl = leave(&bob, &code).await;
@@ -463,7 +658,6 @@ async fn with_no_grace_the_room_closes_when_its_last_member_leaves() {
     let app = spawn_app_with(&["--grace", "0"]).await;
     let (alice, code) = app.user_in_new_room("alice").await;
     let mut events = alice.open_events(&code).await;
-    events.expect_event("join", "alice").await;
 
     // Act
     let response = leave(&alice, &code).await;
@@ -497,7 +691,6 @@ async fn with_a_grace_the_room_closes_after_its_last_member_leaves() {
     let app = spawn_app_with(&["--grace", "0.5"]).await;
     let (alice, code) = app.user_in_new_room("alice").await;
     let mut events = alice.open_events(&code).await;
-    events.expect_event("join", "alice").await;
 
     // Act
     let left_at = Instant::now();
@@ -520,7 +713,7 @@ async fn with_a_grace_the_room_closes_after_its_last_member_leaves() {
     assert_room_gone(&app, &alice, &code).await;
 }
 
-/// Someone who left can join again under the same name and is announced again.
+/// Someone who left can join again under the same name and is announced again, on joining.
 #[tokio::test]
 async fn someone_who_left_can_join_again_with_the_same_name() {
     // Arrange
@@ -533,13 +726,17 @@ async fn someone_who_left_can_join_again_with_the_same_name() {
 
     // Act
     let rejoined = bob.join("bob", &code).await;
+    let rejoin_announced = alice_events.next_event().await;
     let mut bob_events = bob.open_events(&code).await;
 
     // Assert
     assert_eq!(rejoined.status(), StatusCode::SEE_OTHER);
     assert_eq!(location(&rejoined), format!("/rooms/{code}"));
-    alice_events.expect_event("join", "bob").await;
-    bob_events.expect_event("join", "bob").await;
+    assert_eq!(
+        (rejoin_announced.event.as_str(), rejoin_announced.name()),
+        ("join", "bob"),
+        "{rejoin_announced:?}"
+    );
     bob.say(&code, "back again").await;
     alice_events.expect_message("bob", "back again").await;
     bob_events.expect_message("bob", "back again").await;
@@ -561,9 +758,12 @@ async fn the_name_of_someone_who_left_is_free_at_once() {
 
     // Assert
     assert_eq!(joined.status(), StatusCode::SEE_OTHER);
-    let mut newcomer_events = newcomer.open_events(&code).await;
     alice_events.expect_event("join", "bob").await;
-    newcomer_events.expect_event("join", "bob").await;
+    let mut newcomer_events = newcomer.open_events(&code).await;
+    newcomer.say(&code, "hello, I am the new bob").await;
+    newcomer_events
+        .expect_message("bob", "hello, I am the new bob")
+        .await;
     assert_eq!(alice.members(&code).await, ["alice", "bob"]);
     assert_no_longer_a_member(&bob, &code).await;
 }

@@ -3,11 +3,19 @@
 
 mod helpers;
 mod relay;
+mod web;
 
+mod bad_input;
 mod contract;
+mod forms;
 mod http2;
+mod identity;
 mod lifecycle;
-mod pages_and_forms;
+mod limits;
+mod members;
+mod messages;
 mod proxies;
+mod room_page;
+mod sessions;
 mod stream;
 mod walkthrough;

@@ -1,6 +1,9 @@
 //! Chat through hostile proxies: a real nginx configured like a corporate reverse
 //! proxy (refuses WebSocket upgrades, buffers, compresses everything, cuts idle
 //! upstreams after 5 s), and connections cut mid-stream while messages flow.
+//! Also the deployment `docs/proxies.md` documents (its nginx block and server
+//! command, as written there), what `--trust-proxy` makes of `X-Forwarded-*`,
+//! and that without it those headers change nothing.
 //!
 //! The forward-proxy scenario (tinyproxy under the README walkthrough) lives with
 //! the walkthrough in `walkthrough.rs`.
@@ -8,18 +11,64 @@
 use std::process::Stdio;
 use std::time::Duration;
 
+use chat_live_room::Config;
+use clap::Parser;
 use reqwest::StatusCode;
 use tokio::io::AsyncBufReadExt as _;
 use tokio::process::{Child, Command};
 use tokio::time::Instant;
 
 use crate::helpers::{
-    ResumingEvents, SseEvent, TempDir, TestApp, free_port, spawn_app_with, user_at, wait_for_port,
+    ResumingEvents, SseEvent, TempDir, TestApp, User, free_port, spawn_app_configured,
+    spawn_app_with, unused_code, user_at, wait_for_port,
 };
 use crate::relay::Relay;
 
 /// The proxy's idle timeout for a response from upstream (`proxy_read_timeout`).
 const NGINX_READ_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Where `docs/proxies.md` has nginx send requests, and its server listen.
+const DOCUMENTED_UPSTREAM: &str = "127.0.0.1:3000";
+
+/// The public name `docs/proxies.md` uses for the chat.
+const DOCUMENTED_HOST: &str = "chat.example";
+
+/// `docs/proxies.md`, as it stands.
+const PROXIES_DOC: &str = include_str!("../../docs/proxies.md");
+
+/// The text of the fenced block between `start` and `end` in `docs/proxies.md`,
+/// without its fences.
+fn documented_block(start: &str, end: &str, language: &str) -> String {
+    PROXIES_DOC
+        .split(start)
+        .nth(1)
+        .and_then(|rest| rest.split(end).next())
+        .unwrap_or_else(|| panic!("docs/proxies.md has a block between {start} and {end}"))
+        .trim()
+        .trim_start_matches(&format!("```{language}"))
+        .trim_end_matches("```")
+        .trim()
+        .to_owned()
+}
+
+/// The server command of `docs/proxies.md`, as it stands there, with `extra`
+/// options after it. Its `--bind` is where the documented nginx sends requests.
+fn documented_server_config(extra: &[&str]) -> Config {
+    let command = documented_block("<!-- server:start -->", "<!-- server:end -->", "sh");
+    let argv: Vec<&str> = command
+        .split_whitespace()
+        .chain(extra.iter().copied())
+        .collect();
+    assert_eq!(argv.first(), Some(&"chat-live-room"), "{command}");
+    let config = Config::try_parse_from(&argv)
+        .unwrap_or_else(|error| panic!("the documented server command parses: {error}"));
+    assert_eq!(
+        config.bind.to_string(),
+        DOCUMENTED_UPSTREAM,
+        "the documented server listens where the documented nginx sends requests"
+    );
+    config
+}
 
 /// nginx of the test's own: foreground, its own prefix directory and
 /// configuration, a free loopback port; killed by PID when dropped.
@@ -48,21 +97,27 @@ impl Nginx {
     /// The configuration `docs/proxies.md` recommends, as it stands there, in
     /// front of `upstream` (and inside the same hostile `http` settings).
     async fn documented(upstream: std::net::SocketAddr) -> Self {
-        let doc = include_str!("../../docs/proxies.md");
-        let block = doc
-            .split("<!-- nginx:start -->")
-            .nth(1)
-            .and_then(|rest| rest.split("<!-- nginx:end -->").next())
-            .expect("docs/proxies.md has the nginx block between its markers");
-        let locations = block
-            .trim()
-            .trim_start_matches("```nginx")
-            .trim_end_matches("```")
-            .replace("127.0.0.1:3000", &upstream.to_string());
+        let block = documented_block("<!-- nginx:start -->", "<!-- nginx:end -->", "nginx");
+        assert!(
+            block.contains(DOCUMENTED_UPSTREAM),
+            "the nginx block sends requests to {DOCUMENTED_UPSTREAM}:\n{block}"
+        );
+        let locations = block.replace(DOCUMENTED_UPSTREAM, &upstream.to_string());
         Self::start(&locations).await
     }
 
-    /// nginx with `locations` inside its one `server` block.
+    /// The server started with the command `docs/proxies.md` gives (and
+    /// `extra` options), behind the nginx configuration it gives.
+    async fn documented_deployment(extra: &[&str]) -> (TestApp, Self) {
+        let config = documented_server_config(extra);
+        assert!(config.trust_proxy, "the documented server trusts its proxy");
+        let app = spawn_app_configured(config).await;
+        let nginx = Self::documented(app.addr).await;
+        (app, nginx)
+    }
+
+    /// nginx with `locations` (and any other `server` directives) inside its one
+    /// `server` block.
     async fn start(locations: &str) -> Self {
         let nginx = ["/usr/sbin/nginx", "/usr/bin/nginx"]
             .into_iter()
@@ -338,8 +393,8 @@ async fn a_cut_stream_replays_exactly_what_it_missed() {
 /// messages keep flowing, gets every message once, in order.
 #[tokio::test]
 async fn connections_cut_mid_stream_lose_and_repeat_nothing() {
-    // Arrange
-    let app = spawn_app_with(&[]).await;
+    // Arrange: alice may post all 60 messages at once (the default is 20).
+    let app = spawn_app_with(&["--message-burst", "60"]).await;
     let relay = Relay::start(app.addr).await;
     let (alice, code) = app.user_in_new_room("alice").await;
     let mut bob = user_at(&relay.base);
@@ -374,14 +429,15 @@ async fn connections_cut_mid_stream_lose_and_repeat_nothing() {
     assert_no_message_twice(&mut events).await;
 }
 
-/// The nginx configuration in `docs/proxies.md` works as written: a browser's
-/// form post passes the Origin check, events arrive at once, and an idle stream
-/// with the default keep-alive stays open for 20 s.
+/// The deployment in `docs/proxies.md` works as written (its nginx block, its
+/// server command with `--trust-proxy` and `--public-host`): a browser's form
+/// post passes the Origin check, events arrive at once, an idle stream with the
+/// default keep-alive stays open for 20 s, the documented public name is
+/// answered and any other name gets `421`.
 #[tokio::test]
 async fn the_documented_nginx_configuration_works() {
     // Arrange
-    let app = spawn_app_with(&[]).await;
-    let nginx = Nginx::documented(app.addr).await;
+    let (_app, nginx) = Nginx::documented_deployment(&[]).await;
     let mut alice = user_at(&nginx.base);
     let code = alice.create_room_ok("alice").await;
     let mut events = alice.open_events(&code).await;
@@ -403,12 +459,15 @@ async fn the_documented_nginx_configuration_works() {
         .send()
         .await
         .expect("post");
+    let page_for = |host: &str| alice.get_request("/").header("host", host).send();
+    let public_name = page_for(DOCUMENTED_HOST).await.expect("GET /");
+    let other_name = page_for("other.example").await.expect("GET /");
 
     // Assert
     assert_eq!(
         browser_post.status(),
         StatusCode::NO_CONTENT,
-        "Host reaches the server"
+        "the browser's host and scheme reach the server"
     );
     let event = events.next_message().await;
     assert_eq!(event.text(), "from the browser");
@@ -417,20 +476,24 @@ async fn the_documented_nginx_configuration_works() {
         "took {:?}",
         posted.elapsed()
     );
+    assert_eq!(public_name.status(), StatusCode::OK, "--public-host");
+    assert_eq!(other_name.status(), StatusCode::MISDIRECTED_REQUEST);
 }
 
-/// Behind a proxy that rewrites `Host`, a post whose `Origin` matches the
-/// `X-Forwarded-Host` the proxy adds is accepted; another origin is still refused.
+/// With `--trust-proxy`, behind a proxy that rewrites `Host` and ends TLS, a
+/// post whose `Origin` is the `X-Forwarded-Proto` and `X-Forwarded-Host` the
+/// proxy adds is accepted; another origin is still refused.
 #[tokio::test]
 async fn the_forwarded_host_counts_as_our_own_origin() {
     // Arrange
-    let app = spawn_app_with(&[]).await;
+    let app = spawn_app_with(&["--trust-proxy", "--public-host", "chat.example"]).await;
     let (alice, code) = app.user_in_new_room("alice").await;
     let post = |origin: &'static str| {
         alice
             .post_request(&format!("/rooms/{code}/messages"), &[("message", "hi")])
             .header("origin", origin)
             .header("x-forwarded-host", "chat.example")
+            .header("x-forwarded-proto", "https")
             .send()
     };
 
@@ -441,6 +504,137 @@ async fn the_forwarded_host_counts_as_our_own_origin() {
     // Assert
     assert_eq!(ours.status(), StatusCode::NO_CONTENT);
     assert_eq!(theirs.status(), StatusCode::FORBIDDEN);
+}
+
+/// Asks about room `code` (a guess, for someone not in it), with a forged
+/// `X-Forwarded-For` if given; the status.
+async fn guess(user: &User, code: &str, forged_for: Option<&str>) -> StatusCode {
+    let request = user.get_request(&format!("/rooms/{code}"));
+    let request = match forged_for {
+        Some(address) => request.header("x-forwarded-for", address),
+        None => request,
+    };
+    let response = request.send().await.expect("GET the room");
+    if response.status() == StatusCode::TOO_MANY_REQUESTS {
+        assert!(
+            response.headers().contains_key("retry-after"),
+            "a 429 says when to retry"
+        );
+    }
+    response.status()
+}
+
+/// Behind the documented nginx with `--trust-proxy`, a post from the page's
+/// origin is accepted and the guess limit counts each client's own address (the
+/// last `X-Forwarded-For` entry, which nginx appends): a client that used up its
+/// guesses is refused, also when it sends a forged `X-Forwarded-For`, while
+/// another client (another address to nginx) is not, even one naming the first.
+#[tokio::test]
+async fn behind_nginx_with_trust_proxy_each_client_address_has_its_own_guess_limit() {
+    // Arrange
+    let (_app, nginx) =
+        Nginx::documented_deployment(&["--guess-burst", "2", "--guess-rate", "1/h"]).await;
+    let mut alice = user_at(&nginx.base);
+    let code = alice.create_room_ok("alice").await;
+    let unused = unused_code(&[&code]);
+    let mallory = user_at(&nginx.base);
+    let carol = user_at(&nginx.base);
+    assert_ne!(mallory.from, carol.from, "two addresses as nginx sees them");
+    let mallory_address = mallory.from.to_string();
+
+    // Act
+    let browser_post = alice
+        .post_request(&format!("/rooms/{code}/messages"), &[("message", "hi")])
+        .header("origin", nginx.base.clone())
+        .send()
+        .await
+        .expect("post");
+    let mut mallory_guesses = Vec::new();
+    for _ in 0..3 {
+        mallory_guesses.push(guess(&mallory, &unused, None).await);
+    }
+    let mallory_forging = guess(&mallory, &unused, Some("203.0.113.9")).await;
+    let carol_guesses = [
+        guess(&carol, &unused, Some(&mallory_address)).await,
+        guess(&carol, &unused, None).await,
+    ];
+
+    // Assert
+    assert_eq!(browser_post.status(), StatusCode::NO_CONTENT);
+    assert_eq!(
+        mallory_guesses,
+        [
+            StatusCode::NOT_FOUND,
+            StatusCode::NOT_FOUND,
+            StatusCode::TOO_MANY_REQUESTS
+        ],
+        "two guesses, then refused"
+    );
+    assert_eq!(
+        mallory_forging,
+        StatusCode::TOO_MANY_REQUESTS,
+        "nginx appends the real address after the forged one"
+    );
+    assert_eq!(
+        carol_guesses,
+        [StatusCode::NOT_FOUND, StatusCode::NOT_FOUND],
+        "another client has guesses of its own"
+    );
+}
+
+/// Without `--trust-proxy` the `X-Forwarded-*` headers change nothing: a post
+/// with another site's `Origin` is refused (403, nothing published) whatever
+/// `X-Forwarded-Host` says, and a forged `X-Forwarded-For` neither frees the
+/// address that used up its guesses nor blames the address it names.
+#[tokio::test]
+async fn without_trust_proxy_forwarded_headers_change_nothing() {
+    // Arrange
+    let app = spawn_app_with(&["--guess-burst", "2", "--guess-rate", "1/h"]).await;
+    let (alice, code) = app.user_in_new_room("alice").await;
+    let mut events = alice.open_events(&code).await;
+    let unused = unused_code(&[&code]);
+    let mallory = app.user();
+    let carol = app.user();
+    let carol_address = carol.from.to_string();
+
+    // Act
+    let cross_site = alice
+        .post_request(&format!("/rooms/{code}/messages"), &[("message", "forged")])
+        .header("origin", "http://evil.example")
+        .header("x-forwarded-host", "evil.example")
+        .send()
+        .await
+        .expect("post");
+    let mut mallory_guesses = Vec::new();
+    for n in 0..4 {
+        let forged = format!("203.0.113.{n}, {carol_address}");
+        mallory_guesses.push(guess(&mallory, &unused, Some(&forged)).await);
+    }
+    let carol_guess = guess(&carol, &unused, None).await;
+    alice.say(&code, "real").await;
+
+    // Assert
+    assert_eq!(cross_site.status(), StatusCode::FORBIDDEN);
+    assert_eq!(
+        events.next_message().await.text(),
+        "real",
+        "the refused post published nothing"
+    );
+    assert_eq!(
+        mallory_guesses,
+        [
+            StatusCode::NOT_FOUND,
+            StatusCode::NOT_FOUND,
+            StatusCode::TOO_MANY_REQUESTS,
+            StatusCode::TOO_MANY_REQUESTS
+        ],
+        "the socket's address is limited, whatever X-Forwarded-For says"
+    );
+    assert_eq!(
+        carol_guess,
+        StatusCode::NOT_FOUND,
+        "the address X-Forwarded-For named was not charged"
+    );
 }
 
 /// The one-line deployment check in `docs/proxies.md` shows what the document

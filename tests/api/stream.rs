@@ -110,16 +110,17 @@ async fn the_event_stream_has_the_sse_headers() {
     assert_eq!(header("x-accel-buffering").to_ascii_lowercase(), "no");
 }
 
-/// The stream starts with `retry:`; every event has an id, a name and one JSON data line that agree.
+/// The stream starts with `retry:`; every event, replayed or live, has an id, a
+/// name and one JSON data line that agree; the history starts with the creator's join.
 #[tokio::test]
 async fn every_event_has_an_id_a_name_and_one_json_data_line() {
     // Arrange
     let app = spawn_app().await;
     let (alice, code) = app.user_in_new_room("alice").await;
     let bob = app.user_joined(&code, "bob").await;
-    let mut events = alice.open_events(&code).await;
 
-    // Act
+    // Act: alice's stream replays the whole history (both joins); bob's is live only.
+    let mut events = alice.open_events_after(&code, 0).await;
     let first = events.next_frame().await;
     let mut bob_events = bob.open_events(&code).await;
     alice.say(&code, "hello").await;
@@ -181,9 +182,12 @@ async fn every_event_has_an_id_a_name_and_one_json_data_line() {
         assert!(id > last_id, "ids strictly increase: {id} after {last_id}");
         last_id = id;
     }
-    // Bob's stream carries the same events with the same ids.
-    let bob_join = bob_events.expect_event("join", "bob").await;
-    assert_eq!(Some(id_of(&bob_join)), frames[1].id);
+    assert_eq!(frames[0].id, Some(1), "the creator's join is event 1");
+    // Bob's stream, opened after his join, carries the later events with the same ids.
+    let hello = bob_events.expect_message("alice", "hello").await;
+    assert_eq!(Some(id_of(&hello)), frames[2].id);
+    let hi = bob_events.expect_message("bob", "hi alice").await;
+    assert_eq!(Some(id_of(&hi)), frames[3].id);
 }
 
 /// A multi-line message arrives as one data line and its text, like unicode text, round-trips exactly.
@@ -193,7 +197,6 @@ async fn multi_line_and_unicode_messages_round_trip() {
     let app = spawn_app().await;
     let (alice, code) = app.user_in_new_room("alice").await;
     let mut events = alice.open_events(&code).await;
-    events.expect_event("join", "alice").await;
     let texts = [
         "a\nb",
         "first line\n\nthird line",
@@ -259,7 +262,6 @@ async fn last_event_id_replays_the_events_after_it() {
     let app = spawn_app().await;
     let (alice, code) = app.user_in_new_room("alice").await;
     let mut events = alice.open_events(&code).await;
-    events.expect_event("join", "alice").await;
     let first = three_messages(&alice, &code, "alice", &mut events).await;
 
     // Act
@@ -276,7 +278,6 @@ async fn after_query_replays_the_events_after_it() {
     let app = spawn_app().await;
     let (alice, code) = app.user_in_new_room("alice").await;
     let mut events = alice.open_events(&code).await;
-    events.expect_event("join", "alice").await;
     let first = three_messages(&alice, &code, "alice", &mut events).await;
 
     // Act
@@ -292,7 +293,7 @@ async fn last_event_id_header_wins_over_the_after_query() {
     // Arrange
     let app = spawn_app().await;
     let (alice, code) = app.user_in_new_room("alice").await;
-    let mut events = alice.open_events(&code).await;
+    let mut events = alice.open_events_after(&code, 0).await;
     let join = events.expect_event("join", "alice").await;
     let first = three_messages(&alice, &code, "alice", &mut events).await;
     let before_everything = id_of(&join) - 1;
@@ -315,7 +316,7 @@ async fn resuming_beyond_history_sends_reset_then_live_events() {
     // Arrange
     let app = spawn_app_with(&["--history", "3"]).await;
     let (alice, code) = app.user_in_new_room("alice").await;
-    let mut events = alice.open_events(&code).await;
+    let mut events = alice.open_events_after(&code, 0).await;
     let join = events.expect_event("join", "alice").await;
     for i in 1..=6 {
         alice.say(&code, &format!("m{i}")).await;
@@ -344,7 +345,6 @@ async fn resuming_from_the_latest_id_replays_nothing() {
     let app = spawn_app_with(&["--history", "3"]).await;
     let (alice, code) = app.user_in_new_room("alice").await;
     let mut events = alice.open_events(&code).await;
-    events.expect_event("join", "alice").await;
     for i in 1..=6 {
         alice.say(&code, &format!("m{i}")).await;
     }
@@ -374,7 +374,8 @@ async fn an_idle_stream_gets_keep_alive_comments() {
     let app = spawn_app_with(&["--keepalive", "0.2"]).await;
     let (alice, code) = app.user_in_new_room("alice").await;
     let mut events = alice.open_events(&code).await;
-    events.expect_event("join", "alice").await;
+    let hint = events.next_frame().await;
+    assert!(hint.retry.is_some(), "the retry hint first: {:?}", hint.raw);
 
     // Act
     let mut keep_alives = 0;

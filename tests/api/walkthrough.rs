@@ -148,12 +148,17 @@ fn assert_walkthrough_shown(seen: &Walkthrough, workdir: &TempDir) {
         code.len() == 4 && code.chars().all(|c| c.is_ascii_uppercase()),
         "the room code is four capital letters: {code:?}"
     );
-    let join = seen.find("join", "alice", None);
+    let created = seen.find("join", "alice", None);
+    let joined = seen.find("join", "bob", None);
     let hello = seen.find("message", "bob", Some("hello alice"));
     let answer = seen.find("message", "alice", Some("hi bob!"));
+    assert_eq!(
+        created.id, 1,
+        "Last-Event-ID: 0 replays the room from alice's join, its first event: {seen:#?}"
+    );
     assert!(
-        join.id < hello.id && hello.id < answer.id,
-        "join(alice) < message(bob) < message(alice) by id: {seen:#?}"
+        created.id < joined.id && joined.id < hello.id && hello.id < answer.id,
+        "join(alice) < join(bob) < message(bob) < message(alice) by id: {seen:#?}"
     );
     let ids: Vec<u64> = seen.events.iter().map(|event| event.id).collect();
     assert!(
@@ -167,9 +172,15 @@ fn assert_walkthrough_shown(seen: &Walkthrough, workdir: &TempDir) {
         );
     }
     let members = seen.members.as_ref().expect("the members line");
+    let names: Vec<&str> = members.iter().map(|(name, _)| name.as_str()).collect();
+    assert_eq!(
+        names,
+        ["alice", "bob"],
+        "members lists everyone who joined, in join order: {members:?}"
+    );
     assert!(
-        members.iter().all(|name| name == "alice" || name == "bob"),
-        "members lists only the people of the room: {members:?}"
+        !members[1].1,
+        "bob never opened a stream, so he is not connected: {members:?}"
     );
     assert!(
         workdir.path().join("alice.jar").is_file() && workdir.path().join("bob.jar").is_file(),
@@ -236,7 +247,8 @@ impl Drop for Tinyproxy {
     }
 }
 
-/// On SIGTERM the real binary ends an open `curl -N` stream and exits 0 within 5 seconds.
+/// On SIGTERM the real binary ends an open `curl -N` stream (live: it has
+/// replayed alice's join) and exits 0 within 5 seconds.
 #[tokio::test]
 async fn sigterm_ends_open_streams_and_the_binary_exits_zero_promptly() {
     // Arrange
@@ -245,7 +257,7 @@ async fn sigterm_ends_open_streams_and_the_binary_exits_zero_promptly() {
     let client = http_client();
     let (cookie, code) = create_room(&client, &server, "alice").await;
     let mut curl = Command::new("curl");
-    curl.args(["-sN", "-q", "-H"])
+    curl.args(["-sN", "-q", "-H", "Last-Event-ID: 0", "-H"])
         .arg(format!("Cookie: {cookie}"))
         .arg(server.url(&format!("/rooms/{code}/events")))
         .env("NO_PROXY", "127.0.0.1,localhost")
@@ -259,7 +271,7 @@ async fn sigterm_ends_open_streams_and_the_binary_exits_zero_promptly() {
     let opened = read_until(&mut lines, PATIENCE, |line| line == "event: join").await;
     assert!(
         opened.is_ok(),
-        "the stream opens and announces alice: {opened:?}\nserver log:\n{}",
+        "the stream opens and replays alice's join: {opened:?}\nserver log:\n{}",
         server.log()
     );
 
@@ -330,6 +342,24 @@ async fn help_lists_every_option_and_an_invalid_environment_value_is_refused() {
         "--max-message-chars",
         "--secret",
         "--secure-cookies",
+        "--session-max-age",
+        "--public-host",
+        "--trust-proxy",
+        "--max-rooms",
+        "--max-members-per-room",
+        "--max-connections",
+        "--max-connections-per-address",
+        "--max-streams-per-address",
+        "--max-streams-per-session",
+        "--max-rooms-per-session",
+        "--message-rate",
+        "--message-burst",
+        "--create-rate",
+        "--create-burst",
+        "--join-rate",
+        "--join-burst",
+        "--guess-rate",
+        "--guess-burst",
     ];
 
     // Act
@@ -607,7 +637,8 @@ struct SeenEvent {
 struct Walkthrough {
     code: Option<String>,
     retry: Option<u64>,
-    members: Option<Vec<String>>,
+    /// Each member's name and whether they had a stream open.
+    members: Option<Vec<(String, bool)>>,
     events: Vec<SeenEvent>,
     /// `id:` and `event:` of the frame being read.
     pending_id: Option<u64>,
@@ -627,17 +658,20 @@ impl Walkthrough {
                 .and_then(Result::ok)
                 .unwrap_or_else(|| panic!("the members line is JSON: {line:?}"));
             let rest = &line[values.byte_offset()..];
-            let names = list
+            let members = list
                 .as_array()
                 .unwrap_or_else(|| panic!("members is a JSON list: {line:?}"))
                 .iter()
-                .map(|name| {
-                    name.as_str()
-                        .unwrap_or_else(|| panic!("members are names: {line:?}"))
-                        .to_owned()
+                .map(|member| {
+                    let name = member["name"].as_str();
+                    let connected = member["connected"].as_bool();
+                    match (name, connected) {
+                        (Some(name), Some(connected)) => (name.to_owned(), connected),
+                        _ => panic!("members are {{name, connected}} objects: {line:?}"),
+                    }
                 })
                 .collect();
-            self.members = Some(names);
+            self.members = Some(members);
             if !rest.is_empty() {
                 self.take_sse_line(rest);
             }
@@ -697,6 +731,7 @@ impl Walkthrough {
         self.retry.is_some()
             && self.members.is_some()
             && self.has("join", "alice", None)
+            && self.has("join", "bob", None)
             && self.has("message", "bob", Some("hello alice"))
             && self.has("message", "alice", Some("hi bob!"))
     }

@@ -203,7 +203,12 @@ impl Browser {
 
     /// Waits until `script` (a JS expression) is truthy; fails after [`SOON`].
     pub async fn wait_until(&self, what: &str, script: &str) {
-        let deadline = tokio::time::Instant::now() + SOON;
+        self.wait_until_within(SOON, what, script).await;
+    }
+
+    /// Waits until `script` (a JS expression) is truthy; fails after `patience`.
+    pub async fn wait_until_within(&self, patience: Duration, what: &str, script: &str) {
+        let deadline = tokio::time::Instant::now() + patience;
         let body = format!("return !!({script});");
         loop {
             if let Ok(Value::Bool(true)) = self.client.execute(&body, vec![]).await {
@@ -211,7 +216,7 @@ impl Browser {
             }
             assert!(
                 tokio::time::Instant::now() < deadline,
-                "waited {SOON:?} for {what}"
+                "waited {patience:?} for {what}"
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
@@ -237,8 +242,32 @@ impl Browser {
         self.texts("#log .msg .text").await
     }
 
+    /// The names in the people list, in order.
     pub async fn present(&self) -> Vec<String> {
-        self.texts("#present li").await
+        self.texts("#present li bdi").await
+    }
+
+    /// The people list: each name, and whether it is marked connected. Uses
+    /// WebDriver queries, so it works with JavaScript off.
+    pub async fn presence(&self) -> Vec<(String, bool)> {
+        let mut people = Vec::new();
+        for item in self
+            .client
+            .find_all(Locator::Css("#present li"))
+            .await
+            .expect("people list")
+        {
+            let name = item
+                .find(Locator::Css("bdi"))
+                .await
+                .expect("a name in a <bdi>")
+                .text()
+                .await
+                .expect("name text");
+            let mark = item.attr("data-connected").await.expect("mark");
+            people.push((name, mark.as_deref() == Some("true")));
+        }
+        people
     }
 
     /// Waits until the browser is at `path` (a navigation has finished).

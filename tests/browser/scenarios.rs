@@ -9,6 +9,10 @@ use crate::relay::Relay;
 const JOIN_BUTTON: &str = "form[action='/join'] button:not([formaction])";
 const CREATE_BUTTON: &str = "button[formaction='/rooms']";
 
+/// How long a page may take to show that someone's connection changed: chat.js
+/// asks for the people list a second after a join or leave, and every 15 s.
+const PRESENCE_PATIENCE: Duration = Duration::from_secs(15 + 10);
+
 /// Creates a room from the home page and waits for the live connection.
 async fn create_room(browser: &Browser, name: &str) -> String {
     browser.goto("/").await;
@@ -31,14 +35,39 @@ async fn wait_connected(browser: &Browser) {
     browser.wait_until("the live connection", script).await;
 }
 
+/// Waits until the people list names exactly `names`, in order.
 async fn wait_present(browser: &Browser, names: &[&str]) {
     let script = format!(
-        "JSON.stringify([...document.querySelectorAll('#present li')].map(li => li.textContent)) === {:?}",
+        "JSON.stringify([...document.querySelectorAll('#present li')].map(li => li.querySelector('bdi')?.textContent)) === {:?}",
         serde_json::to_string(names).expect("json")
     );
     browser
         .wait_until(&format!("presence {names:?}"), &script)
         .await;
+}
+
+/// Waits until the people list shows exactly `people` with these connection
+/// marks, then checks that each mark is also said in words.
+async fn wait_marks(browser: &Browser, people: &[(&str, bool)]) {
+    let script = format!(
+        "JSON.stringify([...document.querySelectorAll('#present li')].map(li => [li.querySelector('bdi')?.textContent, li.dataset.connected === 'true'])) === {:?}",
+        serde_json::to_string(people).expect("json")
+    );
+    browser
+        .wait_until_within(PRESENCE_PATIENCE, &format!("marks {people:?}"), &script)
+        .await;
+    let said = browser
+        .js("return [...document.querySelectorAll('#present li')].map(li => [li.dataset.connected, li.querySelector('.visually-hidden')?.textContent, li.querySelector('.dot')?.title]);")
+        .await;
+    for entry in said.as_array().expect("a list") {
+        let words = if entry[0] == "true" {
+            "connected"
+        } else {
+            "not connected"
+        };
+        assert_eq!(entry[1], words, "the mark is said in words: {said}");
+        assert_eq!(entry[2], words, "the dot's title says it too: {said}");
+    }
 }
 
 async fn start(args: &[&str]) -> (TestApp, Chromedriver) {
@@ -64,6 +93,7 @@ async fn two_people_chat_both_ways() {
         for browser in [&a, &b] {
             browser.wait_for_line("Bob has entered the room").await;
             wait_present(browser, &["Alice", "Bob"]).await;
+            wait_marks(browser, &[("Alice", true), ("Bob", true)]).await;
         }
         a.send("Hi Bob!").await;
         b.wait_for_line("Hi Bob!").await;
@@ -75,6 +105,11 @@ async fn two_people_chat_both_ways() {
         let expected = ["Hi Bob!", "Hello Alice", "Shall we start?"];
         assert_eq!(a.message_texts().await, expected);
         assert_eq!(b.message_texts().await, expected);
+        for browser in [&a, &b] {
+            let lines = browser.log_lines().await;
+            let joins = lines.iter().filter(|l| l.contains("Bob has entered")).count();
+            assert_eq!(joins, 1, "Bob's join is shown once: {lines:?}");
+        }
         let field = "document.activeElement.id === 'message' && document.activeElement.value === ''";
         assert_eq!(a.js(&format!("return {field};")).await, true, "Enter sends, clears, keeps focus");
         let mine = a.js("return [...document.querySelectorAll('#log .msg.mine .text')].map(p => p.textContent);").await;
@@ -239,6 +274,20 @@ async fn without_javascript_a_person_can_still_send() {
                 ["can you read this?"],
                 "history is on the page"
             );
+            // Bob is announced when he joins, though he never opens a stream.
+            let lines = b.log_lines().await;
+            assert_eq!(
+                lines.last().map(String::as_str),
+                Some("Bob has entered the room"),
+                "his own join is in the history: {lines:?}"
+            );
+            assert_eq!(
+                b.presence().await,
+                [("Alice".to_owned(), true), ("Bob".to_owned(), false)],
+                "the server marks who has the room open"
+            );
+            a.wait_for_line("Bob has entered the room").await;
+            wait_marks(&a, &[("Alice", true), ("Bob", false)]).await;
 
             b.fill("#message", "yes, without JavaScript").await;
             b.click("#send button").await;
@@ -296,6 +345,76 @@ async fn when_everyone_leaves_the_room_is_gone() {
     .await;
 }
 
+/// Someone who joins is listed at once, marked not connected until a page of
+/// theirs has the room open; a right-to-left name is isolated wherever it shows.
+#[tokio::test]
+async fn a_newcomer_is_listed_at_once_with_a_connection_mark() {
+    let (app, driver) = start(&[]).await;
+    let alice = Browser::open(&driver, &app.url("")).await;
+    let bob = Browser::open(&driver, &app.url("")).await;
+    let (a, b) = (alice.clone(), bob.clone());
+    let carol = app.user();
+    with_screenshots(
+        "a_newcomer_is_listed_at_once_with_a_connection_mark",
+        &[&alice, &bob],
+        async move {
+            let code = create_room(&a, "Alice").await;
+            wait_marks(&a, &[("Alice", true)]).await;
+
+            // Carol joins with a plain HTTP client and never opens a stream.
+            let mut carol = carol;
+            let joined = carol.join("Carol", &code).await;
+            assert_eq!(joined.status(), reqwest::StatusCode::SEE_OTHER);
+            a.wait_for_line("Carol has entered the room").await;
+            wait_present(&a, &["Alice", "Carol"]).await;
+            // Past the refresh that follows a join, she is still not connected.
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            wait_marks(&a, &[("Alice", true), ("Carol", false)]).await;
+
+            // Bob's name is right-to-left letters, then Latin ones.
+            let rtl = "\u{5D0}\u{5D1} Bob";
+            join_room(&b, rtl, &code).await;
+            wait_present(&a, &["Alice", "Carol", rtl]).await;
+            wait_connected(&b).await;
+            wait_marks(&a, &[("Alice", true), ("Carol", false), (rtl, true)]).await;
+            wait_marks(&b, &[("Alice", true), ("Carol", false), (rtl, true)]).await;
+            let hello = "\u{5E9}\u{5DC}\u{5D5}\u{5DD} Alice";
+            b.send(hello).await;
+            a.wait_for_line(hello).await;
+
+            let isolated = format!(
+                "(name => {{
+                    const bdi = (css) => [...document.querySelectorAll(css)].filter(b => b.textContent === name).length;
+                    return [bdi('#log .notice bdi'), bdi('#log .msg bdi.who'), bdi('#present li bdi'),
+                        [...document.querySelectorAll('#log .msg .text')].every(p => p.dir === 'auto')];
+                }})({})",
+                serde_json::json!(rtl)
+            );
+            let expected = serde_json::json!([1, 1, 1, true]);
+            assert_eq!(a.js(&format!("return {isolated};")).await, expected, "live");
+            a.client.refresh().await.expect("reload");
+            wait_connected(&a).await;
+            assert_eq!(
+                a.js(&format!("return {isolated};")).await,
+                expected,
+                "rendered by the server"
+            );
+            assert_eq!(
+                a.presence().await,
+                [
+                    ("Alice".to_owned(), true),
+                    ("Carol".to_owned(), false),
+                    (rtl.to_owned(), true)
+                ],
+                "the marks rendered by the server"
+            );
+            let me = "document.querySelector('.me bdi')?.textContent";
+            assert_eq!(b.js(&format!("return {me};")).await, rtl, "You are <bdi>NAME</bdi>");
+        },
+    )
+    .await;
+}
+
 /// Not a check but a picture: a two-person conversation for the README.
 /// `scripts/screenshot` runs it and writes `docs/screenshot.png`.
 #[tokio::test]
@@ -340,12 +459,13 @@ async fn a_reader_who_scrolled_up_is_offered_the_new_messages() {
         let code = create_room(&a, "Alice").await;
         join_room(&b, "Bob", &code).await;
         wait_connected(&b).await;
-        for n in 0..25 {
+        // Enough to overflow the log, few enough to stay inside the message burst.
+        for n in 0..15 {
             let line = format!("line {n}");
             a.send(&line).await;
             a.wait_for_line(&line).await;
         }
-        b.wait_for_line("line 24").await;
+        b.wait_for_line("line 14").await;
         let pill_hidden = "return document.getElementById('new-messages').hidden;";
         assert_eq!(b.js(pill_hidden).await, true, "no button while following");
 

@@ -1,0 +1,191 @@
+//! Who is asking, and by which name they reached us.
+//!
+//! The server loop tags every request with its [`Peer`] (the socket's address,
+//! and whether it came over TLS). [`Site`] turns that into the client address the
+//! limits count, the host the request was meant for, and the origin our pages are
+//! served from. `X-Forwarded-For`, `-Host` and `-Proto` count only with
+//! `--trust-proxy`: without it any client could claim any address or host.
+
+use std::convert::Infallible;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+
+use warp::http::HeaderMap;
+use warp::{Filter, Rejection};
+
+use crate::error::AppError;
+use crate::http::{host_is_ours, same_origin};
+use crate::limits::AddressKey;
+
+/// The connection a request came on; the server loop adds it to every request.
+#[derive(Debug, Clone, Copy)]
+pub struct Peer {
+    pub addr: SocketAddr,
+    pub tls: bool,
+}
+
+/// The client behind a request, as the limits count it.
+#[derive(Debug, Clone, Copy)]
+pub struct Client {
+    /// The client's address: the socket's, or with `--trust-proxy` the one the
+    /// proxy saw.
+    pub ip: IpAddr,
+    pub key: AddressKey,
+}
+
+/// Which names are ours and which headers to believe; cheap to clone.
+#[derive(Clone)]
+pub struct Site {
+    /// Host names from `--public-host`, lower case.
+    public_hosts: Arc<[String]>,
+    trust_proxy: bool,
+}
+
+/// What a request says about where it was sent.
+struct Target {
+    scheme: &'static str,
+    host: Option<String>,
+}
+
+impl Site {
+    pub fn new(public_hosts: &[String], trust_proxy: bool) -> Self {
+        Self {
+            public_hosts: public_hosts.into(),
+            trust_proxy,
+        }
+    }
+
+    /// The request's client.
+    pub fn client(&self) -> impl Filter<Extract = (Client,), Error = Infallible> + Clone + use<> {
+        let trust_proxy = self.trust_proxy;
+        warp::ext::optional::<Peer>()
+            .and(warp::header::headers_cloned())
+            .map(move |peer: Option<Peer>, headers: HeaderMap| {
+                let socket = peer.map_or(IpAddr::from([0, 0, 0, 0]), |p| p.addr.ip());
+                let ip = match trust_proxy {
+                    true => forwarded_for(&headers).unwrap_or(socket),
+                    false => socket,
+                };
+                Client {
+                    ip,
+                    key: AddressKey::of(ip),
+                }
+            })
+    }
+
+    /// Refuses (`421`) a request for a host name that is not ours.
+    pub fn known_host(&self) -> impl Filter<Extract = (), Error = Rejection> + Clone + use<> {
+        let public_hosts = Arc::clone(&self.public_hosts);
+        self.target()
+            .and_then(move |target: Target| {
+                let ours = target
+                    .host
+                    .as_deref()
+                    .is_some_and(|host| host_is_ours(host, &public_hosts));
+                async move {
+                    match ours {
+                        true => Ok(()),
+                        false => Err(warp::reject::custom(AppError::UnknownHost)),
+                    }
+                }
+            })
+            .untuple_one()
+    }
+
+    /// Refuses (`403`) a post that another site's page made a browser send
+    /// (CSRF): its `Origin` must be exactly the scheme, host and port the request
+    /// was sent to.
+    pub fn from_this_site(&self) -> impl Filter<Extract = (), Error = Rejection> + Clone + use<> {
+        warp::header::optional::<String>("origin")
+            .or_else(|_| async { Ok::<_, Rejection>((Some("?".to_owned()),)) })
+            .and(self.target())
+            .and_then(|origin: Option<String>, target: Target| async move {
+                match same_origin(origin.as_deref(), target.scheme, target.host.as_deref()) {
+                    true => Ok(()),
+                    false => Err(warp::reject::custom(AppError::CrossOrigin)),
+                }
+            })
+            .untuple_one()
+    }
+
+    /// The scheme and host the client used: from the request, or with
+    /// `--trust-proxy` from the `X-Forwarded-*` headers the proxy added.
+    fn target(&self) -> impl Filter<Extract = (Target,), Error = Infallible> + Clone + use<> {
+        let trust_proxy = self.trust_proxy;
+        warp::ext::optional::<Peer>()
+            .and(warp::host::optional().or_else(|_| async { Ok::<_, Infallible>((None,)) }))
+            .and(warp::header::headers_cloned())
+            .map(
+                move |peer: Option<Peer>,
+                      host: Option<warp::host::Authority>,
+                      headers: HeaderMap| {
+                    let mut scheme = match peer.is_some_and(|p| p.tls) {
+                        true => "https",
+                        false => "http",
+                    };
+                    let mut host = host.map(|h| h.as_str().to_owned());
+                    if trust_proxy {
+                        if let Some(forwarded) = first_value(&headers, "x-forwarded-host") {
+                            host = Some(forwarded);
+                        }
+                        match first_value(&headers, "x-forwarded-proto").as_deref() {
+                            Some(proto) if proto.eq_ignore_ascii_case("https") => scheme = "https",
+                            Some(proto) if proto.eq_ignore_ascii_case("http") => scheme = "http",
+                            _ => {}
+                        }
+                    }
+                    Target { scheme, host }
+                },
+            )
+    }
+}
+
+/// The first entry of a comma-separated header, trimmed.
+fn first_value(headers: &HeaderMap, name: &str) -> Option<String> {
+    let value = headers.get(name)?.to_str().ok()?;
+    let first = value.split(',').next()?.trim();
+    (!first.is_empty()).then(|| first.to_owned())
+}
+
+/// The address the proxy saw: the last entry of the last `X-Forwarded-For`
+/// (earlier entries are whatever the client claimed). A bare address, or one
+/// with a port.
+fn forwarded_for(headers: &HeaderMap) -> Option<IpAddr> {
+    let value = headers.get_all("x-forwarded-for").iter().next_back()?;
+    let last = value.to_str().ok()?.rsplit(',').next()?.trim();
+    last.parse::<IpAddr>()
+        .ok()
+        .or_else(|| last.parse::<SocketAddr>().ok().map(|s| s.ip()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use warp::http::HeaderValue;
+
+    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        for (name, value) in pairs {
+            headers.append(*name, HeaderValue::from_static(value));
+        }
+        headers
+    }
+
+    /// Only the entry our proxy appended counts; what the client wrote before it
+    /// does not.
+    #[test]
+    fn the_forwarded_address_is_the_last_one() {
+        let forwarded = headers(&[("x-forwarded-for", "6.6.6.6, 203.0.113.7")]);
+        assert_eq!(forwarded_for(&forwarded), Some([203, 0, 113, 7].into()));
+        let two = headers(&[
+            ("x-forwarded-for", "6.6.6.6"),
+            ("x-forwarded-for", "198.51.100.1:4711"),
+        ]);
+        assert_eq!(forwarded_for(&two), Some([198, 51, 100, 1].into()));
+        assert_eq!(
+            forwarded_for(&headers(&[("x-forwarded-for", "junk")])),
+            None
+        );
+        assert_eq!(forwarded_for(&HeaderMap::new()), None);
+    }
+}

@@ -1,0 +1,67 @@
+//! Everything a handler may use, built once from the configuration; cheap to clone.
+
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::client::Site;
+use crate::config::Config;
+use crate::limits::Limits;
+use crate::pages::Pages;
+use crate::rooms::{RoomSettings, Rooms};
+use crate::session::SessionCookies;
+
+/// How long a room, or a member, may exist without ever opening a stream.
+const UNCLAIMED_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Rules that handlers apply to each request.
+#[derive(Debug, Clone, Copy)]
+pub struct Settings {
+    pub max_message_chars: u32,
+    pub keepalive: Duration,
+}
+
+#[derive(Clone)]
+pub struct AppState {
+    pub rooms: Rooms,
+    pub cookies: SessionCookies,
+    pub pages: Pages,
+    pub settings: Settings,
+    pub limits: Limits,
+    pub site: Site,
+    /// Cancelled when shutdown begins, so that every event stream ends itself:
+    /// graceful shutdown waits for open connections to finish.
+    pub shutdown: CancellationToken,
+}
+
+impl AppState {
+    /// The state for `config`. Needs a Tokio runtime (the rooms' timers and the
+    /// limits' housekeeping each run one task).
+    pub fn new(config: &Config) -> Self {
+        let history = config.history as usize;
+        let limits = &config.limits;
+        Self {
+            rooms: Rooms::new(RoomSettings {
+                grace: config.grace,
+                unclaimed_timeout: UNCLAIMED_TIMEOUT,
+                history,
+                channel_capacity: history.max(64),
+                max_rooms: limits.max_rooms,
+                max_members: limits.max_members_per_room,
+            }),
+            cookies: SessionCookies::new(
+                config.secret.as_deref(),
+                config.secure_cookies,
+                config.session_max_age,
+            ),
+            pages: Pages::new().expect("the views in views/ compile"),
+            settings: Settings {
+                max_message_chars: config.max_message_chars,
+                keepalive: config.keepalive,
+            },
+            limits: Limits::new(limits.clone()),
+            site: Site::new(&config.public_hosts, config.trust_proxy),
+            shutdown: CancellationToken::new(),
+        }
+    }
+}

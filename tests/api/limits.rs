@@ -1,0 +1,736 @@
+//! No client takes more than its share: guessing, flooding and capacity limits.
+//!
+//! Each limit is set low by its flag, reached over real HTTP, and its refusal
+//! read like a client would: the status (`429` for one client's share, `503`
+//! for a full server), `Retry-After` in whole seconds, one line of text for
+//! curl. A refusal changes nothing: no room, no member, no event. Connection
+//! limits are reached with raw TCP connections from chosen loopback addresses.
+
+use std::net::{IpAddr, SocketAddr};
+use std::ops::RangeInclusive;
+use std::time::Duration;
+
+use reqwest::header::{CONTENT_TYPE, LOCATION, RETRY_AFTER, SET_COOKIE};
+use reqwest::{Response, StatusCode};
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::net::{TcpSocket, TcpStream};
+use tokio::time::Instant;
+
+use crate::helpers::{
+    PATIENCE, TestApp, User, alice_and_bob_streaming, next_loopback_address, spawn_app_with,
+    unused_code,
+};
+
+/// What a client sees once its address has spent its guesses.
+const GUESSES_SPENT: &str = "Too many requests for rooms you are not in, from your address: wait a little before trying another code.";
+
+/// How often a poll loop looks again.
+const POLL: Duration = Duration::from_millis(25);
+
+/// `Retry-After` of a response, in whole seconds.
+fn retry_after(response: &Response) -> u64 {
+    response
+        .headers()
+        .get(RETRY_AFTER)
+        .expect("a Retry-After header")
+        .to_str()
+        .expect("an ascii Retry-After")
+        .parse()
+        .expect("Retry-After in whole seconds")
+}
+
+/// Asserts `response` is a refusal by a limit, as curl sees it: `status`, a
+/// `Retry-After` within `wait` (seconds), no cookie, no redirect, and one line
+/// of text; returns that line.
+async fn assert_refused(
+    response: Response,
+    status: StatusCode,
+    wait: RangeInclusive<u64>,
+) -> String {
+    assert_eq!(response.status(), status, "{:?}", response.headers());
+    let seconds = retry_after(&response);
+    assert!(wait.contains(&seconds), "Retry-After: {seconds}");
+    assert!(
+        response.headers().get(SET_COOKIE).is_none(),
+        "a refusal sets no cookie"
+    );
+    assert!(
+        response.headers().get(LOCATION).is_none(),
+        "a refusal leads nowhere"
+    );
+    let body = response.text().await.expect("a body");
+    let line = body.trim_end();
+    assert!(
+        !line.is_empty() && !line.contains('\n'),
+        "one line of text: {body:?}"
+    );
+    line.to_owned()
+}
+
+/// Status of `GET path` as `user`.
+async fn status(user: &User, path: &str) -> StatusCode {
+    user.get(path).await.status()
+}
+
+/// `POST /rooms/{code}/leave` as `member`, asserting it worked.
+async fn leave(member: &User, code: &str) {
+    let response = member
+        .post_request(&format!("/rooms/{code}/leave"), &[])
+        .send()
+        .await
+        .expect("POST leave");
+    assert_eq!(response.status(), StatusCode::NO_CONTENT, "leaving {code}");
+}
+
+/// A raw TCP connection to the server from the loopback address `from`.
+async fn connect_from(app: &TestApp, from: IpAddr) -> TcpStream {
+    let socket = TcpSocket::new_v4().expect("a socket");
+    socket
+        .bind(SocketAddr::new(from, 0))
+        .expect("bind a loopback source address");
+    socket.connect(app.addr).await.expect("connect")
+}
+
+/// `GET /` as curl sends it, keeping the connection open.
+const GET_HOME: &[u8] = b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: */*\r\n\r\n";
+
+/// Sends `GET /` on `connection` and returns the response head (status line
+/// and headers); the connection stays open.
+async fn get_home_head(connection: &mut TcpStream) -> String {
+    connection.write_all(GET_HOME).await.expect("send GET /");
+    let mut received = Vec::new();
+    let mut chunk = [0u8; 4096];
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        if let Some(end) = received.windows(4).position(|w| w == b"\r\n\r\n") {
+            return String::from_utf8_lossy(&received[..end]).into_owned();
+        }
+        let read = tokio::time::timeout_at(deadline, connection.read(&mut chunk))
+            .await
+            .expect("a response head within the patience period")
+            .expect("read");
+        assert!(read > 0, "closed before a response head: {received:?}");
+        received.extend_from_slice(&chunk[..read]);
+    }
+}
+
+/// Sends `GET /` on a connection the server refuses and reads everything until
+/// the server closes it; fails the test if it does not close it.
+async fn get_home_until_closed(mut connection: TcpStream) -> String {
+    connection.write_all(GET_HOME).await.expect("send GET /");
+    let mut received = Vec::new();
+    tokio::time::timeout(PATIENCE, connection.read_to_end(&mut received))
+        .await
+        .expect("the server closes a refused connection")
+        .expect("read");
+    String::from_utf8_lossy(&received).into_owned()
+}
+
+/// The value of header `name` in a response `head`.
+fn head_header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
+    head.lines().skip(1).find_map(|line| {
+        let (field, value) = line.split_once(':')?;
+        field.eq_ignore_ascii_case(name).then(|| value.trim())
+    })
+}
+
+/// Asserts a raw response is a refusal with `status_line` and a `Retry-After`
+/// of at least a second.
+fn assert_raw_refusal(response: &str, status_line: &str) {
+    assert!(response.starts_with(status_line), "{response:?}");
+    let seconds: u64 = head_header(response, "retry-after")
+        .expect("a Retry-After header")
+        .parse()
+        .expect("Retry-After in whole seconds");
+    assert!(seconds >= 1, "Retry-After: {seconds}");
+}
+
+/// Opens connections from `from` until one is served `200` (the server
+/// notices a closed connection a moment after the client drops it).
+async fn wait_for_a_connection(app: &TestApp, from: IpAddr) -> TcpStream {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let mut connection = connect_from(app, from).await;
+        let head = get_home_head(&mut connection).await;
+        if head.starts_with("HTTP/1.1 200") {
+            return connection;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no place for a connection after {PATIENCE:?}: {head}"
+        );
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+/// Tasks alive in this test's runtime, where the server runs too.
+fn alive_tasks() -> usize {
+    tokio::runtime::Handle::current()
+        .metrics()
+        .num_alive_tasks()
+}
+
+/// Creates a room and joins it, each in a session of its own, on `visitor`'s
+/// one client.
+async fn create_and_join(visitor: &mut User) {
+    visitor.cookie = None;
+    let code = visitor.create_room_ok("host").await;
+    visitor.cookie = None;
+    let joined = visitor.join("guest", &code).await;
+    assert_eq!(joined.status(), StatusCode::SEE_OTHER, "joining {code}");
+}
+
+// ----- guessing -----
+
+/// Requests about missing rooms from one address get 404 for the burst, then 429 with Retry-After and the reason.
+#[tokio::test]
+async fn a_guesser_gets_404s_for_the_burst_then_429() {
+    // Arrange
+    let app = spawn_app_with(&["--guess-burst", "4", "--guess-rate", "1/min"]).await;
+    let mut guesser = app.user_from(next_loopback_address());
+    let missing = unused_code(&[]);
+
+    // Act: one guess of each kind.
+    let burst = [
+        status(&guesser, &format!("/rooms/{missing}")).await,
+        guesser.join("mallory", &missing).await.status(),
+        status(&guesser, &format!("/rooms/{missing}/events")).await,
+        status(&guesser, &format!("/rooms/{missing}/members")).await,
+    ];
+    let refused = guesser.get(&format!("/rooms/{missing}")).await;
+
+    // Assert
+    assert_eq!(burst, [StatusCode::NOT_FOUND; 4]);
+    let line = assert_refused(refused, StatusCode::TOO_MANY_REQUESTS, 1..=60).await;
+    assert_eq!(line, GUESSES_SPENT);
+    let page = guesser.get_as_browser(&format!("/rooms/{missing}")).await;
+    assert_eq!(page.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(retry_after(&page) >= 1);
+    let content_type = page.headers().get(CONTENT_TYPE).expect("a content type");
+    assert!(
+        content_type.to_str().unwrap().starts_with("text/html"),
+        "{content_type:?}"
+    );
+    assert!(page.text().await.unwrap().contains(GUESSES_SPENT));
+}
+
+/// Once an address is limited, a room that exists answers 429 too (a hit looks like a miss) and it is not joined.
+#[tokio::test]
+async fn a_limited_guesser_cannot_tell_a_hit_from_a_miss() {
+    // Arrange
+    let app = spawn_app_with(&["--guess-burst", "3"]).await;
+    let (alice, code) = app.user_in_new_room("alice").await;
+    let missing = unused_code(&[&code]);
+    let mut guesser = app.user_from(next_loopback_address());
+    for _ in 0..3 {
+        assert_eq!(
+            status(&guesser, &format!("/rooms/{missing}")).await,
+            StatusCode::NOT_FOUND
+        );
+    }
+
+    // Act
+    let hit_page = guesser.get(&format!("/rooms/{code}")).await;
+    let miss_page = guesser.get(&format!("/rooms/{missing}")).await;
+    let hit_join = guesser.join("mallory", &code).await;
+    let hit_events = guesser.get(&format!("/rooms/{code}/events")).await;
+    let hit_members = guesser.get(&format!("/rooms/{code}/members")).await;
+    let hit_post = guesser.post_message(&code, "let me in").await;
+
+    // Assert
+    let hit = assert_refused(hit_page, StatusCode::TOO_MANY_REQUESTS, 1..=10).await;
+    let miss = assert_refused(miss_page, StatusCode::TOO_MANY_REQUESTS, 1..=10).await;
+    assert_eq!(
+        hit, miss,
+        "the same answer for a room that exists and one that does not"
+    );
+    for response in [hit_join, hit_events, hit_members, hit_post] {
+        let line = assert_refused(response, StatusCode::TOO_MANY_REQUESTS, 1..=10).await;
+        assert_eq!(line, GUESSES_SPENT);
+    }
+    assert_eq!(alice.members(&code).await, ["alice"], "nobody joined");
+    assert!(guesser.cookie.is_none(), "the guesser holds no session");
+}
+
+/// Another address keeps its whole budget while one address is limited.
+#[tokio::test]
+async fn a_second_address_is_not_limited_by_the_first() {
+    // Arrange
+    let app = spawn_app_with(&["--guess-burst", "2"]).await;
+    let (_alice, code) = app.user_in_new_room("alice").await;
+    let missing = unused_code(&[&code]);
+    let guesser = app.user_from(next_loopback_address());
+    for _ in 0..3 {
+        guesser.get(&format!("/rooms/{missing}")).await;
+    }
+    assert_eq!(
+        status(&guesser, &format!("/rooms/{code}")).await,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+
+    // Act
+    let neighbour = app.user_from(next_loopback_address());
+    let miss = status(&neighbour, &format!("/rooms/{missing}")).await;
+    let hit = neighbour.get(&format!("/rooms/{code}")).await;
+
+    // Assert
+    assert_eq!(miss, StatusCode::NOT_FOUND);
+    assert_eq!(hit.status(), StatusCode::OK, "the join form");
+    assert!(hit.text().await.unwrap().contains(&code));
+}
+
+/// A member's requests about their own room spend no guesses, even from an address that has no guesses left.
+#[tokio::test]
+async fn members_are_never_charged_for_their_own_room() {
+    // Arrange
+    let app = spawn_app_with(&["--guess-burst", "3"]).await;
+    let household = next_loopback_address();
+    let mut alice = app.user_from(household);
+    let code = alice.create_room_ok("alice").await;
+    let missing = unused_code(&[&code]);
+
+    // Act: far more than the burst, all about her own room.
+    for _ in 0..10 {
+        assert_eq!(
+            status(&alice, &format!("/rooms/{code}")).await,
+            StatusCode::OK
+        );
+        assert_eq!(alice.members(&code).await, ["alice"]);
+    }
+    let events = alice.open_events(&code).await;
+    alice.say(&code, "still here").await;
+
+    // Assert: her address still has its three guesses, and then none.
+    for _ in 0..3 {
+        assert_eq!(
+            status(&alice, &format!("/rooms/{missing}")).await,
+            StatusCode::NOT_FOUND
+        );
+    }
+    assert_eq!(
+        status(&alice, &format!("/rooms/{missing}")).await,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    // ...yet her own room still answers her, and a guesser at her address is refused.
+    assert_eq!(
+        status(&alice, &format!("/rooms/{code}")).await,
+        StatusCode::OK
+    );
+    alice.say(&code, "and still here").await;
+    let housemate = app.user_from(household);
+    assert_eq!(
+        status(&housemate, &format!("/rooms/{code}")).await,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    drop(events);
+}
+
+/// Paths whose code is not four letters name no room and spend no guesses.
+#[tokio::test]
+async fn malformed_codes_spend_no_guesses() {
+    // Arrange
+    let app = spawn_app_with(&["--guess-burst", "2"]).await;
+    let visitor = app.user_from(next_loopback_address());
+
+    // Act
+    let mut answers = Vec::new();
+    for path in [
+        "/rooms/AB",
+        "/rooms/ABCDE",
+        "/rooms/AB1D",
+        "/rooms/ABC/members",
+    ] {
+        for _ in 0..3 {
+            answers.push(status(&visitor, path).await);
+        }
+    }
+
+    // Assert
+    assert!(
+        answers.iter().all(|s| *s == StatusCode::NOT_FOUND),
+        "{answers:?}"
+    );
+    let missing = unused_code(&[]);
+    for _ in 0..2 {
+        assert_eq!(
+            status(&visitor, &format!("/rooms/{missing}")).await,
+            StatusCode::NOT_FOUND
+        );
+    }
+    assert_eq!(
+        status(&visitor, &format!("/rooms/{missing}")).await,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+}
+
+// ----- flooding -----
+
+/// A member past the message burst gets 429 + Retry-After; the others receive exactly the accepted messages, in order.
+#[tokio::test]
+async fn a_flooding_member_is_refused_and_only_accepted_messages_arrive() {
+    // Arrange
+    let app = spawn_app_with(&["--message-burst", "5", "--message-rate", "1/min"]).await;
+    let (code, alice, mut alice_events, bob, mut bob_events) = alice_and_bob_streaming(&app).await;
+
+    // Act
+    let mut answers = Vec::new();
+    for n in 1..=8 {
+        answers.push(alice.post_message(&code, &format!("flood {n}")).await);
+    }
+    bob.say(&code, "bob is not limited by alice").await;
+
+    // Assert
+    let statuses: Vec<StatusCode> = answers.iter().map(Response::status).collect();
+    assert_eq!(
+        statuses,
+        [
+            [StatusCode::NO_CONTENT; 5].as_slice(),
+            [StatusCode::TOO_MANY_REQUESTS; 3].as_slice()
+        ]
+        .concat()
+    );
+    for refused in answers.into_iter().skip(5) {
+        let line = assert_refused(refused, StatusCode::TOO_MANY_REQUESTS, 1..=60).await;
+        assert!(line.contains("too fast"), "{line:?}");
+    }
+    for n in 1..=5 {
+        let text = format!("flood {n}");
+        assert_eq!(bob_events.next_message().await.text(), text);
+        alice_events.expect_message("alice", &text).await;
+    }
+    bob_events
+        .expect_message("bob", "bob is not limited by alice")
+        .await;
+    alice_events
+        .expect_message("bob", "bob is not limited by alice")
+        .await;
+}
+
+// ----- rooms and members -----
+
+/// With --max-rooms 2 a third create is 503 with Retry-After, and no room or session is made.
+#[tokio::test]
+async fn creating_past_max_rooms_is_503_and_makes_no_room() {
+    // Arrange
+    let app = spawn_app_with(&["--max-rooms", "2"]).await;
+    let (_alice, first) = app.user_in_new_room("alice").await;
+    let (_bob, second) = app.user_in_new_room("bob").await;
+    let mut carol = app.user();
+
+    // Act
+    let refused = carol.create_room("carol").await;
+
+    // Assert
+    let line = assert_refused(refused, StatusCode::SERVICE_UNAVAILABLE, 1..=3600).await;
+    assert!(line.contains("try again"), "{line:?}");
+    assert!(carol.cookie.is_none(), "carol has no session");
+    assert_eq!(status(&carol, "/").await, StatusCode::OK);
+    let dave = app.user();
+    for code in [&first, &second] {
+        assert_eq!(
+            status(&dave, &format!("/rooms/{code}")).await,
+            StatusCode::OK
+        );
+    }
+}
+
+/// With --max-members-per-room 2 a third join is 503, and the room and its stream see nothing of it.
+#[tokio::test]
+async fn joining_a_full_room_is_503_and_changes_nothing() {
+    // Arrange
+    let app = spawn_app_with(&["--max-members-per-room", "2"]).await;
+    let (alice, code) = app.user_in_new_room("alice").await;
+    let bob = app.user_joined(&code, "bob").await;
+    let mut alice_events = alice.open_events(&code).await;
+    let mut carol = app.user();
+
+    // Act
+    let refused = carol.join("carol", &code).await;
+
+    // Assert
+    let line = assert_refused(refused, StatusCode::SERVICE_UNAVAILABLE, 1..=3600).await;
+    assert!(line.contains("full"), "{line:?}");
+    assert!(carol.cookie.is_none());
+    assert_eq!(alice.members(&code).await, ["alice", "bob"]);
+    bob.say(&code, "just us").await;
+    alice_events.expect_message("bob", "just us").await;
+}
+
+/// With --create-burst 2 --create-rate 1/h one address is refused a third room (429); another address creates.
+#[tokio::test]
+async fn creating_too_fast_from_one_address_is_429() {
+    // Arrange
+    let app = spawn_app_with(&["--create-burst", "2", "--create-rate", "1/h"]).await;
+    let busy = next_loopback_address();
+    for name in ["one", "two"] {
+        app.user_from(busy).create_room_ok(name).await;
+    }
+    let mut third = app.user_from(busy);
+
+    // Act
+    let refused = third.create_room("three").await;
+    let elsewhere = app.user().create_room("four").await;
+
+    // Assert
+    let seconds = retry_after(&refused);
+    assert!(
+        seconds > 60,
+        "the next room comes in about an hour: {seconds}"
+    );
+    assert_refused(refused, StatusCode::TOO_MANY_REQUESTS, 1..=3600).await;
+    assert!(third.cookie.is_none());
+    assert_eq!(elsewhere.status(), StatusCode::SEE_OTHER);
+}
+
+/// With --join-burst 2 --join-rate 1/h one address is refused a third join (429); members rejoining and other addresses are not.
+#[tokio::test]
+async fn joining_too_fast_from_one_address_is_429() {
+    // Arrange
+    let app = spawn_app_with(&["--join-burst", "2", "--join-rate", "1/h"]).await;
+    let (alice, code) = app.user_in_new_room("alice").await;
+    let busy = next_loopback_address();
+    let mut first = app.user_from(busy);
+    assert_eq!(
+        first.join("one", &code).await.status(),
+        StatusCode::SEE_OTHER
+    );
+    let mut second = app.user_from(busy);
+    assert_eq!(
+        second.join("two", &code).await.status(),
+        StatusCode::SEE_OTHER
+    );
+    let mut third = app.user_from(busy);
+
+    // Act
+    let refused = third.join("three", &code).await;
+    let rejoin = first.join("one", &code).await;
+    let elsewhere = app.user().join("four", &code).await;
+
+    // Assert
+    assert_refused(refused, StatusCode::TOO_MANY_REQUESTS, 61..=3600).await;
+    assert!(third.cookie.is_none());
+    assert_eq!(
+        rejoin.status(),
+        StatusCode::SEE_OTHER,
+        "a member rejoining is not charged"
+    );
+    assert_eq!(elsewhere.status(), StatusCode::SEE_OTHER);
+    assert_eq!(alice.members(&code).await, ["alice", "one", "two", "four"]);
+}
+
+/// With --max-rooms-per-session 2 a session in two rooms may not join or create a third (429) until it leaves one.
+#[tokio::test]
+async fn a_session_in_too_many_rooms_must_leave_one_first() {
+    // Arrange
+    let app = spawn_app_with(&["--max-rooms-per-session", "2"]).await;
+    let (mut alice, own) = app.user_in_new_room("alice").await;
+    let (bob, bobs) = app.user_in_new_room("bob").await;
+    let (carol, carols) = app.user_in_new_room("carol").await;
+    assert_eq!(
+        alice.join("alice", &bobs).await.status(),
+        StatusCode::SEE_OTHER
+    );
+
+    // Act
+    let join_third = alice.join("alice", &carols).await;
+    let create_third = alice.create_room("alice").await;
+
+    // Assert
+    assert_refused(join_third, StatusCode::TOO_MANY_REQUESTS, 1..=3600).await;
+    assert_refused(create_third, StatusCode::TOO_MANY_REQUESTS, 1..=3600).await;
+    assert_eq!(carol.members(&carols).await, ["carol"]);
+    assert_eq!(
+        status(&alice, &format!("/rooms/{own}")).await,
+        StatusCode::OK
+    );
+
+    // Act + Assert: after leaving bob's room, carol's may be joined.
+    leave(&alice, &bobs).await;
+    assert_eq!(bob.members(&bobs).await, ["bob"]);
+    assert_eq!(
+        alice.join("alice", &carols).await.status(),
+        StatusCode::SEE_OTHER
+    );
+    assert_eq!(carol.members(&carols).await, ["carol", "alice"]);
+}
+
+// ----- streams -----
+
+/// With --max-streams-per-session 2 a third stream is 429; closing one frees its place; other sessions are unaffected.
+#[tokio::test]
+async fn a_session_may_hold_only_so_many_streams() {
+    // Arrange
+    let app = spawn_app_with(&["--max-streams-per-session", "2"]).await;
+    let (alice, code) = app.user_in_new_room("alice").await;
+    let first = alice.open_events(&code).await;
+    let _second = alice.open_events(&code).await;
+
+    // Act
+    let refused = alice.get(&format!("/rooms/{code}/events")).await;
+
+    // Assert
+    let line = assert_refused(refused, StatusCode::TOO_MANY_REQUESTS, 1..=3600).await;
+    assert!(line.contains("close some tabs"), "{line:?}");
+    let bob = app.user_joined(&code, "bob").await;
+    let _bobs = bob.open_events(&code).await;
+
+    // Act + Assert: a closed stream gives its place back.
+    drop(first);
+    let deadline = Instant::now() + PATIENCE;
+    while let Err(why) = alice.try_open_events(&code, None).await {
+        assert!(
+            Instant::now() < deadline,
+            "no place after closing a stream: {why}"
+        );
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+/// With --max-streams-per-address 2 a third stream from the same address is 429, even for another person; other addresses are unaffected.
+#[tokio::test]
+async fn an_address_may_hold_only_so_many_streams() {
+    // Arrange
+    let app = spawn_app_with(&["--max-streams-per-address", "2"]).await;
+    let shared = next_loopback_address();
+    let mut alice = app.user_from(shared);
+    let code = alice.create_room_ok("alice").await;
+    let mut bob = app.user_from(shared);
+    assert_eq!(bob.join("bob", &code).await.status(), StatusCode::SEE_OTHER);
+    let mut carol = app.user_from(shared);
+    assert_eq!(
+        carol.join("carol", &code).await.status(),
+        StatusCode::SEE_OTHER
+    );
+    let _alices = alice.open_events(&code).await;
+    let _bobs = bob.open_events(&code).await;
+
+    // Act
+    let refused = carol.get(&format!("/rooms/{code}/events")).await;
+
+    // Assert
+    assert_refused(refused, StatusCode::TOO_MANY_REQUESTS, 1..=3600).await;
+    let dave = app.user_joined(&code, "dave").await;
+    let _daves = dave.open_events(&code).await;
+    assert_eq!(
+        alice.presence(&code).await,
+        [
+            ("alice".to_owned(), true),
+            ("bob".to_owned(), true),
+            ("carol".to_owned(), false),
+            ("dave".to_owned(), true),
+        ]
+    );
+}
+
+// ----- connections -----
+
+/// With --max-connections-per-address 2 a third open connection from the address is answered 429 and closed; another address is served.
+#[tokio::test]
+async fn an_address_may_hold_only_so_many_connections() {
+    // Arrange
+    let app = spawn_app_with(&["--max-connections-per-address", "2"]).await;
+    let busy = next_loopback_address();
+    let mut first = connect_from(&app, busy).await;
+    let mut second = connect_from(&app, busy).await;
+    assert!(get_home_head(&mut first).await.starts_with("HTTP/1.1 200"));
+    assert!(get_home_head(&mut second).await.starts_with("HTTP/1.1 200"));
+
+    // Act
+    let third = get_home_until_closed(connect_from(&app, busy).await).await;
+    let mut elsewhere = connect_from(&app, next_loopback_address()).await;
+
+    // Assert
+    assert_raw_refusal(&third, "HTTP/1.1 429");
+    assert!(third.contains("Too many open connections"), "{third:?}");
+    assert!(
+        get_home_head(&mut elsewhere)
+            .await
+            .starts_with("HTTP/1.1 200")
+    );
+
+    // Act + Assert: a closed connection gives its place back.
+    drop(first);
+    let _again = wait_for_a_connection(&app, busy).await;
+}
+
+/// With --max-connections 2 a third open connection, from any address, is answered 503 and closed.
+#[tokio::test]
+async fn the_server_holds_only_so_many_connections() {
+    // Arrange
+    let app = spawn_app_with(&["--max-connections", "2"]).await;
+    let mut first = connect_from(&app, next_loopback_address()).await;
+    let mut second = connect_from(&app, next_loopback_address()).await;
+    assert!(get_home_head(&mut first).await.starts_with("HTTP/1.1 200"));
+    assert!(get_home_head(&mut second).await.starts_with("HTTP/1.1 200"));
+
+    // Act
+    let newcomer = next_loopback_address();
+    let third = get_home_until_closed(connect_from(&app, newcomer).await).await;
+
+    // Assert
+    assert_raw_refusal(&third, "HTTP/1.1 503");
+    assert!(third.contains("full"), "{third:?}");
+
+    // Act + Assert: a closed connection gives its place back.
+    drop(second);
+    let _again = wait_for_a_connection(&app, newcomer).await;
+}
+
+// ----- tasks -----
+
+/// Creating and joining 300 rooms adds a small, fixed number of tasks, not tasks per room.
+#[tokio::test]
+async fn a_flood_of_rooms_and_joins_adds_no_tasks_per_room() {
+    // Arrange: one client (one connection), a fresh session per request.
+    let app = spawn_app_with(&[
+        "--create-burst",
+        "100000",
+        "--join-burst",
+        "100000",
+        "--guess-burst",
+        "100000",
+    ])
+    .await;
+    let mut visitor = app.user();
+    create_and_join(&mut visitor).await;
+    let before = alive_tasks();
+
+    // Act
+    for _ in 0..300 {
+        create_and_join(&mut visitor).await;
+    }
+    let after = alive_tasks();
+
+    // Assert
+    assert!(
+        after < before + 20,
+        "{before} tasks before 300 rooms and joins, {after} after"
+    );
+}
+
+/// A member without a stream posting and viewing the room many times adds no tasks.
+#[tokio::test]
+async fn posting_and_viewing_add_no_tasks() {
+    // Arrange
+    let app = spawn_app_with(&["--message-burst", "100000"]).await;
+    let (alice, code) = app.user_in_new_room("alice").await;
+    alice.say(&code, "warming up").await;
+    let page = alice.get(&format!("/rooms/{code}")).await;
+    page.text().await.expect("the room page");
+    let before = alive_tasks();
+
+    // Act
+    for n in 0..200 {
+        alice.say(&code, &format!("message {n}")).await;
+        let page = alice.get(&format!("/rooms/{code}")).await;
+        assert_eq!(page.status(), StatusCode::OK);
+        page.text().await.expect("the room page");
+    }
+    let after = alive_tasks();
+
+    // Assert
+    assert!(
+        after < before + 5,
+        "{before} tasks before 200 posts and views, {after} after"
+    );
+}

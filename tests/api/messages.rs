@@ -1,0 +1,169 @@
+//! `POST /rooms/{CODE}/messages`: who may post, the rules a message must keep, and
+//! how a post is answered (`204` for curl and scripts, `303` for a plain form).
+//! A refused message is published nowhere.
+
+use reqwest::StatusCode;
+
+use crate::helpers::{location, send_as_browser, spawn_app, spawn_app_with};
+use crate::web::{html_body, message_texts, plain_text_line, user_with_a_session};
+
+/// A post by someone who is not a member is `403` and reaches no one.
+#[tokio::test]
+async fn a_non_member_cannot_post_and_nothing_is_published() {
+    // Arrange
+    let app = spawn_app().await;
+    let (alice, code) = app.user_in_new_room("alice").await;
+    let mut alice_events = alice.open_events(&code).await;
+    let outsider = user_with_a_session(&app, "outsider").await;
+    let stranger = app.user();
+
+    // Act
+    let by_outsider = outsider.post_message(&code, "psst from outside").await;
+    let by_stranger = stranger.post_message(&code, "psst from nowhere").await;
+
+    // Assert
+    assert_eq!(by_outsider.status(), StatusCode::FORBIDDEN);
+    assert_eq!(by_stranger.status(), StatusCode::FORBIDDEN);
+    alice.say(&code, "marker").await;
+    let first = alice_events.next_message().await;
+    assert_eq!((first.name(), first.text()), ("alice", "marker"));
+    let page = html_body(alice.get_as_browser(&format!("/rooms/{code}")).await).await;
+    assert_eq!(
+        message_texts(&page),
+        ["marker"],
+        "a refused message is not in the history"
+    );
+}
+
+/// Membership is checked first: a non-member's invalid post is `403`, not `400`.
+#[tokio::test]
+async fn a_non_member_is_refused_before_the_message_is_judged() {
+    // Arrange
+    let app = spawn_app().await;
+    let (_alice, code) = app.user_in_new_room("alice").await;
+    let outsider = user_with_a_session(&app, "outsider").await;
+
+    // Act
+    let blank = outsider.post_message(&code, "   ").await;
+    let too_long = outsider.post_message(&code, &"x".repeat(2001)).await;
+
+    // Assert
+    assert_eq!(blank.status(), StatusCode::FORBIDDEN);
+    assert_eq!(too_long.status(), StatusCode::FORBIDDEN);
+}
+
+/// Messages must have 1–2000 characters after trimming; refused ones are `400`
+/// and never published.
+#[tokio::test]
+async fn messages_must_have_between_1_and_2000_characters() {
+    // Arrange
+    let app = spawn_app().await;
+    let (alice, code) = app.user_in_new_room("alice").await;
+    let mut events = alice.open_events(&code).await;
+    let longest = "x".repeat(2000);
+    let longest_wide = "é".repeat(2000);
+
+    // Act
+    let mut refused = Vec::new();
+    for text in ["", "   ", " \n\t ", &"x".repeat(2001), &"é".repeat(2001)] {
+        refused.push((text.len(), alice.post_message(&code, text).await));
+    }
+    let accepted = alice.post_message(&code, &longest).await;
+    let accepted_wide = alice
+        .post_message(&code, &format!("  {longest_wide}\n"))
+        .await;
+
+    // Assert
+    for (len, response) in refused {
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{len} bytes");
+        plain_text_line(response).await;
+    }
+    assert_eq!(accepted.status(), StatusCode::NO_CONTENT);
+    assert_eq!(accepted_wide.status(), StatusCode::NO_CONTENT);
+    assert_eq!(events.next_message().await.text(), longest);
+    assert_eq!(events.next_message().await.text(), longest_wide);
+}
+
+/// A message of nothing but invisible characters and spaces is `400` (it would
+/// post a blank line), while one that uses them inside, like an emoji joined
+/// with ZWJ, is published as typed.
+#[tokio::test]
+async fn a_message_of_only_invisible_characters_is_refused_but_emoji_sequences_pass() {
+    // Arrange
+    let app = spawn_app().await;
+    let (alice, code) = app.user_in_new_room("alice").await;
+    let mut events = alice.open_events(&code).await;
+    let family = "\u{1F469}\u{200D}\u{1F469}\u{200D}\u{1F467}";
+
+    // Act
+    let mut refused = Vec::new();
+    for text in ["\u{200B}", "\u{200B} \u{2060}\u{FEFF}", "\u{2800}\u{3164}"] {
+        refused.push((text, alice.post_message(&code, text).await));
+    }
+    let accepted = alice.post_message(&code, family).await;
+
+    // Assert
+    for (text, response) in refused {
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{text:?}");
+        let message = plain_text_line(response).await;
+        assert!(message.contains("invisible"), "{text:?}: {message:?}");
+    }
+    assert_eq!(accepted.status(), StatusCode::NO_CONTENT);
+    assert_eq!(events.next_message().await.text(), family);
+}
+
+/// `--max-message-chars 10`: 11 characters are refused, 10 accepted.
+#[tokio::test]
+async fn the_message_limit_is_configurable() {
+    // Arrange
+    let app = spawn_app_with(&["--max-message-chars", "10"]).await;
+    let (alice, code) = app.user_in_new_room("alice").await;
+    let mut events = alice.open_events(&code).await;
+
+    // Act
+    let eleven = alice.post_message(&code, "abcdefghijk").await;
+    let ten = alice.post_message(&code, "abcdefghij").await;
+
+    // Assert
+    assert_eq!(eleven.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(ten.status(), StatusCode::NO_CONTENT);
+    assert_eq!(events.next_message().await.text(), "abcdefghij");
+}
+
+/// A form body over 16 KiB is `413` and publishes nothing.
+#[tokio::test]
+async fn a_form_body_over_16_kib_is_413() {
+    // Arrange
+    let app = spawn_app_with(&["--max-message-chars", "100000"]).await;
+    let (alice, code) = app.user_in_new_room("alice").await;
+    let mut events = alice.open_events(&code).await;
+
+    // Act
+    let huge = alice.post_message(&code, &"x".repeat(17 * 1024)).await;
+
+    // Assert
+    assert_eq!(huge.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    alice.say(&code, "after the big one").await;
+    assert_eq!(events.next_message().await.text(), "after the big one");
+}
+
+/// A plain HTML form post is `303` back to the room; curl's post is `204`.
+#[tokio::test]
+async fn a_browser_form_post_redirects_to_the_room_and_curl_gets_204() {
+    // Arrange
+    let app = spawn_app().await;
+    let (alice, code) = app.user_in_new_room("alice").await;
+    let mut events = alice.open_events(&code).await;
+    let path = format!("/rooms/{code}/messages");
+
+    // Act
+    let browser = send_as_browser(alice.post_request(&path, &[("message", "from a form")])).await;
+    let curl = alice.post_message(&code, "from curl").await;
+
+    // Assert
+    assert_eq!(browser.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&browser), format!("/rooms/{code}"));
+    assert_eq!(curl.status(), StatusCode::NO_CONTENT);
+    assert_eq!(events.next_message().await.text(), "from a form");
+    assert_eq!(events.next_message().await.text(), "from curl");
+}
