@@ -102,9 +102,11 @@ pub struct LimitOptions {
     #[arg(long, env = "CHAT_MAX_STREAMS_PER_SESSION", default_value_t = 32, value_parser = at_least_one)]
     pub max_streams_per_session: usize,
 
-    /// Most rooms one session may be a member of at once (then 429).
-    #[arg(long, env = "CHAT_MAX_ROOMS_PER_SESSION", default_value_t = 20, value_parser = at_least_one)]
-    pub max_rooms_per_session: usize,
+    /// Most rooms one session may be a member of at once (then 429). At most 40:
+    /// the cookie holds a pass for each, and browsers keep cookies up to 4 KiB.
+    #[arg(long, env = "CHAT_MAX_ROOMS_PER_SESSION", default_value_t = 20,
+          value_parser = clap::value_parser!(u16).range(1..=40))]
+    pub max_rooms_per_session: u16,
 
     /// Steady rate of messages per member, as `N/s`, `N/min` or `N/h`.
     #[arg(long, env = "CHAT_MESSAGE_RATE", default_value = "1/s", value_parser = parse_rate)]

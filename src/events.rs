@@ -27,7 +27,7 @@ use warp::Reply;
 use warp::http::{HeaderValue, header};
 use warp::reply::Response;
 
-use crate::limits::Held;
+use crate::limits::StreamPlace;
 use crate::rooms::{Backlog, Event, StreamHandle, Subscription};
 
 /// SSE `event:` name telling the client to reload: events it asked for are gone.
@@ -64,7 +64,7 @@ pub fn resume_point(
 /// stream's place in the limits, given back when the stream ends.
 pub fn response(
     subscription: Subscription,
-    place: Held,
+    place: StreamPlace,
     keepalive: Duration,
     shutdown: CancellationToken,
 ) -> Response {
@@ -102,7 +102,7 @@ struct EventStream {
     membership_ended: Pin<Box<WaitForCancellationFutureOwned>>,
     ended: bool,
     /// The stream's place in the per-address and per-session limits.
-    place: Option<Held>,
+    place: Option<StreamPlace>,
 }
 
 impl EventStream {

@@ -6,6 +6,8 @@
 //! by [`Counter`]s whose [`Held`] guards give their place back when dropped. Every
 //! refusal says which limit it was and when to try again; the routes turn it into
 //! `429` (one client's doing) or `503` (the server is full), with `Retry-After`.
+//! The places themselves are [`ConnectionPlace`] and [`StreamPlace`]: held by the
+//! connection or the stream, given back when it ends.
 //!
 //! Keyed state lives only for keys in use: counters drop a key at zero, and a
 //! housekeeping task forgets rate-limiter keys whose budget is whole again, so a
@@ -139,11 +141,19 @@ struct Shared {
     streams_by_session: Arc<Counter<SessionId>>,
 }
 
-/// Places held in a limit; dropping it gives them back.
+/// An open connection's place in the limits; dropping it gives the place back.
 #[must_use = "the place is given back when this is dropped"]
-pub struct Held {
-    /// One guard per counter (a stream counts for its address and its session).
-    _guards: Vec<Box<dyn Send + Sync>>,
+pub struct ConnectionPlace {
+    _all: CounterGuard<()>,
+    /// `None` when connections are not counted per address (`--trust-proxy`).
+    _by_address: Option<CounterGuard<AddressKey>>,
+}
+
+/// An open event stream's place in the limits; dropping it gives the place back.
+#[must_use = "the place is given back when this is dropped"]
+pub struct StreamPlace {
+    _by_address: CounterGuard<AddressKey>,
+    _by_session: CounterGuard<SessionId>,
 }
 
 impl Limits {
@@ -186,7 +196,7 @@ impl Limits {
 
     /// Whether a session already in `rooms` rooms may join one more.
     pub fn another_room(&self, rooms: usize) -> Result<(), Refused> {
-        if rooms >= self.shared.options.max_rooms_per_session {
+        if rooms >= usize::from(self.shared.options.max_rooms_per_session) {
             return Err(Refused {
                 limit: Limit::RoomsPerSession,
                 retry_after: Duration::from_secs(60),
@@ -198,26 +208,29 @@ impl Limits {
     /// A place for a new connection from `client`; `None` for the address when
     /// its connections are not to be counted (every client comes through one
     /// trusted proxy).
-    pub fn connection(&self, client: Option<AddressKey>) -> Result<Held, Refused> {
+    pub fn connection(&self, client: Option<AddressKey>) -> Result<ConnectionPlace, Refused> {
         let shared = &self.shared;
-        let mut guards: Vec<Box<dyn Send + Sync>> = Vec::with_capacity(2);
-        guards.push(Box::new(shared.connections.hold(
-            (),
-            shared.options.max_connections,
-            Limit::Connections,
-        )?));
-        if let Some(client) = client {
-            guards.push(Box::new(shared.connections_by_address.hold(
-                client,
-                shared.options.max_connections_per_address,
-                Limit::ConnectionsPerAddress,
-            )?));
-        }
-        Ok(Held { _guards: guards })
+        let all =
+            shared
+                .connections
+                .hold((), shared.options.max_connections, Limit::Connections)?;
+        let by_address = client
+            .map(|client| {
+                shared.connections_by_address.hold(
+                    client,
+                    shared.options.max_connections_per_address,
+                    Limit::ConnectionsPerAddress,
+                )
+            })
+            .transpose()?;
+        Ok(ConnectionPlace {
+            _all: all,
+            _by_address: by_address,
+        })
     }
 
     /// A place for a new event stream of `session` from `client`.
-    pub fn stream(&self, client: AddressKey, session: &SessionId) -> Result<Held, Refused> {
+    pub fn stream(&self, client: AddressKey, session: &SessionId) -> Result<StreamPlace, Refused> {
         let shared = &self.shared;
         let by_address = shared.streams_by_address.hold(
             client,
@@ -229,8 +242,9 @@ impl Limits {
             shared.options.max_streams_per_session,
             Limit::StreamsPerSession,
         )?;
-        Ok(Held {
-            _guards: vec![Box::new(by_address), Box::new(by_session)],
+        Ok(StreamPlace {
+            _by_address: by_address,
+            _by_session: by_session,
         })
     }
 
@@ -303,7 +317,7 @@ impl<K> Default for Counter<K> {
     }
 }
 
-/// One place held in a [`Counter`].
+/// One place held in a [`Counter`]; dropping it gives the place back.
 struct CounterGuard<K: Hash + Eq> {
     counter: Arc<Counter<K>>,
     key: K,

@@ -31,7 +31,7 @@ use warp::{Filter, Rejection};
 
 use crate::client::Peer;
 use crate::error;
-use crate::limits::{AddressKey, Held, Limits, Refused};
+use crate::limits::{AddressKey, ConnectionPlace, Limits, Refused};
 
 /// Longest a client may take over the TLS handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -42,7 +42,10 @@ const REFUSAL_TIMEOUT: Duration = Duration::from_secs(5);
 /// Largest request head (request line and headers) read, HTTP/1.1 and HTTP/2 alike;
 /// larger ones are answered `431` before any route runs. Ours need a few KiB (the
 /// session cookie is at most 4 KiB); hyper's defaults (about 400 KiB for HTTP/1.1,
-/// 16 MiB for HTTP/2) would let each connection pin that much memory.
+/// 16 MiB for HTTP/2) would let each connection pin that much memory. For HTTP/1.1
+/// hyper applies the same bound to the frames it queues for a slow reader before
+/// it stops taking more from the event stream, which is as much as we want to
+/// hold for one, and still dozens of events per write.
 const MAX_HEAD_BYTES: usize = 64 * 1024;
 
 /// Longest shutdown waits for open connections to close once every event stream
@@ -144,7 +147,7 @@ struct Connection {
 
 impl Connection {
     /// Serves the routes on the connection, holding its place in the limits.
-    async fn serve<F>(self, tcp: TcpStream, filter: F, place: Held)
+    async fn serve<F>(self, tcp: TcpStream, filter: F, place: ConnectionPlace)
     where
         F: Filter<Extract = (Response,), Error = Rejection> + Clone + Send + Sync + 'static,
     {

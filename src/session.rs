@@ -295,4 +295,30 @@ mod tests {
         let cookies = SessionCookies::new(None, false, DAY);
         assert!(cookies.open(&"A".repeat(1 << 20)).is_none());
     }
+
+    /// The most rooms `--max-rooms-per-session` allows (40), with the longest
+    /// tokens and name, still fit the 4 KiB browsers keep for a cookie.
+    #[test]
+    fn forty_rooms_fit_in_a_cookie() {
+        let cookies = SessionCookies::new(None, true, DAY);
+        let longest: MemberToken = serde_json::from_str(&u128::MAX.to_string()).unwrap();
+        let mut session = Session {
+            name: Some("𝔄".repeat(32)),
+            ..Session::new()
+        };
+        for n in 0..40u8 {
+            let letter = char::from(b'A' + n % 26);
+            let code = RoomCode::parse(&format!("{letter}{letter}Q{}", char::from(b'A' + n / 26)));
+            session.add_pass(code.unwrap(), longest);
+        }
+
+        let header = cookies.set_cookie(&session);
+
+        let pair = header.split(';').next().unwrap();
+        assert!(pair.len() <= 4096, "{} bytes", pair.len());
+        assert_eq!(
+            cookies.open(&sealed_value(&header)).unwrap().rooms.len(),
+            40
+        );
+    }
 }

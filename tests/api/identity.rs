@@ -346,36 +346,6 @@ async fn behind_a_trusted_proxy_the_forwarded_host_is_our_origin() {
     assert_eq!(foreign.status(), StatusCode::MISDIRECTED_REQUEST);
 }
 
-// ===== Announcements =====
-
-/// A member who never opens a stream is announced and listed (not connected)
-/// by the time their join is answered, and is the first thing they can read.
-#[tokio::test]
-async fn a_silent_joiner_is_announced_and_listed_before_they_can_read() {
-    // Arrange
-    let app = spawn_app().await;
-    let (alice, code) = app.user_in_new_room("alice").await;
-    let mut alice_events = alice.open_events(&code).await;
-    let mut bob = app.user();
-
-    // Act
-    let joined = bob.join("bob", &code).await;
-
-    // Assert
-    assert_eq!(joined.status(), StatusCode::SEE_OTHER);
-    assert_eq!(
-        alice.presence(&code).await,
-        [("alice".to_owned(), true), ("bob".to_owned(), false)]
-    );
-    let join = alice_events.expect_event("join", "bob").await;
-    let mut bob_events = bob.open_events_after(&code, 0).await;
-    bob_events.expect_event("join", "alice").await;
-    let own = bob_events.expect_event("join", "bob").await;
-    assert_eq!(own.id, join.id, "the same announcement");
-    bob.say(&code, "hello").await;
-    alice_events.expect_message("bob", "hello").await;
-}
-
 // ===== Helpers =====
 
 /// The `Set-Cookie` header of a response, whole.

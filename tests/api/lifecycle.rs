@@ -12,6 +12,7 @@ use crate::helpers::{
     Events, PATIENCE, SseEvent, TestApp, User, alice_and_bob_streaming, location, send_as_browser,
     spawn_app, spawn_app_with, unused_code,
 };
+use crate::web::people;
 
 /// How long a stream must stay quiet to count as "nothing was sent".
 const QUIET: Duration = Duration::from_millis(500);
@@ -29,13 +30,6 @@ async fn expect_quiet(events: &mut Events, window: Duration, what: &str) {
 /// Status of `GET path` as `user`.
 async fn status(user: &User, path: &str) -> StatusCode {
     user.get(path).await.status()
-}
-
-/// A presence list as [`User::presence`] returns it.
-fn people(list: &[(&str, bool)]) -> Vec<(String, bool)> {
-    list.iter()
-        .map(|&(name, connected)| (name.to_owned(), connected))
-        .collect()
 }
 
 /// Longest real time a [`StoppedClock`] stays stopped: past it the clock runs
