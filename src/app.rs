@@ -18,17 +18,16 @@ pub async fn run(
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) {
-    let state = AppState::new(&config);
+    let bound = listener.local_addr().unwrap_or(config.bind);
+    let state = AppState::new(&config, bound.ip());
     let streams = state.shutdown.clone();
     let tls = config.tls.settings().map(|tls| tls.acceptor());
-    if let Ok(addr) = listener.local_addr() {
-        let scheme = if tls.is_some() { "https" } else { "http" };
-        tracing::info!("listening on {scheme}://{addr}");
-        if !addr.ip().is_loopback() && config.public_hosts.is_empty() {
-            tracing::info!(
-                "answering to IP addresses and localhost only: give --public-host NAME for each name people use"
-            );
-        }
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    tracing::info!("listening on {scheme}://{bound}");
+    if !bound.ip().is_loopback() && config.public_hosts.is_empty() {
+        tracing::info!(
+            "answering to IP addresses and localhost only: give --public-host NAME for each name people use"
+        );
     }
     let stop = async move {
         shutdown.await;

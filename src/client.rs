@@ -14,7 +14,7 @@ use warp::http::HeaderMap;
 use warp::{Filter, Rejection};
 
 use crate::error::AppError;
-use crate::http::{host_is_ours, same_origin};
+use crate::http::{OurNames, same_origin};
 use crate::limits::AddressKey;
 
 /// The connection a request came on; the server loop adds it to every request.
@@ -36,8 +36,8 @@ pub struct Client {
 /// Which names are ours and which headers to believe; cheap to clone.
 #[derive(Clone)]
 pub struct Site {
-    /// Host names from `--public-host`, lower case.
-    public_hosts: Arc<[String]>,
+    /// The names requests may be for.
+    names: Arc<OurNames>,
     trust_proxy: bool,
 }
 
@@ -48,9 +48,9 @@ struct Target {
 }
 
 impl Site {
-    pub fn new(public_hosts: &[String], trust_proxy: bool) -> Self {
+    pub fn new(names: OurNames, trust_proxy: bool) -> Self {
         Self {
-            public_hosts: public_hosts.into(),
+            names: Arc::new(names),
             trust_proxy,
         }
     }
@@ -75,13 +75,13 @@ impl Site {
 
     /// Refuses (`421`) a request for a host name that is not ours.
     pub fn known_host(&self) -> impl Filter<Extract = (), Error = Rejection> + Clone + use<> {
-        let public_hosts = Arc::clone(&self.public_hosts);
+        let names = Arc::clone(&self.names);
         self.target()
             .and_then(move |target: Target| {
                 let ours = target
                     .host
                     .as_deref()
-                    .is_some_and(|host| host_is_ours(host, &public_hosts));
+                    .is_some_and(|host| names.contains(host));
                 async move {
                     match ours {
                         true => Ok(()),

@@ -120,7 +120,7 @@ pub async fn join_room(
             RoomError::NameTaken => refuse(
                 StatusCode::CONFLICT,
                 format!(
-                    "Someone in room {code} is already called {name}, or by a name that looks the same. Please pick another name."
+                    "Someone in room {code} already has that name, or one that looks the same. Please pick another name."
                 ),
             ),
             other => refusal(code)(other),

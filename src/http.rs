@@ -1,6 +1,8 @@
 //! Small HTTP rules the routes share: who wants HTML, which host names are ours,
 //! and which posts come from our own pages.
 
+use std::net::IpAddr;
+
 use warp::Filter;
 
 /// How a reply should be shaped for the client that asked.
@@ -114,19 +116,43 @@ fn host_name(host: &str) -> String {
     name.trim_end_matches('.').to_ascii_lowercase()
 }
 
-/// Whether a request for `host` is meant for us. IP addresses and `localhost`
-/// always are: a page on another site can make a browser send them only to the
-/// address they name. Other names must be listed (`--public-host`): a page whose
-/// own name was re-pointed at our address (DNS rebinding) sends its own name.
-pub fn host_is_ours(host: &str, public_hosts: &[String]) -> bool {
-    let name = host_name(host);
-    if name.is_empty() {
-        return false;
+/// The names this server answers to (the `Host` of a request, without its port).
+#[derive(Debug, Clone)]
+pub struct OurNames {
+    /// The address the server listens on.
+    bound: IpAddr,
+    /// `--public-host` names, lower case.
+    public_hosts: Vec<String>,
+}
+
+impl OurNames {
+    pub fn new(bound: IpAddr, public_hosts: &[String]) -> Self {
+        Self {
+            bound,
+            public_hosts: public_hosts.to_vec(),
+        }
     }
-    name.parse::<std::net::IpAddr>().is_ok()
-        || name == "localhost"
-        || name.ends_with(".localhost")
-        || public_hosts.contains(&name)
+
+    /// Whether a request for `host` is meant for us: `localhost`, the address we
+    /// listen on (any address when listening on all of them; any loopback address
+    /// when listening on one), or a `--public-host` name. A page on another site can
+    /// make a browser send these only to the address they name; a page whose own
+    /// name was re-pointed at our address (DNS rebinding) sends its own name, which
+    /// is not on the list.
+    pub fn contains(&self, host: &str) -> bool {
+        let name = host_name(host);
+        if let Ok(ip) = name.parse::<IpAddr>() {
+            let ip = ip.to_canonical();
+            let bound = self.bound.to_canonical();
+            return bound.is_unspecified()
+                || ip == bound
+                || (bound.is_loopback() && ip.is_loopback());
+        }
+        !name.is_empty()
+            && (name == "localhost"
+                || name.ends_with(".localhost")
+                || self.public_hosts.contains(&name))
+    }
 }
 
 #[cfg(test)]
@@ -215,29 +241,55 @@ mod tests {
         assert!(read_form::<Named>(&[b'n', b'a', b'm', b'e', b'=', 0xC3]).is_err());
     }
 
+    fn names(bound: &str) -> OurNames {
+        OurNames::new(bound.parse().unwrap(), &["chat.example".to_owned()])
+    }
+
     #[test]
-    fn our_hosts_are_addresses_localhost_and_the_public_names() {
-        let public = ["chat.example".to_owned()];
-        for ours in [
+    fn on_loopback_our_hosts_are_loopback_addresses_localhost_and_the_public_names() {
+        let ours = names("127.0.0.1");
+        for host in [
             "127.0.0.1:3000",
+            "127.0.4.17",
             "localhost",
             "LOCALHOST:8080",
             "[::1]:3000",
-            "192.168.1.5",
             "chat.example",
             "Chat.Example.:443",
             "app.localhost:3000",
         ] {
-            assert!(host_is_ours(ours, &public), "{ours}");
+            assert!(ours.contains(host), "{host}");
         }
         for foreign in [
             "evil.example",
             "chat.example.evil.example",
+            "192.168.1.5",
             "",
             ":3000",
             "[]",
         ] {
-            assert!(!host_is_ours(foreign, &public), "{foreign}");
+            assert!(!ours.contains(foreign), "{foreign}");
         }
+    }
+
+    /// Listening on every address, any address of ours may be in `Host`; we cannot
+    /// tell which are ours, and an address cannot be re-pointed like a name.
+    #[test]
+    fn on_every_address_any_address_is_ours_but_names_must_be_listed() {
+        for bound in ["0.0.0.0", "::"] {
+            let ours = names(bound);
+            for host in ["192.168.1.5:3000", "[2001:db8::1]:3000", "chat.example"] {
+                assert!(ours.contains(host), "{bound}: {host}");
+            }
+            assert!(!ours.contains("evil.example"), "{bound}");
+        }
+    }
+
+    #[test]
+    fn on_one_address_only_that_address_is_ours() {
+        let ours = names("192.168.1.5");
+        assert!(ours.contains("192.168.1.5:3000"));
+        assert!(!ours.contains("192.168.1.6:3000"));
+        assert!(!ours.contains("127.0.0.1:3000"));
     }
 }

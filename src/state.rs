@@ -1,11 +1,13 @@
 //! Everything a handler may use, built once from the configuration; cheap to clone.
 
+use std::net::IpAddr;
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
 use crate::client::Site;
 use crate::config::Config;
+use crate::http::OurNames;
 use crate::limits::Limits;
 use crate::pages::Pages;
 use crate::rooms::{RoomSettings, Rooms};
@@ -35,9 +37,9 @@ pub struct AppState {
 }
 
 impl AppState {
-    /// The state for `config`. Needs a Tokio runtime (the rooms' timers and the
-    /// limits' housekeeping each run one task).
-    pub fn new(config: &Config) -> Self {
+    /// The state for `config`, serving on `bound`. Needs a Tokio runtime (the
+    /// rooms' timers and the limits' housekeeping each run one task).
+    pub fn new(config: &Config, bound: IpAddr) -> Self {
         let history = config.history as usize;
         let limits = &config.limits;
         Self {
@@ -60,7 +62,10 @@ impl AppState {
                 keepalive: config.keepalive,
             },
             limits: Limits::new(limits.clone()),
-            site: Site::new(&config.public_hosts, config.trust_proxy),
+            site: Site::new(
+                OurNames::new(bound, &config.public_hosts),
+                config.trust_proxy,
+            ),
             shutdown: CancellationToken::new(),
         }
     }

@@ -10,6 +10,7 @@ mod contract;
 mod forms;
 mod http2;
 mod identity;
+mod leaving;
 mod lifecycle;
 mod limits;
 mod members;
