@@ -38,6 +38,9 @@ pub async fn run(
         limits: state.limits.clone(),
         trust_proxy: config.trust_proxy,
         tls,
+        request_timeout: config.request_timeout,
+        send_timeout: config.send_timeout,
+        drain_timeout: config.drain_timeout,
     };
     server::serve(listener, serving, routes(state), stop).await;
 }

@@ -67,6 +67,26 @@ pub struct Config {
     #[arg(long, env = "CHAT_TRUST_PROXY")]
     pub trust_proxy: bool,
 
+    /// Seconds a client may take to send a request's headers, and its body. An
+    /// idle keep-alive connection is closed after as long.
+    #[arg(long, env = "CHAT_REQUEST_TIMEOUT", default_value = "10", value_parser = parse_positive_seconds)]
+    pub request_timeout: Duration,
+
+    /// Seconds a client may leave data we sent it untaken before its connection
+    /// is closed (a stalled or vanished reader); its streams then count as closed.
+    #[arg(long, env = "CHAT_SEND_TIMEOUT", default_value = "30", value_parser = parse_positive_seconds)]
+    pub send_timeout: Duration,
+
+    /// Seconds shutdown waits for requests in flight once every stream was told
+    /// to reconnect; connections still open then are dropped.
+    #[arg(long, env = "CHAT_DRAIN_TIMEOUT", default_value = "5", value_parser = parse_seconds)]
+    pub drain_timeout: Duration,
+
+    /// Address for a second listener serving Prometheus metrics at /metrics
+    /// (off unless given; port 0 picks one, named in the start-up log).
+    #[arg(long, env = "CHAT_METRICS_BIND", value_name = "ADDR")]
+    pub metrics_bind: Option<SocketAddr>,
+
     #[command(flatten)]
     pub limits: LimitOptions,
 
@@ -308,6 +328,10 @@ mod tests {
         assert!(!config.secure_cookies);
         assert!(config.tls.settings().is_none());
         assert_eq!(config.session_max_age, Duration::from_secs(30 * 86_400));
+        assert_eq!(config.request_timeout, Duration::from_secs(10));
+        assert_eq!(config.send_timeout, Duration::from_secs(30));
+        assert_eq!(config.drain_timeout, Duration::from_secs(5));
+        assert_eq!(config.metrics_bind, None);
         assert!(config.public_hosts.is_empty());
         assert!(!config.trust_proxy);
         let limits = config.limits;

@@ -13,8 +13,15 @@ use crate::input::RoomCode;
 use crate::limits::Refused;
 use crate::pages::{ErrorPage, HomeForm, Pages};
 
-/// Largest form body accepted, in bytes.
-pub const MAX_FORM_BYTES: u64 = 16 * 1024;
+/// Smallest limit on a form body, in bytes; see [`max_form_bytes`].
+const MIN_FORM_BYTES: u64 = 16 * 1024;
+
+/// Largest form body accepted, in bytes: enough for a message of `max_chars`
+/// characters as a browser sends it (each character up to 4 UTF-8 bytes, each
+/// byte percent-encoded as 3), and a little more for the field names.
+pub fn max_form_bytes(max_chars: u32) -> u64 {
+    (u64::from(max_chars) * 12 + 1024).max(MIN_FORM_BYTES)
+}
 
 const FORM_TYPE: &str =
     "Send the form as application/x-www-form-urlencoded (what curl -d and HTML forms send).";
@@ -63,6 +70,10 @@ pub enum AppError {
     NoFreeCode,
     /// A post whose body is not a URL-encoded form.
     NotAForm,
+    /// A body that ended before its `Content-Length` (the client went away).
+    IncompleteBody,
+    /// A body that did not arrive within the request timeout.
+    SlowBody,
     /// A request for a host name that is not ours (DNS rebinding, a stray proxy).
     UnknownHost,
     /// A limit refused the request: `429`, or `503` when the server is full.
@@ -95,6 +106,8 @@ impl AppError {
             Self::NoFreeCode => StatusCode::SERVICE_UNAVAILABLE,
             Self::UnknownHost => StatusCode::MISDIRECTED_REQUEST,
             Self::NotAForm => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::IncompleteBody => StatusCode::BAD_REQUEST,
+            Self::SlowBody => StatusCode::REQUEST_TIMEOUT,
             Self::Limited(refused) => limit_status(refused),
             Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -112,6 +125,8 @@ impl AppError {
             Self::BadRequest(reason) => reason.clone(),
             Self::NoFreeCode => "Every room code is in use right now; try again soon.".into(),
             Self::NotAForm => FORM_TYPE.into(),
+            Self::IncompleteBody => "The request body ended before all of it arrived.".into(),
+            Self::SlowBody => "The request body did not arrive in time.".into(),
             Self::UnknownHost => {
                 "This server does not answer to that host name (see --public-host).".into()
             }
@@ -195,7 +210,13 @@ pub fn text(status: StatusCode, message: &str) -> Response {
 }
 
 /// Turns any rejection — ours or warp's — into the response the client sees.
-pub fn render(rejection: &Rejection, format: Format, pages: &Pages) -> Response {
+/// `max_form_bytes` is the form limit, for the `413` message.
+pub fn render(
+    rejection: &Rejection,
+    format: Format,
+    pages: &Pages,
+    max_form_bytes: u64,
+) -> Response {
     if let Some(error) = rejection.find::<AppError>() {
         return error.to_response(format, pages);
     }
@@ -209,7 +230,7 @@ pub fn render(rejection: &Rejection, format: Format, pages: &Pages) -> Response 
     } else if rejection.find::<PayloadTooLarge>().is_some() {
         (
             StatusCode::PAYLOAD_TOO_LARGE,
-            format!("A form can be at most {} KiB.", MAX_FORM_BYTES / 1024),
+            format!("A form can be at most {} KiB.", max_form_bytes / 1024),
         )
     } else if rejection.find::<LengthRequired>().is_some() {
         (

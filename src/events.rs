@@ -5,8 +5,8 @@
 //! `: keep-alive` comment whenever the line has been quiet for the keep-alive
 //! period. A subscriber that falls behind the broadcast channel catches up from
 //! the room's history, or is told to `reset` when history no longer reaches back.
-//! The stream ends itself when the server shuts down or the member leaves the
-//! room, and closes its room
+//! The stream ends itself when the member leaves the room, and when the server
+//! shuts down, after a last `reconnect` event; and it closes its room
 //! membership when the client goes away (hyper drops the body, which drops the
 //! [`StreamHandle`]).
 
@@ -32,6 +32,11 @@ use crate::rooms::{Backlog, Event, StreamHandle, Subscription};
 
 /// SSE `event:` name telling the client to reload: events it asked for are gone.
 pub const RESET_EVENT: &str = "reset";
+
+/// The last frame of every stream when the server shuts down: reconnect soon
+/// (to this server once it is back, or to the next instance), resuming from the
+/// last id as always. A browser's `EventSource` does so by itself.
+const RECONNECT_FRAME: &[u8] = b"retry: 1000\nevent: reconnect\ndata: {\"kind\":\"reconnect\"}\n\n";
 
 /// How long a browser waits before reconnecting a dropped stream, in milliseconds.
 const RETRY_MS: u64 = 2000;
@@ -100,6 +105,8 @@ struct EventStream {
     shutdown: Pin<Box<WaitForCancellationFutureOwned>>,
     /// The member left the room (from this tab or another).
     membership_ended: Pin<Box<WaitForCancellationFutureOwned>>,
+    /// Shutdown began and the reconnect frame was sent: the next poll ends.
+    told_to_reconnect: bool,
     ended: bool,
     /// The stream's place in the per-address and per-session limits.
     place: Option<StreamPlace>,
@@ -127,6 +134,7 @@ impl EventStream {
             keepalive: Box::pin(tokio::time::sleep(keepalive_every)),
             shutdown: Box::pin(shutdown.cancelled_owned()),
             membership_ended: Box::pin(membership_ended.cancelled_owned()),
+            told_to_reconnect: false,
             ended: false,
             place: None,
         };
@@ -156,11 +164,15 @@ impl Stream for EventStream {
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = &mut *self;
         if this.ended
-            || this.shutdown.as_mut().poll(cx).is_ready()
+            || this.told_to_reconnect
             || this.membership_ended.as_mut().poll(cx).is_ready()
         {
             this.ended = true;
             return Poll::Ready(None);
+        }
+        if this.shutdown.as_mut().poll(cx).is_ready() {
+            this.told_to_reconnect = true;
+            return Poll::Ready(Some(Ok(Bytes::from_static(RECONNECT_FRAME))));
         }
         loop {
             if let Some(frame) = this.queued.pop_front() {
@@ -275,7 +287,8 @@ mod tests {
         assert!(next_text(&mut stream).await.starts_with("id: 22\n"));
     }
 
-    /// Shutdown ends the stream even while it is waiting for events.
+    /// Shutdown tells the client to reconnect, then ends the stream, even while it
+    /// is waiting for events.
     #[tokio::test]
     async fn shutdown_ends_an_idle_stream() {
         let shutdown = CancellationToken::new();
@@ -284,6 +297,7 @@ mod tests {
 
         shutdown.cancel();
 
+        assert!(next_text(&mut stream).await.contains("event: reconnect\n"));
         assert!(stream.next().await.is_none());
     }
 

@@ -159,7 +159,12 @@ pub async fn room_page(
         }
     };
     let page = page.map_err(|_| AppError::Internal)?;
-    Ok(warp::reply::html(page).into_response())
+    let mut response = warp::reply::html(page).into_response();
+    // Someone's room is for them alone: no shared cache may keep it.
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(response)
 }
 
 pub async fn events(
@@ -236,6 +241,18 @@ pub async fn members(
     let (_, token) = member(&state, code, client, session)?;
     let present = state.rooms.present(&code, &token).map_err(refusal(code))?;
     let mut response = warp::reply::json(&present).into_response();
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(response)
+}
+
+pub async fn healthz(state: AppState) -> Result<Response, Rejection> {
+    let (status, text) = match state.shutdown.is_cancelled() {
+        false => (StatusCode::OK, "ok"),
+        true => (StatusCode::SERVICE_UNAVAILABLE, "draining"),
+    };
+    let mut response = crate::error::text(status, text);
     response
         .headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));

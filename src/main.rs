@@ -1,6 +1,5 @@
 //! `chat-live-room`: parse the options, bind, serve until Ctrl-C or SIGTERM.
 
-use std::future::Future;
 use std::process::ExitCode;
 
 use chat_live_room::{Config, app};
@@ -19,8 +18,8 @@ async fn main() -> ExitCode {
     let config = Config::parse();
     // Signal handlers first: a SIGTERM that arrives while we bind must still mean
     // "shut down cleanly", not the default "die".
-    let shutdown = match shutdown_signal() {
-        Ok(shutdown) => shutdown,
+    let mut signals = match Signals::register() {
+        Ok(signals) => signals,
         Err(error) => {
             tracing::error!(%error, "cannot listen for shutdown signals");
             return ExitCode::FAILURE;
@@ -33,27 +32,59 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    app::run(listener, config, shutdown).await;
+    // The first signal starts a graceful shutdown, bounded by --drain-timeout; a
+    // second one means "now": whoever sends it has stopped waiting.
+    let (first, shutdown) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(async move {
+        signals.next().await;
+        let _ = first.send(());
+        signals.next().await;
+        tracing::warn!("second signal: exiting at once");
+        std::process::exit(1);
+    });
+    app::run(listener, config, async {
+        let _ = shutdown.await;
+    })
+    .await;
     ExitCode::SUCCESS
 }
 
-/// Registers for SIGINT (Ctrl-C) and SIGTERM; the future completes on either.
+/// SIGINT (Ctrl-C) and SIGTERM, registered once and heard as often as they come.
 #[cfg(unix)]
-fn shutdown_signal() -> std::io::Result<impl Future<Output = ()> + Send + 'static> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut interrupt = signal(SignalKind::interrupt())?;
-    let mut terminate = signal(SignalKind::terminate())?;
-    Ok(async move {
+struct Signals {
+    interrupt: tokio::signal::unix::Signal,
+    terminate: tokio::signal::unix::Signal,
+}
+
+#[cfg(unix)]
+impl Signals {
+    fn register() -> std::io::Result<Self> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Self {
+            interrupt: signal(SignalKind::interrupt())?,
+            terminate: signal(SignalKind::terminate())?,
+        })
+    }
+
+    /// The next signal of either kind.
+    async fn next(&mut self) {
         tokio::select! {
-            _ = interrupt.recv() => {}
-            _ = terminate.recv() => {}
+            _ = self.interrupt.recv() => {}
+            _ = self.terminate.recv() => {}
         }
-    })
+    }
 }
 
 #[cfg(not(unix))]
-fn shutdown_signal() -> std::io::Result<impl Future<Output = ()> + Send + 'static> {
-    Ok(async {
+struct Signals;
+
+#[cfg(not(unix))]
+impl Signals {
+    fn register() -> std::io::Result<Self> {
+        Ok(Self)
+    }
+
+    async fn next(&mut self) {
         let _ = tokio::signal::ctrl_c().await;
-    })
+    }
 }

@@ -2,12 +2,18 @@
 //! place where every rejection becomes the response a person sees.
 
 use std::convert::Infallible;
+use std::pin::pin;
+use std::time::Duration;
+
+use bytes::Buf;
+use futures_util::{Stream, StreamExt};
 
 use warp::http::{HeaderValue, header};
 use warp::reply::Response;
 use warp::{Filter, Rejection};
 
-use crate::error::{self, AppError, MAX_FORM_BYTES};
+use crate::client::Peer;
+use crate::error::{self, AppError};
 use crate::handlers;
 use crate::http::{Format, read_form};
 use crate::state::AppState;
@@ -21,6 +27,7 @@ const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-
 /// security headers added.
 pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
     let pages = state.pages.clone();
+    let max_form_bytes = state.settings.max_form_bytes;
     let app = home(&state)
         .or(create_room(&state))
         .unify()
@@ -38,25 +45,45 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Rej
         .unify()
         .or(asset())
         .unify();
-    let outcome = state
-        .site
-        .known_host()
-        .and(app)
+    // The health check answers whatever name it is asked by: a load balancer may
+    // use an address or a name of its own, and the answer tells nobody anything.
+    let outcome = healthz(&state)
+        .or(state.site.known_host().and(app))
+        .unify()
         .map(Ok)
         .or_else(|rejection| async move { Ok::<_, Rejection>((Err(rejection),)) });
     Format::filter()
+        .and(warp::ext::optional::<Peer>())
         .and(outcome)
-        .map(move |format, outcome: Result<Response, Rejection>| {
-            let mut response =
-                outcome.unwrap_or_else(|rejection| error::render(&rejection, format, &pages));
-            add_security_headers(&mut response);
-            response
-        })
+        .map(
+            move |format, peer: Option<Peer>, outcome: Result<Response, Rejection>| {
+                let mut response = outcome.unwrap_or_else(|rejection| {
+                    error::render(&rejection, format, &pages, max_form_bytes)
+                });
+                add_security_headers(&mut response, peer.is_some_and(|p| p.tls));
+                response
+            },
+        )
+}
+
+/// `GET /healthz`: `200` while serving, `503` once shutdown began.
+fn healthz(
+    state: &AppState,
+) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone + use<> {
+    warp::path!("healthz")
+        .and(get_or_head())
+        .and(with_state(state))
+        .and_then(handlers::healthz)
+}
+
+/// `GET`, and `HEAD` wherever `GET` works (hyper sends no body for `HEAD`).
+fn get_or_head() -> impl Filter<Extract = (), Error = Rejection> + Clone {
+    warp::get().or(warp::head()).unify()
 }
 
 fn home(state: &AppState) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone + use<> {
     warp::path::end()
-        .and(warp::get())
+        .and(get_or_head())
         .and(state.cookies.filter())
         .and(with_state(state))
         .and_then(handlers::home)
@@ -70,7 +97,7 @@ fn create_room(
         .and(state.site.from_this_site())
         .and(state.site.client())
         .and(state.cookies.filter())
-        .and(form())
+        .and(form(state))
         .and(with_state(state))
         .and_then(handlers::create_room)
 }
@@ -83,7 +110,7 @@ fn join_room(
         .and(state.site.from_this_site())
         .and(state.site.client())
         .and(state.cookies.filter())
-        .and(form())
+        .and(form(state))
         .and(with_state(state))
         .and_then(handlers::join_room)
 }
@@ -92,7 +119,7 @@ fn room_page(
     state: &AppState,
 ) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone + use<> {
     warp::path!("rooms" / String)
-        .and(warp::get())
+        .and(get_or_head())
         .and(state.site.client())
         .and(state.cookies.filter())
         .and(with_state(state))
@@ -103,7 +130,7 @@ fn events(
     state: &AppState,
 ) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone + use<> {
     warp::path!("rooms" / String / "events")
-        .and(warp::get())
+        .and(get_or_head())
         .and(state.site.client())
         .and(state.cookies.filter())
         .and(warp::header::optional::<String>("last-event-id"))
@@ -121,7 +148,7 @@ fn post_message(
         .and(state.site.client())
         .and(state.cookies.filter())
         .and(Format::filter())
-        .and(form())
+        .and(form(state))
         .and(with_state(state))
         .and_then(handlers::post_message)
 }
@@ -143,7 +170,7 @@ fn members(
     state: &AppState,
 ) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone + use<> {
     warp::path!("rooms" / String / "members")
-        .and(warp::get())
+        .and(get_or_head())
         .and(state.site.client())
         .and(state.cookies.filter())
         .and(with_state(state))
@@ -152,7 +179,7 @@ fn members(
 
 fn asset() -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
     warp::path!("assets" / String)
-        .and(warp::get())
+        .and(get_or_head())
         .and(warp::header::optional::<String>("if-none-match"))
         .and_then(handlers::asset)
 }
@@ -164,34 +191,70 @@ fn with_state(
     warp::any().map(move || state.clone())
 }
 
-/// A URL-encoded form body of at most [`MAX_FORM_BYTES`], read strictly: text that
-/// is not UTF-8, or a field given twice, is refused rather than guessed at.
-fn form<T>() -> impl Filter<Extract = (T,), Error = Rejection> + Clone
+/// A URL-encoded form body of at most the form limit, arriving within the
+/// request timeout, read strictly: text that is not UTF-8, or a field given
+/// twice, is refused rather than guessed at.
+fn form<T>(state: &AppState) -> impl Filter<Extract = (T,), Error = Rejection> + Clone + use<T>
 where
     T: serde::de::DeserializeOwned + Send + 'static,
 {
-    warp::body::content_length_limit(MAX_FORM_BYTES)
+    let within = state.settings.request_timeout;
+    warp::body::content_length_limit(state.settings.max_form_bytes)
         .and(
             warp::header::optional::<String>("content-type")
                 .or_else(|_| async { Ok::<_, Rejection>((Some(String::new()),)) }),
         )
-        .and(warp::body::bytes())
-        .and_then(
-            |content_type: Option<String>, body: bytes::Bytes| async move {
-                if let Some(content_type) = content_type {
-                    let essence = content_type.split(';').next().unwrap_or("").trim();
-                    if !essence.eq_ignore_ascii_case("application/x-www-form-urlencoded") {
-                        return Err(warp::reject::custom(AppError::NotAForm));
-                    }
+        .and(warp::body::stream())
+        .and_then(move |content_type: Option<String>, body| async move {
+            if let Some(content_type) = content_type {
+                let essence = content_type.split(';').next().unwrap_or("").trim();
+                if !essence.eq_ignore_ascii_case("application/x-www-form-urlencoded") {
+                    return Err(warp::reject::custom(AppError::NotAForm));
                 }
-                read_form(&body)
-                    .map_err(|reason| warp::reject::custom(AppError::BadRequest(reason)))
-            },
-        )
+            }
+            let body = read_body(body, within).await?;
+            read_form(&body).map_err(|reason| warp::reject::custom(AppError::BadRequest(reason)))
+        })
 }
 
-fn add_security_headers(response: &mut Response) {
+/// The whole body, or why not: it stopped before its end, or took too long.
+async fn read_body(
+    body: impl Stream<Item = Result<impl Buf, warp::Error>>,
+    within: Duration,
+) -> Result<Vec<u8>, Rejection> {
+    let collect = async {
+        let mut body = pin!(body);
+        let mut bytes = Vec::new();
+        while let Some(chunk) = body.next().await {
+            let mut chunk = chunk.map_err(|error| {
+                tracing::debug!(%error, "request body ended early");
+                AppError::IncompleteBody
+            })?;
+            while chunk.has_remaining() {
+                let part = chunk.chunk();
+                bytes.extend_from_slice(part);
+                let taken = part.len();
+                chunk.advance(taken);
+            }
+        }
+        Ok::<_, AppError>(bytes)
+    };
+    match tokio::time::timeout(within, collect).await {
+        Ok(outcome) => outcome.map_err(warp::reject::custom),
+        Err(_) => Err(warp::reject::custom(AppError::SlowBody)),
+    }
+}
+
+/// How long browsers keep to HTTPS once they saw it here: a year.
+const HSTS: &str = "max-age=31536000";
+
+fn add_security_headers(response: &mut Response, tls: bool) {
     let headers = response.headers_mut();
+    if tls {
+        headers
+            .entry(header::STRICT_TRANSPORT_SECURITY)
+            .or_insert(HeaderValue::from_static(HSTS));
+    }
     let defaults = [
         (header::CONTENT_SECURITY_POLICY, CSP),
         (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),

@@ -5,8 +5,10 @@
 //! request is tagged with its [`Peer`] so the routes know who is asking, and
 //! shutdown is bounded: stop accepting, let every event stream end itself (the
 //! app's shutdown token), ask open connections to finish (HTTP/2 `GOAWAY`,
-//! HTTP/1.1 no keep-alive) and drop whatever is still open after
-//! [`DRAIN_TIMEOUT`].
+//! HTTP/1.1 no keep-alive) and drop whatever is still open after the drain
+//! timeout. Slow clients are bounded too: the request timeout covers the first
+//! bytes, each request's headers and idle keep-alive connections; the send
+//! timeout covers a client that stops taking what we write (see `net.rs`).
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -17,7 +19,7 @@ use std::time::Duration;
 
 use hyper::body::Incoming;
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -32,6 +34,7 @@ use warp::{Filter, Rejection};
 use crate::client::Peer;
 use crate::error;
 use crate::limits::{AddressKey, ConnectionPlace, Limits, Refused};
+use crate::net::{self, Protocol, WriteDeadline};
 
 /// Longest a client may take over the TLS handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -48,17 +51,27 @@ const REFUSAL_TIMEOUT: Duration = Duration::from_secs(5);
 /// hold for one, and still dozens of events per write.
 const MAX_HEAD_BYTES: usize = 64 * 1024;
 
-/// Longest shutdown waits for open connections to close once every event stream
-/// was told to end; connections still open then are dropped.
-pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+/// How often an idle HTTP/2 connection is pinged, and how long the answer may
+/// take: a vanished HTTP/2 client is noticed even while none of its streams has
+/// anything to say.
+const HTTP2_PING_EVERY: Duration = Duration::from_secs(20);
+const HTTP2_PING_TIMEOUT: Duration = Duration::from_secs(20);
 
-/// How the loop serves: its limits, and whether to speak TLS.
+/// How the loop serves: its limits, its timeouts, and whether to speak TLS.
+#[derive(Clone)]
 pub struct Serving {
     pub limits: Limits,
     /// With `--trust-proxy` every connection comes from the proxy, so connections
     /// are not counted per address (streams still are, by forwarded address).
     pub trust_proxy: bool,
     pub tls: Option<TlsAcceptor>,
+    /// `--request-timeout`: for the first bytes and each request's headers, and
+    /// for an idle keep-alive connection.
+    pub request_timeout: Duration,
+    /// `--send-timeout`: longest a write may wait for the client to take data.
+    pub send_timeout: Duration,
+    /// `--drain-timeout`: longest shutdown waits for connections to finish.
+    pub drain_timeout: Duration,
 }
 
 /// Serves `filter` on `listener` until `shutdown` completes, then drains.
@@ -100,8 +113,11 @@ pub async fn serve<F>(
         };
         let counted = (!serving.trust_proxy).then(|| AddressKey::of(addr.ip()));
         let place = serving.limits.connection(counted);
+        if let Err(error) = net::configure(&tcp) {
+            tracing::debug!(%addr, %error, "cannot set socket options");
+        }
         let connection = Connection {
-            tls: serving.tls.clone(),
+            serving: serving.clone(),
             peer: Peer {
                 addr,
                 tls: serving.tls.is_some(),
@@ -124,20 +140,21 @@ pub async fn serve<F>(
     stopping.cancel();
     let open = graceful.count();
     tracing::debug!(open, "waiting for open connections to close");
-    if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown())
+    let drain = serving.drain_timeout;
+    if tokio::time::timeout(drain, graceful.shutdown())
         .await
         .is_err()
     {
-        tracing::warn!(
-            "connections still open {DRAIN_TIMEOUT:?} after shutdown began; dropping them"
-        );
+        tracing::warn!("connections still open {drain:?} after shutdown began; dropping them");
         abandon.cancel();
+        // Dropped connections end on their next poll; give them that poll.
+        tokio::task::yield_now().await;
     }
 }
 
 /// One accepted TCP connection, and what it needs to be served.
 struct Connection {
-    tls: Option<TlsAcceptor>,
+    serving: Serving,
     peer: Peer,
     /// Held from the accept on, so that shutdown also waits for handshakes.
     watcher: Watcher,
@@ -178,30 +195,47 @@ impl Connection {
         S::Future: Send + 'static,
     {
         let peer = self.peer.addr;
-        match self.tls.clone() {
-            None => self.http(tcp, service, limit).await,
-            Some(acceptor) => {
-                let handshake = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp));
-                let stream = tokio::select! {
-                    outcome = handshake => match outcome {
-                        Ok(Ok(stream)) => stream,
-                        Ok(Err(error)) => {
-                            tracing::debug!(%peer, %error, "TLS handshake failed");
-                            return;
-                        }
-                        Err(_) => {
-                            tracing::debug!(%peer, "TLS handshake timed out");
-                            return;
-                        }
-                    },
-                    () = self.stopping.cancelled() => return,
-                };
-                self.http(stream, service, limit).await;
-            }
-        }
+        let within = self.serving.request_timeout;
+        let Some(acceptor) = self.serving.tls.clone() else {
+            // Nothing is read until the client has shown its protocol, under the
+            // request timeout: a connection that sends nothing holds nothing long.
+            let protocol = tokio::select! {
+                sniffed = net::sniff(&tcp, within) => match sniffed {
+                    Ok(Some(protocol)) => protocol,
+                    Ok(None) => return,
+                    Err(error) => {
+                        tracing::debug!(%peer, %error, "no request in time");
+                        return;
+                    }
+                },
+                () = self.stopping.cancelled() => return,
+            };
+            self.http(tcp, protocol, service, limit).await;
+            return;
+        };
+        let handshake = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp));
+        let stream = tokio::select! {
+            outcome = handshake => match outcome {
+                Ok(Ok(stream)) => stream,
+                Ok(Err(error)) => {
+                    tracing::debug!(%peer, %error, "TLS handshake failed");
+                    return;
+                }
+                Err(_) => {
+                    tracing::debug!(%peer, "TLS handshake timed out");
+                    return;
+                }
+            },
+            () = self.stopping.cancelled() => return,
+        };
+        let protocol = match stream.get_ref().1.alpn_protocol() {
+            Some(b"h2") => Protocol::Http2,
+            _ => Protocol::Http1,
+        };
+        self.http(stream, protocol, service, limit).await;
     }
 
-    async fn http<I, S>(self, io: I, service: S, limit: Option<Duration>)
+    async fn http<I, S>(self, io: I, protocol: Protocol, service: S, limit: Option<Duration>)
     where
         I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
         S: hyper::service::Service<Request<Incoming>, Response = Response, Error = Infallible>
@@ -210,12 +244,25 @@ impl Connection {
         S::Future: Send + 'static,
     {
         let peer: SocketAddr = self.peer.addr;
-        let mut builder = auto::Builder::new(TokioExecutor::new());
-        builder.http1().max_buf_size(MAX_HEAD_BYTES);
-        builder.http2().max_header_list_size(MAX_HEAD_BYTES as u32);
-        if limit.is_some() {
-            builder.http1().keep_alive(false);
-        }
+        let serving = &self.serving;
+        let builder = auto::Builder::new(TokioExecutor::new());
+        let mut builder = match protocol {
+            Protocol::Http1 => builder.http1_only(),
+            Protocol::Http2 => builder.http2_only(),
+        };
+        builder
+            .http1()
+            .timer(TokioTimer::new())
+            .header_read_timeout(serving.request_timeout)
+            .max_buf_size(MAX_HEAD_BYTES)
+            .keep_alive(limit.is_none());
+        builder
+            .http2()
+            .timer(TokioTimer::new())
+            .keep_alive_interval(HTTP2_PING_EVERY)
+            .keep_alive_timeout(HTTP2_PING_TIMEOUT)
+            .max_header_list_size(MAX_HEAD_BYTES as u32);
+        let io = WriteDeadline::new(io, serving.send_timeout);
         let connection = builder.serve_connection(TokioIo::new(io), service);
         let connection = self.watcher.watch(connection);
         let limit = tokio::time::sleep(limit.unwrap_or(Duration::MAX));

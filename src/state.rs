@@ -7,6 +7,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::client::Site;
 use crate::config::Config;
+use crate::error::max_form_bytes;
 use crate::http::OurNames;
 use crate::limits::Limits;
 use crate::pages::Pages;
@@ -20,7 +21,11 @@ const UNCLAIMED_TIMEOUT: Duration = Duration::from_secs(60);
 #[derive(Debug, Clone, Copy)]
 pub struct Settings {
     pub max_message_chars: u32,
+    /// Largest form body, in bytes: what a longest message needs.
+    pub max_form_bytes: u64,
     pub keepalive: Duration,
+    /// How long a request's body may take to arrive.
+    pub request_timeout: Duration,
 }
 
 #[derive(Clone)]
@@ -59,7 +64,9 @@ impl AppState {
             pages: Pages::new().expect("the views in views/ compile"),
             settings: Settings {
                 max_message_chars: config.max_message_chars,
+                max_form_bytes: max_form_bytes(config.max_message_chars),
                 keepalive: config.keepalive,
+                request_timeout: config.request_timeout,
             },
             limits: Limits::new(limits.clone()),
             site: Site::new(

@@ -130,19 +130,29 @@ async fn the_message_limit_is_configurable() {
     assert_eq!(events.next_message().await.text(), "abcdefghij");
 }
 
-/// A form body over 16 KiB is `413` and publishes nothing.
+/// The form limit is what the longest message needs as a browser sends it: 2,000
+/// CJK characters (18 KB percent-encoded) are delivered; a body past the limit is
+/// `413`, says the limit, and publishes nothing.
 #[tokio::test]
-async fn a_form_body_over_16_kib_is_413() {
+async fn the_form_limit_fits_the_longest_message_and_no_more() {
     // Arrange
-    let app = spawn_app_with(&["--max-message-chars", "100000"]).await;
+    let app = spawn_app().await;
     let (alice, code) = app.user_in_new_room("alice").await;
     let mut events = alice.open_events(&code).await;
+    let longest = "語".repeat(2000);
 
     // Act
-    let huge = alice.post_message(&code, &"x".repeat(17 * 1024)).await;
+    let fits = alice.post_message(&code, &longest).await;
+    let huge = alice.post_message(&code, &"x".repeat(25 * 1024)).await;
 
     // Assert
+    assert_eq!(fits.status(), StatusCode::NO_CONTENT);
+    assert_eq!(events.next_message().await.text(), longest);
     assert_eq!(huge.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(
+        huge.text().await.unwrap(),
+        "A form can be at most 24 KiB.\n"
+    );
     alice.say(&code, "after the big one").await;
     assert_eq!(events.next_message().await.text(), "after the big one");
 }
