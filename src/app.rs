@@ -1,26 +1,71 @@
-//! The running server: state built from the configuration, served on a listener
-//! the caller bound, until the caller's shutdown signal.
+//! The running server: state built from the configuration, served on listeners
+//! the caller bound (or that it binds from the configuration), until the
+//! caller's shutdown signal.
 
 use std::future::Future;
+use std::io;
 
 use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
 use crate::routes::routes;
 use crate::server::{self, Serving};
 use crate::state::AppState;
 
-/// Serves the app on `listener` until `shutdown` completes, then ends every event
-/// stream and waits (boundedly) for the open connections to finish. With
-/// `config.tls` it speaks HTTPS (HTTP/2 and HTTP/1.1); without, plain HTTP.
+/// Where the server listens: the app, and the metrics if asked for.
+pub struct Listeners {
+    pub app: TcpListener,
+    /// `--metrics-bind`: Prometheus text at `/metrics`.
+    pub metrics: Option<TcpListener>,
+}
+
+impl Listeners {
+    /// Binds the configured listeners (`--bind`, `--metrics-bind`).
+    pub async fn bind(config: &Config) -> io::Result<Self> {
+        Self::with_app(TcpListener::bind(config.bind).await?, config).await
+    }
+
+    /// `app`, and the metrics listener `config` asks for.
+    pub async fn with_app(app: TcpListener, config: &Config) -> io::Result<Self> {
+        let metrics = match config.metrics_bind {
+            Some(addr) => Some(TcpListener::bind(addr).await?),
+            None => None,
+        };
+        Ok(Self { app, metrics })
+    }
+}
+
+/// Serves the app on `listener` (and the metrics, if configured) until
+/// `shutdown` completes. For tests and embedding: a metrics listener that cannot
+/// be bound is logged and left out; `main` binds with [`Listeners::bind`] and
+/// stops at such an error instead.
 pub async fn run(
     listener: TcpListener,
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) {
-    let bound = listener.local_addr().unwrap_or(config.bind);
+    let listeners = match Listeners::with_app(listener, &config).await {
+        Ok(listeners) => listeners,
+        Err(error) => {
+            tracing::error!(%error, "cannot listen for metrics");
+            return;
+        }
+    };
+    serve(listeners, config, shutdown).await;
+}
+
+/// Serves until `shutdown` completes, then ends every event stream (each with a
+/// last `reconnect` event) and waits, at most `--drain-timeout`, for the open
+/// connections to finish. With `config.tls` the app speaks HTTPS (HTTP/2 and
+/// HTTP/1.1); without, plain HTTP. The metrics are always plain HTTP.
+pub async fn serve(
+    listeners: Listeners,
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) {
+    let bound = listeners.app.local_addr().unwrap_or(config.bind);
     let state = AppState::new(&config, bound.ip());
-    let streams = state.shutdown.clone();
     let tls = config.tls.settings().map(|tls| tls.acceptor());
     let scheme = if tls.is_some() { "https" } else { "http" };
     tracing::info!("listening on {scheme}://{bound}");
@@ -29,18 +74,47 @@ pub async fn run(
             "answering to IP addresses and localhost only: give --public-host NAME for each name people use"
         );
     }
-    let stop = async move {
+    let stopping = CancellationToken::new();
+    let streams = state.shutdown.clone();
+    let signal = stopping.clone();
+    tokio::spawn(async move {
         shutdown.await;
         tracing::info!("shutting down");
         streams.cancel();
-    };
+        signal.cancel();
+    });
     let serving = Serving {
         limits: state.limits.clone(),
+        metrics: state.metrics.clone(),
         trust_proxy: config.trust_proxy,
         tls,
         request_timeout: config.request_timeout,
         send_timeout: config.send_timeout,
         drain_timeout: config.drain_timeout,
     };
-    server::serve(listener, serving, routes(state), stop).await;
+    let metrics = listeners.metrics.map(|listener| {
+        let address = listener.local_addr().ok();
+        if let Some(address) = address {
+            tracing::info!("metrics on http://{address}/metrics");
+        }
+        let serving = Serving {
+            tls: None,
+            ..serving.clone()
+        };
+        let routes = state.metrics.routes();
+        let stop = stopping.clone();
+        tokio::spawn(async move {
+            server::serve(listener, serving, routes, stop.cancelled_owned()).await;
+        })
+    });
+    server::serve(
+        listeners.app,
+        serving,
+        routes(state),
+        stopping.cancelled_owned(),
+    )
+    .await;
+    if let Some(metrics) = metrics {
+        let _ = metrics.await;
+    }
 }

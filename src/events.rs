@@ -147,7 +147,10 @@ impl EventStream {
             Backlog::Events(events) => {
                 self.queued.extend(events.iter().map(|e| e.frame().clone()));
             }
-            Backlog::Gap => self.queued.push_back(reset_frame(covered_up_to)),
+            Backlog::Gap => {
+                self.handle.reset_sent();
+                self.queued.push_back(reset_frame(covered_up_to));
+            }
         }
         self.last_id = covered_up_to;
     }

@@ -17,6 +17,7 @@ pub mod handlers;
 pub mod http;
 pub mod input;
 pub mod limits;
+pub mod metrics;
 pub mod net;
 pub mod pages;
 pub mod rooms;

@@ -56,6 +56,38 @@ pub enum Limit {
 }
 
 impl Limit {
+    /// Every limit, for metrics that list them all from the start.
+    pub const ALL: [Limit; 11] = [
+        Self::Guesses,
+        Self::RoomsCreated,
+        Self::Joins,
+        Self::Messages,
+        Self::ConnectionsPerAddress,
+        Self::StreamsPerAddress,
+        Self::StreamsPerSession,
+        Self::RoomsPerSession,
+        Self::Connections,
+        Self::Rooms,
+        Self::MembersPerRoom,
+    ];
+
+    /// The limit's name in metrics (`chat_refusals_total{reason="guesses"}`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Guesses => "guesses",
+            Self::RoomsCreated => "rooms_created",
+            Self::Joins => "joins",
+            Self::Messages => "messages",
+            Self::ConnectionsPerAddress => "connections_per_address",
+            Self::StreamsPerAddress => "streams_per_address",
+            Self::StreamsPerSession => "streams_per_session",
+            Self::RoomsPerSession => "rooms_per_session",
+            Self::Connections => "connections",
+            Self::Rooms => "rooms",
+            Self::MembersPerRoom => "members_per_room",
+        }
+    }
+
     /// Whether the server as a whole is full (`503`), rather than one client
     /// having taken its share (`429`).
     pub fn server_is_full(self) -> bool {

@@ -2,9 +2,9 @@
 
 use std::process::ExitCode;
 
-use chat_live_room::{Config, app};
+use chat_live_room::Config;
+use chat_live_room::app::{self, Listeners};
 use clap::Parser;
-use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
 
 /// Our own events at `info`. hyper reports every client that hangs up mid-stream as
@@ -25,10 +25,11 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let listener = match TcpListener::bind(config.bind).await {
-        Ok(listener) => listener,
+    let listeners = match Listeners::bind(&config).await {
+        Ok(listeners) => listeners,
         Err(error) => {
-            tracing::error!(bind = %config.bind, %error, "cannot listen");
+            let metrics = config.metrics_bind.map(|addr| addr.to_string());
+            tracing::error!(bind = %config.bind, ?metrics, %error, "cannot listen");
             return ExitCode::FAILURE;
         }
     };
@@ -42,7 +43,7 @@ async fn main() -> ExitCode {
         tracing::warn!("second signal: exiting at once");
         std::process::exit(1);
     });
-    app::run(listener, config, async {
+    app::serve(listeners, config, async {
         let _ = shutdown.await;
     })
     .await;

@@ -16,6 +16,7 @@ use crate::client::Peer;
 use crate::error::{self, AppError};
 use crate::handlers;
 use crate::http::{Format, read_form};
+use crate::metrics::{self, Metrics};
 use crate::state::AppState;
 
 /// Content-Security-Policy for every response: our own scripts, styles and
@@ -27,6 +28,7 @@ const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-
 /// security headers added.
 pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
     let pages = state.pages.clone();
+    let metrics = state.metrics.clone();
     let max_form_bytes = state.settings.max_form_bytes;
     let app = home(&state)
         .or(create_room(&state))
@@ -58,12 +60,24 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Rej
         .map(
             move |format, peer: Option<Peer>, outcome: Result<Response, Rejection>| {
                 let mut response = outcome.unwrap_or_else(|rejection| {
+                    count_refusal(&metrics, &rejection);
                     error::render(&rejection, format, &pages, max_form_bytes)
                 });
                 add_security_headers(&mut response, peer.is_some_and(|p| p.tls));
                 response
             },
         )
+}
+
+/// Counts the refusals an operator watches: limits, foreign hosts, other sites.
+fn count_refusal(metrics: &Metrics, rejection: &Rejection) {
+    let reason = match rejection.find::<AppError>() {
+        Some(AppError::Limited(refused)) => refused.limit.name(),
+        Some(AppError::UnknownHost) => metrics::UNKNOWN_HOST,
+        Some(AppError::CrossOrigin) => metrics::CROSS_ORIGIN,
+        _ => return,
+    };
+    metrics.refused(reason);
 }
 
 /// `GET /healthz`: `200` while serving, `503` once shutdown began.

@@ -34,6 +34,7 @@ use warp::{Filter, Rejection};
 use crate::client::Peer;
 use crate::error;
 use crate::limits::{AddressKey, ConnectionPlace, Limits, Refused};
+use crate::metrics::Metrics;
 use crate::net::{self, Protocol, WriteDeadline};
 
 /// Longest a client may take over the TLS handshake.
@@ -61,6 +62,8 @@ const HTTP2_PING_TIMEOUT: Duration = Duration::from_secs(20);
 #[derive(Clone)]
 pub struct Serving {
     pub limits: Limits,
+    /// Counts connections refused by a limit.
+    pub metrics: Metrics,
     /// With `--trust-proxy` every connection comes from the proxy, so connections
     /// are not counted per address (streams still are, by forwarded address).
     pub trust_proxy: bool,
@@ -132,6 +135,7 @@ pub async fn serve<F>(
             }
             Err(refused) => {
                 tracing::debug!(%addr, ?refused.limit, "connection refused by a limit");
+                serving.metrics.refused(refused.limit.name());
                 tokio::spawn(connection.refuse(tcp, refused));
             }
         }

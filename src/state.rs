@@ -10,6 +10,7 @@ use crate::config::Config;
 use crate::error::max_form_bytes;
 use crate::http::OurNames;
 use crate::limits::Limits;
+use crate::metrics::Metrics;
 use crate::pages::Pages;
 use crate::rooms::{RoomSettings, Rooms};
 use crate::session::SessionCookies;
@@ -35,6 +36,7 @@ pub struct AppState {
     pub pages: Pages,
     pub settings: Settings,
     pub limits: Limits,
+    pub metrics: Metrics,
     pub site: Site,
     /// Cancelled when shutdown begins, so that every event stream ends itself:
     /// graceful shutdown waits for open connections to finish.
@@ -46,16 +48,19 @@ impl AppState {
     /// rooms' timers and the limits' housekeeping each run one task).
     pub fn new(config: &Config, bound: IpAddr) -> Self {
         let history = config.history as usize;
-        let limits = &config.limits;
+        let rooms = Rooms::new(RoomSettings {
+            grace: config.grace,
+            unclaimed_timeout: UNCLAIMED_TIMEOUT,
+            history,
+            channel_capacity: history.max(64),
+            max_rooms: config.limits.max_rooms,
+            max_members: config.limits.max_members_per_room,
+        });
+        let limits = Limits::new(config.limits.clone());
         Self {
-            rooms: Rooms::new(RoomSettings {
-                grace: config.grace,
-                unclaimed_timeout: UNCLAIMED_TIMEOUT,
-                history,
-                channel_capacity: history.max(64),
-                max_rooms: limits.max_rooms,
-                max_members: limits.max_members_per_room,
-            }),
+            metrics: Metrics::new(rooms.clone(), limits.clone()),
+            rooms,
+            limits,
             cookies: SessionCookies::new(
                 config.secret.as_deref(),
                 config.secure_cookies,
@@ -68,7 +73,6 @@ impl AppState {
                 keepalive: config.keepalive,
                 request_timeout: config.request_timeout,
             },
-            limits: Limits::new(limits.clone()),
             site: Site::new(
                 OurNames::new(bound, &config.public_hosts),
                 config.trust_proxy,

@@ -60,6 +60,28 @@ impl MemberToken {
     }
 }
 
+/// Running totals over every room the registry ever opened, for the metrics.
+#[derive(Debug, Default)]
+pub struct Tally {
+    /// Messages published.
+    messages: AtomicU64,
+    /// Events handed to open streams: each event once per stream it went to.
+    deliveries: AtomicU64,
+    /// `reset` events sent to streams that asked for more than history keeps.
+    resets: AtomicU64,
+}
+
+/// How the rooms stand, for the metrics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RoomStats {
+    pub rooms: u64,
+    pub members: u64,
+    pub streams: u64,
+    pub messages: u64,
+    pub deliveries: u64,
+    pub resets: u64,
+}
+
 /// Timing and size rules shared by every room.
 #[derive(Debug, Clone)]
 pub struct RoomSettings {
@@ -92,6 +114,7 @@ struct Shared {
     /// Serial number of the next room opened.
     next_serial: AtomicU64,
     timers: Arc<Timers>,
+    tally: Arc<Tally>,
 }
 
 impl Drop for Shared {
@@ -131,6 +154,7 @@ impl Rooms {
                 rooms: Mutex::new(HashMap::new()),
                 next_serial: AtomicU64::new(1),
                 timers: Arc::clone(&timers),
+                tally: Arc::default(),
             }),
         };
         let registry = Arc::downgrade(&rooms.shared);
@@ -174,6 +198,7 @@ impl Rooms {
             serial,
             settings.history,
             settings.channel_capacity,
+            Arc::clone(&self.shared.tally),
         ));
         let joined = room.join(None, creator, settings.max_members)?;
         map.insert(code, Arc::clone(&room));
@@ -233,6 +258,26 @@ impl Rooms {
     /// How many rooms are open.
     pub fn count(&self) -> usize {
         self.map().len()
+    }
+
+    /// Rooms, members and streams now, and the running totals.
+    pub fn stats(&self) -> RoomStats {
+        let rooms: Vec<Arc<Room>> = self.map().values().cloned().collect();
+        let (members, streams) = rooms
+            .iter()
+            .map(|room| room.counts())
+            .fold((0, 0), |(m, s), (members, streams)| {
+                (m + members, s + streams)
+            });
+        let tally = &self.shared.tally;
+        RoomStats {
+            rooms: rooms.len() as u64,
+            members: members as u64,
+            streams: streams as u64,
+            messages: tally.messages.load(Ordering::Relaxed),
+            deliveries: tally.deliveries.load(Ordering::Relaxed),
+            resets: tally.resets.load(Ordering::Relaxed),
+        }
     }
 
     /// How many room and member deadlines are waiting (bounded by rooms and members).
@@ -363,6 +408,15 @@ impl StreamHandle {
     /// What a subscriber that fell behind the channel must send to be whole again.
     pub fn catch_up(&self, after: u64) -> (Backlog, u64) {
         self.room.catch_up(after)
+    }
+
+    /// Counts a `reset` sent on this stream.
+    pub fn reset_sent(&self) {
+        self.rooms
+            .shared
+            .tally
+            .resets
+            .fetch_add(1, Ordering::Relaxed);
     }
 }
 

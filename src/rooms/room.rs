@@ -8,6 +8,7 @@
 //! nobody can read a room before everyone in it can see that they are there.
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use serde::Serialize;
@@ -15,7 +16,7 @@ use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
 use super::event::{Event, EventKind};
-use super::{MemberToken, RoomError};
+use super::{MemberToken, RoomError, Tally};
 use crate::input::{DisplayName, MessageText, RoomCode};
 
 /// What a new stream must send before the live events.
@@ -72,13 +73,21 @@ pub struct Room {
     pub code: RoomCode,
     /// Unique among every room the registry ever opened (codes are reused).
     pub serial: u64,
+    /// Where the room's events go.
+    outlet: Outlet,
+    // std Mutex: never held across an `.await`; every critical section is short.
+    state: Mutex<RoomState>,
+}
+
+/// Where a room's events go: the history (the state's), every open stream, and
+/// the registry's running totals.
+struct Outlet {
     /// Every open stream holds a receiver. Sending happens under the state lock so
     /// the channel's order is the history's order.
     sender: broadcast::Sender<Arc<Event>>,
     /// How many events the history keeps.
     history_limit: usize,
-    // std Mutex: never held across an `.await`; every critical section is short.
-    state: Mutex<RoomState>,
+    tally: Arc<Tally>,
 }
 
 #[derive(Default)]
@@ -127,13 +136,22 @@ pub struct OpenedStream {
 
 impl Room {
     /// A new room with nobody in it yet.
-    pub fn new(code: RoomCode, serial: u64, history_limit: usize, channel_capacity: usize) -> Self {
+    pub fn new(
+        code: RoomCode,
+        serial: u64,
+        history_limit: usize,
+        channel_capacity: usize,
+        tally: Arc<Tally>,
+    ) -> Self {
         let (sender, _) = broadcast::channel(channel_capacity.max(1));
         Self {
             code,
             serial,
-            sender,
-            history_limit: history_limit.max(1),
+            outlet: Outlet {
+                sender,
+                history_limit: history_limit.max(1),
+                tally,
+            },
             state: Mutex::new(RoomState {
                 next_id: 1,
                 ..RoomState::default()
@@ -177,13 +195,7 @@ impl Room {
         }
         let token = MemberToken::random();
         let epoch = state.admit(token, name.clone());
-        state.publish(
-            &self.sender,
-            self.history_limit,
-            EventKind::Join,
-            name,
-            None,
-        );
+        state.publish(&self.outlet, EventKind::Join, name, None);
         Ok(Joined::New { token, epoch })
     }
 
@@ -207,9 +219,9 @@ impl Room {
             .ok_or(RoomError::NotMember)?
             .name
             .clone();
+        self.outlet.tally.messages.fetch_add(1, Ordering::Relaxed);
         Ok(state.publish(
-            &self.sender,
-            self.history_limit,
+            &self.outlet,
             EventKind::Message,
             name,
             Some(text.into_string()),
@@ -238,7 +250,7 @@ impl Room {
             state.epoch = tick;
         }
         // Subscribed and collected under one lock: nothing falls between the two.
-        let receiver = self.sender.subscribe();
+        let receiver = self.outlet.sender.subscribe();
         let backlog = match after {
             Some(after) => state.events_after(after),
             None => Backlog::Events(Vec::new()),
@@ -307,7 +319,7 @@ impl Room {
             .get(token)
             .is_some_and(|m| m.streams == 0 && m.epoch == epoch);
         if idle {
-            state.remove_member(token, &self.sender, self.history_limit);
+            state.remove_member(token, &self.outlet);
         }
     }
 
@@ -317,7 +329,7 @@ impl Room {
         if !state.members.contains_key(token) {
             return Err(RoomError::NotMember);
         }
-        state.remove_member(token, &self.sender, self.history_limit);
+        state.remove_member(token, &self.outlet);
         Ok(())
     }
 
@@ -334,6 +346,15 @@ impl Room {
         }
         state.members.clear();
         true
+    }
+
+    /// Members and open streams, for the metrics; a closed room has none.
+    pub fn counts(&self) -> (usize, usize) {
+        let state = self.state();
+        match state.closed {
+            true => (0, 0),
+            false => (state.members.len(), state.open_streams),
+        }
     }
 
     /// The room's epoch as it stands; used for the close timer of a new room.
@@ -394,15 +415,10 @@ impl RoomState {
     }
 
     /// Ends a membership: its streams end, and the room hears of it.
-    fn remove_member(
-        &mut self,
-        token: &MemberToken,
-        sender: &broadcast::Sender<Arc<Event>>,
-        history_limit: usize,
-    ) {
+    fn remove_member(&mut self, token: &MemberToken, outlet: &Outlet) {
         if let Some(member) = self.members.remove(token) {
             member.ended.cancel();
-            self.publish(sender, history_limit, EventKind::Leave, member.name, None);
+            self.publish(outlet, EventKind::Leave, member.name, None);
         }
     }
 
@@ -412,8 +428,7 @@ impl RoomState {
 
     fn publish(
         &mut self,
-        sender: &broadcast::Sender<Arc<Event>>,
-        history_limit: usize,
+        outlet: &Outlet,
         kind: EventKind,
         name: DisplayName,
         text: Option<String>,
@@ -421,12 +436,18 @@ impl RoomState {
         let id = self.next_id;
         self.next_id += 1;
         let event = Arc::new(Event::new(id, kind, name, text));
-        if self.history.len() == history_limit {
+        if self.history.len() == outlet.history_limit {
             self.history.pop_front();
         }
         self.history.push_back(Arc::clone(&event));
         // An error only means that nobody is listening right now.
-        let _ = sender.send(event);
+        if let Ok(streams) = outlet.sender.send(event) {
+            let streams = u64::try_from(streams).unwrap_or(u64::MAX);
+            outlet
+                .tally
+                .deliveries
+                .fetch_add(streams, Ordering::Relaxed);
+        }
         id
     }
 
@@ -484,7 +505,13 @@ mod tests {
     }
 
     fn room_with(history: usize) -> (Room, MemberToken) {
-        let room = Room::new(RoomCode::parse("ABCD").unwrap(), 1, history, 16);
+        let room = Room::new(
+            RoomCode::parse("ABCD").unwrap(),
+            1,
+            history,
+            16,
+            Arc::default(),
+        );
         let alice = join(&room, "alice");
         (room, alice)
     }
