@@ -12,6 +12,9 @@
   // After a join or leave, and every so often, ask who is connected.
   const PRESENCE_DELAY = 1000;
   const PRESENCE_EVERY = 15000;
+  // A tab left open for days must not grow without bound: the log keeps only the
+  // newest entries (messages and notices alike), dropping the oldest as new ones come.
+  const MAX_LOG_ENTRIES = 500;
   const [log, present, status, form, input, error, pill, copy] = [
     'log', 'present', 'status', 'send', 'message', 'error', 'new-messages', 'copy-link',
   ].map($);
@@ -46,6 +49,27 @@
   });
   pill.addEventListener('click', toBottom);
 
+  // Drops the oldest entries past MAX_LOG_ENTRIES. A reader scrolled up keeps their
+  // place: the first entry that stays is put back where it was in the view (the
+  // browser's own scroll anchoring may have done part of it already). Scroll
+  // offsets are whole pixels, so what rounding leaves over is carried to the next
+  // trim; otherwise the view would creep a fraction of a pixel per entry dropped.
+  let scrollOwed = 0;
+  function trimLog() {
+    const excess = log.children.length - MAX_LOG_ENTRIES;
+    if (excess <= 0) return;
+    const anchor = log.children[excess];
+    const before = anchor.getBoundingClientRect().top;
+    for (const old of [...log.children].slice(0, excess)) old.remove();
+    const wanted = anchor.getBoundingClientRect().top - before + scrollOwed;
+    const from = log.scrollTop;
+    log.scrollTop = from + wanted;
+    const rest = wanted - (log.scrollTop - from);
+    // More than a pixel left over: the log could not scroll that far (the reader
+    // was at the very top); nothing is owed then.
+    scrollOwed = Math.abs(rest) < 1 ? rest : 0;
+  }
+
   function show(event) {
     // A reconnect replays from Last-Event-ID; whatever is already shown is skipped.
     if (event.id <= lastId) return;
@@ -66,6 +90,7 @@
     }
     item.dataset.id = event.id;
     log.append(item);
+    trimLog();
     if (follow || event.name === me) toBottom();
     else pill.hidden = false;
   }
@@ -118,8 +143,12 @@
     refreshPresenceSoon();
   }
 
+  // Set by the server's `reconnect` event (it is shutting down, so the stream is
+  // about to end); cleared once a stream is open again.
+  let restarting = false;
   const source = new EventSource(`/rooms/${code}/events?after=${lastId}`);
   source.addEventListener('open', () => {
+    restarting = false;
     setStatus('Connected', 'connected');
     // Our own stream counts now; and while we were away, others may have come and gone.
     refreshPresence();
@@ -130,9 +159,15 @@
       form.hidden = true;
       clearInterval(presencePoll);
       clearTimeout(presenceTimer);
-    } else {
+    } else if (!restarting) {
       setStatus('Reconnecting…', 'reconnecting');
     }
+  });
+  // The server is going down and will be back: the browser reconnects by itself
+  // (with Last-Event-ID, so nothing is lost); say why until it has.
+  source.addEventListener('reconnect', () => {
+    restarting = true;
+    setStatus('The server is restarting: reconnecting…', 'reconnecting');
   });
   for (const kind of ['message', 'join', 'leave']) {
     source.addEventListener(kind, (message) => {
@@ -175,5 +210,6 @@
     }
     setTimeout(() => (copy.textContent = 'Copy link'), 2000);
   });
+  trimLog();
   toBottom();
 })();

@@ -250,24 +250,25 @@ impl Browser {
     /// The people list: each name, and whether it is marked connected. Uses
     /// WebDriver queries, so it works with JavaScript off.
     pub async fn presence(&self) -> Vec<(String, bool)> {
+        // The script redraws the list when its stream opens: an element read a
+        // moment too late is gone. Read the whole list again when that happens.
+        for _ in 0..20 {
+            if let Ok(people) = self.read_presence().await {
+                return people;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("the people list kept changing while it was read");
+    }
+
+    async fn read_presence(&self) -> Result<Vec<(String, bool)>, fantoccini::error::CmdError> {
         let mut people = Vec::new();
-        for item in self
-            .client
-            .find_all(Locator::Css("#present li"))
-            .await
-            .expect("people list")
-        {
-            let name = item
-                .find(Locator::Css("bdi"))
-                .await
-                .expect("a name in a <bdi>")
-                .text()
-                .await
-                .expect("name text");
-            let mark = item.attr("data-connected").await.expect("mark");
+        for item in self.client.find_all(Locator::Css("#present li")).await? {
+            let name = item.find(Locator::Css("bdi")).await?.text().await?;
+            let mark = item.attr("data-connected").await?;
             people.push((name, mark.as_deref() == Some("true")));
         }
-        people
+        Ok(people)
     }
 
     /// Waits until the browser is at `path` (a navigation has finished).

@@ -7,4 +7,5 @@ mod helpers;
 mod relay;
 
 mod harness;
+mod resilience;
 mod scenarios;

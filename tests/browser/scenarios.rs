@@ -14,7 +14,7 @@ const CREATE_BUTTON: &str = "button[formaction='/rooms']";
 const PRESENCE_PATIENCE: Duration = Duration::from_secs(15 + 10);
 
 /// Creates a room from the home page and waits for the live connection.
-async fn create_room(browser: &Browser, name: &str) -> String {
+pub(crate) async fn create_room(browser: &Browser, name: &str) -> String {
     browser.goto("/").await;
     browser.fill("#name", name).await;
     browser.click(CREATE_BUTTON).await;
@@ -30,7 +30,7 @@ async fn join_room(browser: &Browser, name: &str, typed_code: &str) {
     browser.click(JOIN_BUTTON).await;
 }
 
-async fn wait_connected(browser: &Browser) {
+pub(crate) async fn wait_connected(browser: &Browser) {
     let script = "document.getElementById('status')?.dataset.state === 'connected'";
     browser.wait_until("the live connection", script).await;
 }
@@ -70,7 +70,7 @@ async fn wait_marks(browser: &Browser, people: &[(&str, bool)]) {
     }
 }
 
-async fn start(args: &[&str]) -> (TestApp, Chromedriver) {
+pub(crate) async fn start(args: &[&str]) -> (TestApp, Chromedriver) {
     (spawn_app_with(args).await, Chromedriver::start().await)
 }
 
