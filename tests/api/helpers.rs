@@ -919,3 +919,312 @@ impl User {
         client.execute(request).await.expect("request")
     }
 }
+
+// ----- resilience helpers -----
+
+/// The server binary as a child process on `--bind 127.0.0.1:0`, its output
+/// (stdout and stderr) collected; killed when dropped.
+pub struct RunningServer {
+    child: tokio::process::Child,
+    /// The app's address, from its `listening on http://ADDR` line.
+    pub addr: SocketAddr,
+    /// The metrics address, from its `metrics on http://ADDR/metrics` line, if it
+    /// was started with `--metrics-bind`.
+    pub metrics_addr: Option<SocketAddr>,
+    /// Everything it printed so far, a line each.
+    log: std::sync::Arc<std::sync::Mutex<String>>,
+    /// Woken at every line printed.
+    printed: std::sync::Arc<tokio::sync::Notify>,
+}
+
+impl RunningServer {
+    /// Starts the binary with `args` (logging at `info`), and waits for the line
+    /// naming its address (and the metrics line, with `--metrics-bind`).
+    pub async fn start(args: &[&str]) -> Self {
+        let mut child = server_command("info,warp::server=off")
+            .args(["--bind", "127.0.0.1:0"])
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start the server binary");
+        let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let printed = std::sync::Arc::new(tokio::sync::Notify::new());
+        let stdout = child.stdout.take().expect("piped stdout");
+        let stderr = child.stderr.take().expect("piped stderr");
+        tokio::spawn(collect_output(stdout, log.clone(), printed.clone()));
+        tokio::spawn(collect_output(stderr, log.clone(), printed.clone()));
+        let mut server = Self {
+            child,
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            metrics_addr: None,
+            log,
+            printed,
+        };
+        let wait = Duration::from_secs(10);
+        server.addr = server
+            .logged_address("listening on http://", wait)
+            .await
+            .unwrap_or_else(|| {
+                panic!(
+                    "no `listening on http://…` line within {wait:?}:\n{}",
+                    server.log()
+                )
+            });
+        if args.contains(&"--metrics-bind") {
+            server.metrics_addr = Some(
+                server
+                    .logged_address("metrics on http://", wait)
+                    .await
+                    .unwrap_or_else(|| {
+                        panic!(
+                            "no `metrics on http://…` line within {wait:?}:\n{}",
+                            server.log()
+                        )
+                    }),
+            );
+        }
+        server
+    }
+
+    /// The address printed right after `prefix` in the log, once it is printed.
+    async fn logged_address(&self, prefix: &str, within: Duration) -> Option<SocketAddr> {
+        let line = self.wait_for_log(prefix, within).await?;
+        let (_, rest) = line.split_once(prefix)?;
+        rest.split(['/', ' '])
+            .next()
+            .and_then(|addr| addr.trim().parse().ok())
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// A new visitor of this server, from a loopback address of their own.
+    pub fn user(&self) -> User {
+        user_at(&self.url(""))
+    }
+
+    /// Everything the server printed so far.
+    pub fn log(&self) -> String {
+        self.log.lock().expect("log lock").clone()
+    }
+
+    /// Waits until a line containing `text` is printed; that line, or `None` if
+    /// none came within `within`.
+    pub async fn wait_for_log(&self, text: &str, within: Duration) -> Option<String> {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let printed = self.printed.notified();
+            let mut printed = std::pin::pin!(printed);
+            printed.as_mut().enable();
+            if let Some(line) = self.log().lines().find(|line| line.contains(text)) {
+                return Some(line.to_owned());
+            }
+            tokio::time::timeout_at(deadline, printed).await.ok()?;
+        }
+    }
+
+    /// Sends `signal` (`TERM`, `INT`) to the process with the `kill` program.
+    pub async fn signal(&self, signal: &str) {
+        let pid = self.child.id().expect("the server is still running");
+        let status = Command::new("kill")
+            .args(["-s", signal, &pid.to_string()])
+            .status()
+            .await
+            .expect("run kill");
+        assert!(status.success(), "kill -s {signal} {pid}: {status}");
+    }
+
+    /// Whether the process has not exited yet.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// Its exit status, if it exits within `within`.
+    pub async fn exit_within(&mut self, within: Duration) -> Option<std::process::ExitStatus> {
+        tokio::time::timeout(within, self.child.wait())
+            .await
+            .ok()
+            .map(|status| status.expect("wait for the server"))
+    }
+}
+
+impl Drop for RunningServer {
+    fn drop(&mut self) {
+        // SIGKILL, unless it already exited.
+        let _ = self.child.start_kill();
+    }
+}
+
+async fn collect_output(
+    output: impl tokio::io::AsyncRead + Unpin,
+    log: std::sync::Arc<std::sync::Mutex<String>>,
+    printed: std::sync::Arc<tokio::sync::Notify>,
+) {
+    use tokio::io::AsyncBufReadExt;
+
+    let mut lines = tokio::io::BufReader::new(output).lines();
+    while let Ok(Some(line)) = lines.next_line().await {
+        {
+            let mut log = log.lock().expect("log lock");
+            log.push_str(&line);
+            log.push('\n');
+        }
+        printed.notify_waiters();
+    }
+}
+
+/// A TCP connection to `addr` from loopback address `from`; with
+/// `receive_buffer`, the socket's receive buffer is set that small before it
+/// connects (so the window it offers stays tiny).
+pub async fn connect_from(
+    addr: SocketAddr,
+    from: IpAddr,
+    receive_buffer: Option<u32>,
+) -> tokio::net::TcpStream {
+    let socket = tokio::net::TcpSocket::new_v4().expect("a socket");
+    if let Some(size) = receive_buffer {
+        socket
+            .set_recv_buffer_size(size)
+            .expect("set the receive buffer");
+    }
+    socket
+        .bind(SocketAddr::new(from, 0))
+        .expect("bind the source");
+    tokio::time::timeout(PATIENCE, socket.connect(addr))
+        .await
+        .expect("connects promptly")
+        .expect("connect")
+}
+
+/// Reads and throws away whatever comes until the server closes the connection
+/// (end of stream or an error such as a reset); how long that took, or `None` if
+/// it was still open after `within`.
+pub async fn closed_within(
+    reader: &mut (impl tokio::io::AsyncRead + Unpin),
+    within: Duration,
+) -> Option<Duration> {
+    use tokio::io::AsyncReadExt;
+
+    let started = tokio::time::Instant::now();
+    let mut buffer = vec![0; 64 * 1024];
+    loop {
+        match tokio::time::timeout_at(started + within, reader.read(&mut buffer)).await {
+            Err(_) => return None,
+            Ok(Ok(0)) | Ok(Err(_)) => return Some(started.elapsed()),
+            Ok(Ok(_)) => {}
+        }
+    }
+}
+
+/// Reads one response with a `Content-Length` off a connection that stays open.
+pub async fn read_one_response(
+    reader: &mut (impl tokio::io::AsyncRead + Unpin),
+    within: Duration,
+) -> RawResponse {
+    use tokio::io::AsyncReadExt;
+
+    let deadline = tokio::time::Instant::now() + within;
+    let mut received = Vec::new();
+    let mut buffer = [0; 4096];
+    loop {
+        if let Some(end) = received.windows(4).position(|w| w == b"\r\n\r\n") {
+            let response = parse_raw_response(&received);
+            let length: usize = response
+                .header("content-length")
+                .and_then(|length| length.parse().ok())
+                .unwrap_or_else(|| panic!("a Content-Length in {:?}", response.head));
+            if received.len() >= end + 4 + length {
+                return response;
+            }
+        }
+        let read = tokio::time::timeout_at(deadline, reader.read(&mut buffer))
+            .await
+            .unwrap_or_else(|_| {
+                panic!(
+                    "a whole response within {within:?}, got {:?}",
+                    String::from_utf8_lossy(&received)
+                )
+            })
+            .expect("read the response");
+        assert!(
+            read > 0,
+            "the connection closed mid-response: {:?}",
+            String::from_utf8_lossy(&received)
+        );
+        received.extend_from_slice(&buffer[..read]);
+    }
+}
+
+/// Reads a response until the server closes the connection, bounded by `within`.
+pub async fn read_response_to_end(
+    reader: &mut (impl tokio::io::AsyncRead + Unpin),
+    within: Duration,
+) -> RawResponse {
+    use tokio::io::AsyncReadExt;
+
+    let mut received = Vec::new();
+    let outcome = tokio::time::timeout(within, reader.read_to_end(&mut received)).await;
+    assert!(
+        outcome.is_ok(),
+        "the server answers and closes within {within:?}, got so far {:?}",
+        String::from_utf8_lossy(&received)
+    );
+    parse_raw_response(&received)
+}
+
+/// Opens room `code`'s event stream with `cookie` on a connection from `from`
+/// whose receive buffer is tiny, and reads its response head (asserting `200`):
+/// a subscriber that will never read again.
+pub async fn open_stalled_stream(
+    addr: SocketAddr,
+    from: IpAddr,
+    cookie: &str,
+    code: &str,
+) -> tokio::net::TcpStream {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let mut stream = connect_from(addr, from, Some(1024)).await;
+    let request = format!(
+        "GET /rooms/{code}/events HTTP/1.1\r\nHost: {addr}\r\nAccept: text/event-stream\r\n\
+         Cookie: {cookie}\r\n\r\n"
+    );
+    stream
+        .write_all(request.as_bytes())
+        .await
+        .expect("send the request");
+    let mut received = Vec::new();
+    let mut buffer = [0; 512];
+    while !received.windows(4).any(|w| w == b"\r\n\r\n") {
+        let read = tokio::time::timeout(PATIENCE, stream.read(&mut buffer))
+            .await
+            .expect("the stream's head arrives promptly")
+            .expect("read the head");
+        assert!(read > 0, "the server closed the stream before its head");
+        received.extend_from_slice(&buffer[..read]);
+    }
+    let head = String::from_utf8_lossy(&received);
+    assert!(
+        head.starts_with("HTTP/1.1 200"),
+        "the stalled subscriber's stream opens: {head}"
+    );
+    stream
+}
+
+/// Sends the head of a form POST to `path` announcing a body of 100 bytes, and
+/// 6 of them; the rest never comes.
+pub async fn half_sent_post(addr: SocketAddr, from: IpAddr, path: &str) -> tokio::net::TcpStream {
+    use tokio::io::AsyncWriteExt;
+
+    let mut stream = connect_from(addr, from, None).await;
+    let request = format!(
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\n\
+         Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 100\r\n\r\nname=a"
+    );
+    stream
+        .write_all(request.as_bytes())
+        .await
+        .expect("send the first part");
+    stream
+}

@@ -16,6 +16,7 @@ mod limits;
 mod members;
 mod messages;
 mod proxies;
+mod resilience;
 mod room_page;
 mod sessions;
 mod stream;
