@@ -255,6 +255,15 @@ impl Room {
             Some(after) => state.events_after(after),
             None => Backlog::Events(Vec::new()),
         };
+        // Replayed events go to this stream too; live ones are counted as they
+        // are published, once per stream listening.
+        if let Backlog::Events(events) = &backlog {
+            let replayed = u64::try_from(events.len()).unwrap_or(u64::MAX);
+            self.outlet
+                .tally
+                .deliveries
+                .fetch_add(replayed, Ordering::Relaxed);
+        }
         Ok(OpenedStream {
             receiver,
             backlog,

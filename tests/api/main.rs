@@ -6,6 +6,7 @@ mod relay;
 mod web;
 
 mod bad_input;
+mod chaos;
 mod contract;
 mod forms;
 mod http2;
