@@ -79,14 +79,16 @@ pub async fn serve(
     let signal = stopping.clone();
     tokio::spawn(async move {
         shutdown.await;
-        tracing::info!("shutting down");
+        // Stop first, then say so: a log write can fail (a closed stdout).
         streams.cancel();
         signal.cancel();
+        tracing::info!("shutting down");
     });
     let serving = Serving {
         limits: state.limits.clone(),
         metrics: state.metrics.clone(),
         trust_proxy: config.trust_proxy,
+        count_connections: true,
         tls,
         request_timeout: config.request_timeout,
         send_timeout: config.send_timeout,
@@ -99,6 +101,7 @@ pub async fn serve(
         }
         let serving = Serving {
             tls: None,
+            count_connections: false,
             ..serving.clone()
         };
         let routes = state.metrics.routes();

@@ -40,14 +40,25 @@ async fn main() -> ExitCode {
         signals.next().await;
         let _ = first.send(());
         signals.next().await;
+        // Exits even if the log line cannot be written (tracing's fallback panics
+        // on a closed stderr): the guard's drop runs on the way out either way.
+        let _exit = ExitNow;
         tracing::warn!("second signal: exiting at once");
-        std::process::exit(1);
     });
     app::serve(listeners, config, async {
         let _ = shutdown.await;
     })
     .await;
     ExitCode::SUCCESS
+}
+
+/// Ends the process with status 1 when dropped.
+struct ExitNow;
+
+impl Drop for ExitNow {
+    fn drop(&mut self) {
+        std::process::exit(1);
+    }
 }
 
 /// SIGINT (Ctrl-C) and SIGTERM, registered once and heard as often as they come.

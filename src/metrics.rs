@@ -118,7 +118,7 @@ impl Collector for Now {
             ("chat_streams", "Event streams open.", stats.streams),
             (
                 "chat_connections",
-                "Client connections open (the metrics listener's too).",
+                "Client connections open (the metrics listener's are not counted).",
                 connections,
             ),
         ];

@@ -67,6 +67,9 @@ pub struct Serving {
     /// With `--trust-proxy` every connection comes from the proxy, so connections
     /// are not counted per address (streams still are, by forwarded address).
     pub trust_proxy: bool,
+    /// Whether connections count against the connection limits: not on the
+    /// metrics listener, which must answer most when the server is full.
+    pub count_connections: bool,
     pub tls: Option<TlsAcceptor>,
     /// `--request-timeout`: for the first bytes and each request's headers, and
     /// for an idle keep-alive connection.
@@ -115,7 +118,10 @@ pub async fn serve<F>(
             () = &mut shutdown => break,
         };
         let counted = (!serving.trust_proxy).then(|| AddressKey::of(addr.ip()));
-        let place = serving.limits.connection(counted);
+        let place = match serving.count_connections {
+            true => serving.limits.connection(counted).map(Some),
+            false => Ok(None),
+        };
         if let Err(error) = net::configure(&tcp) {
             tracing::debug!(%addr, %error, "cannot set socket options");
         }
@@ -168,7 +174,7 @@ struct Connection {
 
 impl Connection {
     /// Serves the routes on the connection, holding its place in the limits.
-    async fn serve<F>(self, tcp: TcpStream, filter: F, place: ConnectionPlace)
+    async fn serve<F>(self, tcp: TcpStream, filter: F, place: Option<ConnectionPlace>)
     where
         F: Filter<Extract = (Response,), Error = Rejection> + Clone + Send + Sync + 'static,
     {
