@@ -15,15 +15,17 @@ use tokio::time::{Instant, Sleep};
 
 /// Idle time before the first TCP keepalive probe, the time between probes, and
 /// how many may go unanswered: a peer that vanished without a FIN (pulled cable,
-/// sleeping laptop, dead NAT entry) is noticed within about a minute.
-const KEEPALIVE_IDLE: Duration = Duration::from_secs(30);
+/// sleeping laptop, dead NAT entry) is noticed within a minute.
+const KEEPALIVE_IDLE: Duration = Duration::from_secs(20);
 const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(10);
 const KEEPALIVE_PROBES: u32 = 3;
 
 /// Longest data we sent may stay unacknowledged before the kernel gives up on
 /// the connection (`TCP_USER_TIMEOUT`): without it Linux retries for about 15
-/// minutes while writes keep succeeding into the send buffer.
-const UNACKNOWLEDGED_AT_MOST: Duration = Duration::from_secs(60);
+/// minutes while writes keep succeeding into the send buffer. An event stream
+/// writes at least every `--keepalive` (15 s), so a vanished reader's stream
+/// ends within 15 + 40 s.
+const UNACKNOWLEDGED_AT_MOST: Duration = Duration::from_secs(40);
 
 /// The start of every HTTP/2 connection with prior knowledge.
 const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
