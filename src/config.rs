@@ -67,6 +67,11 @@ pub struct Config {
     #[arg(long, env = "CHAT_TRUST_PROXY")]
     pub trust_proxy: bool,
 
+    /// Longest a long poll (`GET /rooms/{CODE}/poll`) waits for an event before it
+    /// answers with none, in seconds. Keep it under the idle timeouts of proxies.
+    #[arg(long, env = "CHAT_POLL_WAIT", default_value = "20", value_parser = parse_positive_seconds)]
+    pub poll_wait: Duration,
+
     /// Seconds a client may take to send a request's headers, and its body. An
     /// idle keep-alive connection is closed after as long.
     #[arg(long, env = "CHAT_REQUEST_TIMEOUT", default_value = "10", value_parser = parse_positive_seconds)]
@@ -136,6 +141,15 @@ pub struct LimitOptions {
     /// Messages a member may send at once before the steady rate applies.
     #[arg(long, env = "CHAT_MESSAGE_BURST", default_value = "20")]
     pub message_burst: NonZeroU32,
+
+    /// Steady rate of long polls per member (a poll that waits for news takes
+    /// one; a client that keeps up gets a batch of events with each).
+    #[arg(long, env = "CHAT_POLL_RATE", default_value = "4/s", value_parser = parse_rate)]
+    pub poll_rate: Rate,
+
+    /// Long polls a member may make at once before the steady rate applies.
+    #[arg(long, env = "CHAT_POLL_BURST", default_value = "20")]
+    pub poll_burst: NonZeroU32,
 
     /// Steady rate of rooms created per client address.
     #[arg(long, env = "CHAT_CREATE_RATE", default_value = "1/min", value_parser = parse_rate)]
@@ -332,6 +346,7 @@ mod tests {
         assert_eq!(config.send_timeout, Duration::from_secs(30));
         assert_eq!(config.drain_timeout, Duration::from_secs(5));
         assert_eq!(config.metrics_bind, None);
+        assert_eq!(config.poll_wait, Duration::from_secs(20));
         assert!(config.public_hosts.is_empty());
         assert!(!config.trust_proxy);
         let limits = config.limits;
@@ -344,6 +359,8 @@ mod tests {
         assert_eq!(limits.max_rooms_per_session, 20);
         assert_eq!(limits.message_rate.interval, Duration::from_secs(1));
         assert_eq!(limits.message_burst.get(), 20);
+        assert_eq!(limits.poll_rate.interval, Duration::from_millis(250));
+        assert_eq!(limits.poll_burst.get(), 20);
         assert_eq!(limits.create_rate.interval, Duration::from_secs(60));
         assert_eq!(limits.create_burst.get(), 10);
         assert_eq!(limits.join_rate.interval, Duration::from_secs(2));

@@ -87,9 +87,15 @@ pub fn response(
     response
 }
 
+/// What a `reset` says, as JSON: the stream's `data:` line, a poll's event.
+pub fn reset_json(last_id: u64) -> String {
+    format!("{{\"kind\":\"{RESET_EVENT}\",\"last_id\":{last_id}}}")
+}
+
 fn reset_frame(last_id: u64) -> Bytes {
     Bytes::from(format!(
-        "event: {RESET_EVENT}\ndata: {{\"kind\":\"{RESET_EVENT}\",\"last_id\":{last_id}}}\n\n"
+        "event: {RESET_EVENT}\ndata: {}\n\n",
+        reset_json(last_id)
     ))
 }
 
@@ -250,7 +256,7 @@ mod tests {
     fn say(rooms: &Rooms, code: &RoomCode, who: &MemberToken, n: usize) {
         for i in 0..n {
             let text = MessageText::parse(&format!("m{i}"), 100).unwrap();
-            rooms.publish_message(code, who, text).unwrap();
+            rooms.publish_message(code, who, text, None).unwrap();
         }
     }
 

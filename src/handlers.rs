@@ -16,13 +16,13 @@ use warp::{Rejection, Reply};
 use crate::client::Client;
 use crate::error::AppError;
 use crate::http::Format;
-use crate::input::{DisplayName, MessageText, RoomCode};
+use crate::input::{DisplayName, IdempotencyKey, MessageText, RoomCode};
 use crate::limits::{Limit, Refused};
 use crate::pages::HomeForm;
 use crate::rooms::{MemberToken, RoomError};
 use crate::session::Session;
 use crate::state::AppState;
-use crate::{assets, events};
+use crate::{assets, events, poll};
 
 /// `POST /rooms`.
 #[derive(Debug, Deserialize)]
@@ -45,6 +45,9 @@ pub struct JoinForm {
 pub struct MessageForm {
     #[serde(default)]
     message: String,
+    /// The form's name for this message (the `Idempotency-Key` header wins).
+    #[serde(default)]
+    idempotency_key: Option<String>,
 }
 
 /// `GET /rooms/{CODE}/events?after=ID`.
@@ -195,27 +198,81 @@ pub async fn events(
     ))
 }
 
+/// `GET /rooms/{CODE}/poll?after=ID`: the events after `ID`, at once or as soon
+/// as there are any (see `poll`).
+pub async fn poll(
+    code: String,
+    client: Client,
+    session: Option<Session>,
+    last_event_id: Option<String>,
+    query: EventsQuery,
+    state: AppState,
+) -> Result<Response, Rejection> {
+    let code = parse_code(&code)?;
+    let (session, token) = member(&state, code, client, session)?;
+    let after = events::resume_point(last_event_id.as_deref(), query.after.as_deref())
+        .map_err(AppError::BadRequest)?;
+    state.limits.poll(code, token).map_err(AppError::Limited)?;
+    let place = state
+        .limits
+        .stream(client.key, &session.id)
+        .map_err(AppError::Limited)?;
+    let subscription = state
+        .rooms
+        .subscribe(&code, &token, after)
+        .map_err(refusal(code))?;
+    let response = poll::answer(
+        subscription,
+        after,
+        state.settings.poll_wait,
+        state.shutdown.clone(),
+    )
+    .await;
+    drop(place);
+    Ok(response)
+}
+
+/// A repeat of a message already stored under its idempotency key (the answer
+/// to the first was lost) is answered like the first, without storing it again
+/// or spending the member's message budget.
 pub async fn post_message(
     code: String,
     client: Client,
     session: Option<Session>,
     format: Format,
+    key_header: Option<String>,
     form: MessageForm,
     state: AppState,
 ) -> Result<Response, Rejection> {
     let code = parse_code(&code)?;
     let (_, token) = member(&state, code, client, session)?;
+    let reason = |e: crate::input::Invalid| AppError::BadMessage { code, reason: e.0 };
+    let key = key_header
+        .or(form.idempotency_key)
+        .map(|key| IdempotencyKey::parse(&key))
+        .transpose()
+        .map_err(reason)?;
     let text = MessageText::parse(&form.message, state.settings.max_message_chars as usize)
-        .map_err(|e| AppError::BadMessage { code, reason: e.0 })?;
+        .map_err(reason)?;
+    let done_here = done(format, &format!("/rooms/{code}"));
+    if let Some(key) = &key
+        && state
+            .rooms
+            .sent_under(&code, &token, key)
+            .map_err(refusal(code))?
+            .is_some()
+    {
+        return Ok(done_here);
+    }
     state
         .limits
         .message(code, token)
         .map_err(AppError::Limited)?;
     state
         .rooms
-        .publish_message(&code, &token, text)
+        .publish_message(&code, &token, text, key)
         .map_err(refusal(code))?;
-    Ok(done(format, &format!("/rooms/{code}")))
+    Ok(done_here)
 }
 
 pub async fn leave_room(

@@ -43,6 +43,7 @@ pub enum Limit {
     RoomsCreated,
     Joins,
     Messages,
+    Polls,
     ConnectionsPerAddress,
     StreamsPerAddress,
     StreamsPerSession,
@@ -57,11 +58,12 @@ pub enum Limit {
 
 impl Limit {
     /// Every limit, for metrics that list them all from the start.
-    pub const ALL: [Limit; 11] = [
+    pub const ALL: [Limit; 12] = [
         Self::Guesses,
         Self::RoomsCreated,
         Self::Joins,
         Self::Messages,
+        Self::Polls,
         Self::ConnectionsPerAddress,
         Self::StreamsPerAddress,
         Self::StreamsPerSession,
@@ -78,6 +80,7 @@ impl Limit {
             Self::RoomsCreated => "rooms_created",
             Self::Joins => "joins",
             Self::Messages => "messages",
+            Self::Polls => "polls",
             Self::ConnectionsPerAddress => "connections_per_address",
             Self::StreamsPerAddress => "streams_per_address",
             Self::StreamsPerSession => "streams_per_session",
@@ -103,6 +106,7 @@ impl Limit {
             Self::RoomsCreated => "You have created many rooms in a short time: wait a little.",
             Self::Joins => "Too many joins from your address in a short time: wait a little.",
             Self::Messages => "You are sending messages too fast: wait a moment.",
+            Self::Polls => "You are polling too fast: wait for the answer before asking again.",
             Self::ConnectionsPerAddress => {
                 "Too many open connections from your address: close some first."
             }
@@ -167,6 +171,7 @@ struct Shared {
     rooms_created: RateLimiter<AddressKey>,
     joins: RateLimiter<AddressKey>,
     messages: RateLimiter<(RoomCode, MemberToken)>,
+    polls: RateLimiter<(RoomCode, MemberToken)>,
     connections: Arc<Counter<()>>,
     connections_by_address: Arc<Counter<AddressKey>>,
     streams_by_address: Arc<Counter<AddressKey>>,
@@ -197,6 +202,7 @@ impl Limits {
             rooms_created: RateLimiter::new(options.create_rate, options.create_burst),
             joins: RateLimiter::new(options.join_rate, options.join_burst),
             messages: RateLimiter::new(options.message_rate, options.message_burst),
+            polls: RateLimiter::new(options.poll_rate, options.poll_burst),
             connections: Arc::default(),
             connections_by_address: Arc::default(),
             streams_by_address: Arc::default(),
@@ -224,6 +230,10 @@ impl Limits {
 
     pub fn message(&self, code: RoomCode, member: MemberToken) -> Result<(), Refused> {
         self.shared.messages.spend(&(code, member), Limit::Messages)
+    }
+
+    pub fn poll(&self, code: RoomCode, member: MemberToken) -> Result<(), Refused> {
+        self.shared.polls.spend(&(code, member), Limit::Polls)
     }
 
     /// Whether a session already in `rooms` rooms may join one more.
@@ -299,6 +309,7 @@ async fn housekeeping(shared: Weak<Shared>) {
         shared.rooms_created.forget_idle();
         shared.joins.forget_idle();
         shared.messages.forget_idle();
+        shared.polls.forget_idle();
     }
 }
 

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use handlebars::Handlebars;
 use serde::Serialize;
 
-use crate::input::{DisplayName, MAX_NAME_CHARS, RoomCode};
+use crate::input::{DisplayName, IdempotencyKey, MAX_NAME_CHARS, RoomCode};
 use crate::rooms::{Event, EventKind, Presence, RoomSnapshot};
 
 const LAYOUT: &str = "layout";
@@ -151,6 +151,9 @@ impl Pages {
             history: Vec<EventView<'a>>,
             last_id: u64,
             max_message_chars: u32,
+            /// A fresh key for the form's next message: posted twice (a retry, a
+            /// double click), it is stored once.
+            idempotency_key: IdempotencyKey,
         }
         let history = room
             .history
@@ -168,6 +171,7 @@ impl Pages {
                 history,
                 last_id: room.last_id,
                 max_message_chars,
+                idempotency_key: IdempotencyKey::random(),
             },
         )
     }

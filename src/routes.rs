@@ -39,6 +39,8 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Rej
         .unify()
         .or(events(&state))
         .unify()
+        .or(poll(&state))
+        .unify()
         .or(post_message(&state))
         .unify()
         .or(leave_room(&state))
@@ -153,6 +155,17 @@ fn events(
         .and_then(handlers::events)
 }
 
+fn poll(state: &AppState) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone + use<> {
+    warp::path!("rooms" / String / "poll")
+        .and(get_or_head())
+        .and(state.site.client())
+        .and(state.cookies.filter())
+        .and(warp::header::optional::<String>("last-event-id"))
+        .and(warp::query::<handlers::EventsQuery>())
+        .and(with_state(state))
+        .and_then(handlers::poll)
+}
+
 fn post_message(
     state: &AppState,
 ) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone + use<> {
@@ -162,6 +175,7 @@ fn post_message(
         .and(state.site.client())
         .and(state.cookies.filter())
         .and(Format::filter())
+        .and(warp::header::optional::<String>("idempotency-key"))
         .and(form(state))
         .and(with_state(state))
         .and_then(handlers::post_message)

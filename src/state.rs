@@ -27,6 +27,8 @@ pub struct Settings {
     pub keepalive: Duration,
     /// How long a request's body may take to arrive.
     pub request_timeout: Duration,
+    /// Longest a long poll waits for news.
+    pub poll_wait: Duration,
 }
 
 #[derive(Clone)]
@@ -72,6 +74,7 @@ impl AppState {
                 max_form_bytes: max_form_bytes(config.max_message_chars),
                 keepalive: config.keepalive,
                 request_timeout: config.request_timeout,
+                poll_wait: config.poll_wait,
             },
             site: Site::new(
                 OurNames::new(bound, &config.public_hosts),

@@ -230,9 +230,59 @@ impl MessageText {
 
 mod invisible;
 
+/// Longest idempotency key, in characters.
+const MAX_KEY_CHARS: usize = 64;
+
+/// A client's name for one message it sends, so that sending it again (the
+/// answer was lost on the way back) stores it once: 1–64 letters, digits, `-`,
+/// `_`, `.` or `~` (a UUID fits).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+#[serde(transparent)]
+pub struct IdempotencyKey(String);
+
+impl IdempotencyKey {
+    pub fn parse(sent: &str) -> Result<Self, Invalid> {
+        let valid = (1..=MAX_KEY_CHARS).contains(&sent.len())
+            && sent
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~'));
+        match valid {
+            true => Ok(Self(sent.to_owned())),
+            false => Err(Invalid(format!(
+                "An idempotency key is 1 to {MAX_KEY_CHARS} letters, digits, '-', '_', '.' or '~'."
+            ))),
+        }
+    }
+
+    /// A fresh random key, for the forms we render.
+    pub fn random() -> Self {
+        Self(format!("{:032x}", rand::random::<u128>()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn idempotency_keys_are_short_plain_tokens() {
+        for good in [
+            "a",
+            "550e8400-e29b-41d4-a716-446655440000",
+            "x.y~z_1",
+            &"k".repeat(64),
+        ] {
+            assert!(IdempotencyKey::parse(good).is_ok(), "{good:?}");
+        }
+        for bad in ["", " a", "a b", "ключ", "a/b", &"k".repeat(65)] {
+            assert!(IdempotencyKey::parse(bad).is_err(), "{bad:?}");
+        }
+        assert!(IdempotencyKey::parse(IdempotencyKey::random().as_str()).is_ok());
+    }
 
     /// A name the test knows to be valid.
     fn name(typed: &str) -> DisplayName {

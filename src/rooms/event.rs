@@ -47,6 +47,10 @@ pub struct Event {
     /// The complete SSE frame (`id`, `event`, `data`, blank line).
     #[serde(skip)]
     frame: Bytes,
+    /// Where in `frame` the JSON of the `data:` line is: long polls send it
+    /// without formatting it again.
+    #[serde(skip)]
+    data: std::ops::Range<usize>,
 }
 
 impl Event {
@@ -61,8 +65,14 @@ impl Event {
             text,
             at,
             frame: Bytes::new(),
+            data: 0..0,
         };
-        event.frame = event.format_frame();
+        // serde_json escapes every line break inside strings, so the JSON is one line
+        // and one `data:` field carries it whole.
+        let data = serde_json::to_string(&event).unwrap_or_else(|_| String::from("{}"));
+        let head = format!("id: {}\nevent: {}\ndata: ", event.id, event.kind.name());
+        event.data = head.len()..head.len() + data.len();
+        event.frame = Bytes::from(format!("{head}{data}\n\n"));
         event
     }
 
@@ -71,15 +81,9 @@ impl Event {
         &self.frame
     }
 
-    fn format_frame(&self) -> Bytes {
-        // serde_json escapes every line break inside strings, so the JSON is one line
-        // and one `data:` field carries it whole.
-        let data = serde_json::to_string(self).unwrap_or_else(|_| String::from("{}"));
-        Bytes::from(format!(
-            "id: {}\nevent: {}\ndata: {data}\n\n",
-            self.id,
-            self.kind.name()
-        ))
+    /// The event as JSON (the `data:` line's), sharing the frame's bytes.
+    pub fn json(&self) -> Bytes {
+        self.frame.slice(self.data.clone())
     }
 }
 
@@ -103,6 +107,17 @@ mod tests {
         assert_eq!(data["name"], "alice");
         assert_eq!(data["text"], "two\nlines");
         assert!(data["at"].as_str().unwrap().ends_with('Z'));
+    }
+
+    #[test]
+    fn the_json_is_the_data_line() {
+        let name = DisplayName::parse("alice").unwrap();
+        let event = Event::new(3, EventKind::Message, name, Some("hi".into()));
+        let frame = std::str::from_utf8(event.frame()).unwrap();
+        let json = std::str::from_utf8(&event.json()).unwrap().to_owned();
+        assert!(frame.contains(&format!("\ndata: {json}\n\n")), "{frame}");
+        let value: serde_json::Value = serde_json::from_str(&json).unwrap();
+        assert_eq!(value["text"], "hi");
     }
 
     #[test]

@@ -23,10 +23,10 @@ use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
 pub use self::event::{Event, EventKind};
-pub use self::room::{Backlog, Presence, RoomSnapshot};
+pub use self::room::{Backlog, Presence, Published, RoomSnapshot};
 use self::room::{IdleTimers, Joined, Room};
 use self::timers::{Due, Timers};
-use crate::input::{DisplayName, MessageText, RoomCode};
+use crate::input::{DisplayName, IdempotencyKey, MessageText, RoomCode};
 
 /// How many random codes to try before saying every code is taken.
 const CODE_ATTEMPTS: usize = 64;
@@ -306,17 +306,29 @@ impl Rooms {
         self.room(code)?.present(token)
     }
 
-    /// Publishes a member's message; posting counts as activity.
+    /// Publishes a member's message, once per idempotency key while history
+    /// holds it; posting counts as activity.
     pub fn publish_message(
         &self,
         code: &RoomCode,
         token: &MemberToken,
         text: MessageText,
-    ) -> Result<u64, RoomError> {
+        key: Option<IdempotencyKey>,
+    ) -> Result<Published, RoomError> {
         let room = self.room(code)?;
-        let id = room.publish_message(token, text)?;
+        let published = room.publish_message(token, text, key)?;
         self.touched(&room, token);
-        Ok(id)
+        Ok(published)
+    }
+
+    /// The id of the message the member already sent under `key`, if any.
+    pub fn sent_under(
+        &self,
+        code: &RoomCode,
+        token: &MemberToken,
+        key: &IdempotencyKey,
+    ) -> Result<Option<u64>, RoomError> {
+        Ok(self.room(code)?.sent_under(token, key))
     }
 
     /// Opens an event stream for a member, replaying what came after `after`.
@@ -507,7 +519,7 @@ mod tests {
         for _ in 0..3 {
             advance(50).await;
             let text = MessageText::parse("no JavaScript here", 100).unwrap();
-            rooms.publish_message(&code, &bob, text).unwrap();
+            rooms.publish_message(&code, &bob, text, None).unwrap();
         }
         advance(50).await;
         rooms.snapshot(&code, &bob).unwrap();
@@ -571,7 +583,7 @@ mod tests {
         for _ in 0..1000 {
             rooms.snapshot(&code, &alice).unwrap();
             let text = MessageText::parse("again", 100).unwrap();
-            rooms.publish_message(&code, &alice, text).unwrap();
+            rooms.publish_message(&code, &alice, text, None).unwrap();
         }
 
         assert_eq!(rooms.pending_timers(), 1 + 51);

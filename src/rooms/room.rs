@@ -17,7 +17,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::event::{Event, EventKind};
 use super::{MemberToken, RoomError, Tally};
-use crate::input::{DisplayName, MessageText, RoomCode};
+use crate::input::{DisplayName, IdempotencyKey, MessageText, RoomCode};
 
 /// What a new stream must send before the live events.
 #[derive(Debug)]
@@ -58,6 +58,15 @@ pub struct IdleTimers {
     /// The room has no stream left: after the grace period, if this epoch still
     /// holds, the room closes.
     pub room_epoch: Option<u64>,
+}
+
+/// What [`Room::publish_message`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Published {
+    /// The message is new, with this id.
+    New(u64),
+    /// The member sent it before under the same key: this is its id.
+    Repeat(u64),
 }
 
 /// What [`Room::join`] did.
@@ -106,6 +115,11 @@ struct RoomState {
     /// Source of epochs for the room and its members. One counter for all, so an
     /// epoch never repeats, even for a new membership of the same person.
     ticks: u64,
+    /// The idempotency keys of the messages history holds, and their ids.
+    sent: HashMap<(MemberToken, IdempotencyKey), u64>,
+    /// The same keys in the order their messages came, to forget each key when
+    /// its message leaves history.
+    sent_order: VecDeque<(u64, (MemberToken, IdempotencyKey))>,
 }
 
 struct Member {
@@ -207,11 +221,15 @@ impl Room {
         }
     }
 
+    /// Publishes a member's message, unless the same member already sent one
+    /// under `key` that history still holds: then nothing changes and the first
+    /// one's id is the answer.
     pub fn publish_message(
         &self,
         token: &MemberToken,
         text: MessageText,
-    ) -> Result<u64, RoomError> {
+        key: Option<IdempotencyKey>,
+    ) -> Result<Published, RoomError> {
         let mut state = self.open_state()?;
         let name = state
             .members
@@ -219,13 +237,28 @@ impl Room {
             .ok_or(RoomError::NotMember)?
             .name
             .clone();
+        let sent = key.map(|key| (*token, key));
+        if let Some(id) = sent.as_ref().and_then(|sent| state.sent.get(sent)) {
+            return Ok(Published::Repeat(*id));
+        }
         self.outlet.tally.messages.fetch_add(1, Ordering::Relaxed);
-        Ok(state.publish(
+        let id = state.publish(
             &self.outlet,
             EventKind::Message,
             name,
             Some(text.into_string()),
-        ))
+        );
+        if let Some(sent) = sent {
+            state.sent.insert(sent.clone(), id);
+            state.sent_order.push_back((id, sent));
+        }
+        Ok(Published::New(id))
+    }
+
+    /// The id of the message a member sent under `key`, if history still holds it.
+    pub fn sent_under(&self, token: &MemberToken, key: &IdempotencyKey) -> Option<u64> {
+        let state = self.state();
+        state.sent.get(&(*token, key.clone())).copied()
     }
 
     /// Opens a stream for a member: subscribes to live events and collects the
@@ -445,8 +478,16 @@ impl RoomState {
         let id = self.next_id;
         self.next_id += 1;
         let event = Arc::new(Event::new(id, kind, name, text));
-        if self.history.len() == outlet.history_limit {
-            self.history.pop_front();
+        if self.history.len() == outlet.history_limit
+            && let Some(dropped) = self.history.pop_front()
+        {
+            while let Some((id, _)) = self.sent_order.front()
+                && *id <= dropped.id
+            {
+                if let Some((_, sent)) = self.sent_order.pop_front() {
+                    self.sent.remove(&sent);
+                }
+            }
         }
         self.history.push_back(Arc::clone(&event));
         // An error only means that nobody is listening right now.
@@ -600,7 +641,7 @@ mod tests {
     fn backlog_replays_after_an_id_or_reports_a_gap() {
         let (room, alice) = room_with(3);
         for i in 0..5 {
-            room.publish_message(&alice, text(&format!("m{i}")))
+            room.publish_message(&alice, text(&format!("m{i}")), None)
                 .unwrap();
         }
         // History keeps ids 4, 5, 6 (id 1 is alice's join).
@@ -677,5 +718,32 @@ mod tests {
         let last = room.close_stream(&alice, new.membership);
         assert!(last.member_epoch.is_some());
         assert!(last.room_epoch.is_some());
+    }
+
+    /// A member's repeat of a key is answered with the first message's id and
+    /// stored once; another member's same key is theirs; a key is forgotten with
+    /// its message when history drops it.
+    #[test]
+    fn a_key_stores_a_message_once_while_history_holds_it() {
+        let (room, alice) = room_with(3);
+        let bob = join(&room, "bob");
+        let key = || Some(IdempotencyKey::parse("k1").unwrap());
+
+        let first = room.publish_message(&alice, text("hi"), key()).unwrap();
+        let again = room.publish_message(&alice, text("hi"), key()).unwrap();
+        let bobs = room.publish_message(&bob, text("hi"), key()).unwrap();
+
+        assert_eq!(first, Published::New(3));
+        assert_eq!(again, Published::Repeat(3));
+        assert_eq!(bobs, Published::New(4));
+        for n in 0..3 {
+            room.publish_message(&bob, text(&format!("m{n}")), None)
+                .unwrap();
+        }
+        assert_eq!(
+            room.publish_message(&alice, text("hi"), key()).unwrap(),
+            Published::New(8),
+            "history no longer holds the first"
+        );
     }
 }

@@ -177,3 +177,105 @@ async fn a_browser_form_post_redirects_to_the_room_and_curl_gets_204() {
     assert_eq!(events.next_message().await.text(), "from a form");
     assert_eq!(events.next_message().await.text(), "from curl");
 }
+
+/// A send repeated with the same `Idempotency-Key` (its answer was lost) is
+/// answered like the first and stored once; a new key is a new message.
+#[tokio::test]
+async fn a_repeated_idempotency_key_stores_the_message_once() {
+    // Arrange
+    let app = spawn_app().await;
+    let (alice, code) = app.user_in_new_room("alice").await;
+    let mut events = alice.open_events(&code).await;
+    let path = format!("/rooms/{code}/messages");
+    let send = |key: &'static str, text: &'static str| {
+        alice
+            .post_request(&path, &[("message", text)])
+            .header("idempotency-key", key)
+            .send()
+    };
+
+    // Act
+    let first = send("k-1", "once").await.unwrap();
+    let repeat = send("k-1", "once").await.unwrap();
+    let other = send("k-2", "twice").await.unwrap();
+
+    // Assert
+    assert_eq!(first.status(), StatusCode::NO_CONTENT);
+    assert_eq!(repeat.status(), StatusCode::NO_CONTENT);
+    assert_eq!(other.status(), StatusCode::NO_CONTENT);
+    assert_eq!(events.next_message().await.text(), "once");
+    assert_eq!(events.next_message().await.text(), "twice");
+    assert_eq!(
+        message_texts(&html_body(alice.get(&format!("/rooms/{code}")).await).await),
+        ["once", "twice"]
+    );
+}
+
+/// The room page's form carries a fresh key for its next message, and a form
+/// posted twice with it (a double click, a resent form) is stored once.
+#[tokio::test]
+async fn the_form_carries_a_fresh_key_and_a_resent_form_is_stored_once() {
+    // Arrange
+    let app = spawn_app().await;
+    let (alice, code) = app.user_in_new_room("alice").await;
+    let mut events = alice.open_events(&code).await;
+    let room = format!("/rooms/{code}");
+    let key_in = |page: &str| {
+        let at = page
+            .find("name=\"idempotency_key\" value=\"")
+            .expect("a key field")
+            + 30;
+        page[at..at + 32].to_owned()
+    };
+    let key = key_in(&html_body(alice.get(&room).await).await);
+    let path = format!("{room}/messages");
+    let form = [
+        ("message", "from a form"),
+        ("idempotency_key", key.as_str()),
+    ];
+
+    // Act
+    let first = send_as_browser(alice.post_request(&path, &form)).await;
+    let again = send_as_browser(alice.post_request(&path, &form)).await;
+
+    // Assert
+    assert_eq!(first.status(), StatusCode::SEE_OTHER);
+    assert_eq!(again.status(), StatusCode::SEE_OTHER);
+    assert_eq!(events.next_message().await.text(), "from a form");
+    alice.say(&code, "next").await;
+    assert_eq!(events.next_message().await.text(), "next", "no second copy");
+    assert_ne!(key_in(&html_body(alice.get(&room).await).await), key);
+}
+
+/// A key that is not a short plain token is `400` and publishes nothing.
+#[tokio::test]
+async fn a_malformed_idempotency_key_is_400() {
+    // Arrange
+    let app = spawn_app().await;
+    let (alice, code) = app.user_in_new_room("alice").await;
+    let mut events = alice.open_events(&code).await;
+    let path = format!("/rooms/{code}/messages");
+
+    // Act
+    let spaced = alice
+        .post_request(&path, &[("message", "x"), ("idempotency_key", "a b")])
+        .send()
+        .await
+        .unwrap();
+    let long = alice
+        .post_request(&path, &[("message", "x")])
+        .header("idempotency-key", "k".repeat(65))
+        .send()
+        .await
+        .unwrap();
+
+    // Assert
+    assert_eq!(spaced.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(long.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(
+        plain_text_line(long).await,
+        "An idempotency key is 1 to 64 letters, digits, '-', '_', '.' or '~'."
+    );
+    alice.say(&code, "after").await;
+    assert_eq!(events.next_message().await.text(), "after");
+}
