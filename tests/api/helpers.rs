@@ -1228,3 +1228,168 @@ pub async fn half_sent_post(addr: SocketAddr, from: IpAddr, path: &str) -> tokio
         .expect("send the first part");
     stream
 }
+
+// ----- polling helpers -----
+
+/// Path of room `code`'s long poll, resuming after `after` when given.
+pub fn poll_path(code: &str, after: Option<u64>) -> String {
+    match after {
+        Some(after) => format!("/rooms/{code}/poll?after={after}"),
+        None => format!("/rooms/{code}/poll"),
+    }
+}
+
+/// The events of a poll's answer (`{"events": [...], "last_id": N}`).
+pub fn polled_events(answer: &Value) -> &[Value] {
+    answer["events"]
+        .as_array()
+        .unwrap_or_else(|| panic!("an answer with an `events` list: {answer}"))
+}
+
+/// The `last_id` of a poll's answer.
+pub fn polled_last_id(answer: &Value) -> u64 {
+    answer["last_id"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("an answer with a numeric `last_id`: {answer}"))
+}
+
+impl User {
+    /// Another tab of this user's browser: the same cookie, the same address.
+    pub fn another_tab(&self) -> User {
+        User {
+            base: self.base.clone(),
+            client: client(self.from),
+            cookie: self.cookie.clone(),
+            from: self.from,
+        }
+    }
+
+    /// `GET /rooms/{code}/poll[?after=ID]`; fails the test if no answer comes
+    /// within `within`.
+    pub async fn poll_response_within(
+        &self,
+        code: &str,
+        after: Option<u64>,
+        within: Duration,
+    ) -> Response {
+        tokio::time::timeout(within, self.get_request(&poll_path(code, after)).send())
+            .await
+            .unwrap_or_else(|_| {
+                panic!("the poll of {code} after {after:?} answers within {within:?}")
+            })
+            .expect("GET poll")
+    }
+
+    /// A long poll of room `code` after `after` that answers within [`PATIENCE`]
+    /// (so the server should run with a short `--poll-wait`, or have news): its
+    /// status and its body, as JSON when it is JSON, else as a JSON string.
+    pub async fn poll(&self, code: &str, after: Option<u64>) -> (StatusCode, Value) {
+        let response = self.poll_response_within(code, after, PATIENCE).await;
+        let status = response.status();
+        let body = tokio::time::timeout(PATIENCE, response.text())
+            .await
+            .expect("the poll's body arrives promptly")
+            .expect("the poll's body");
+        let value = serde_json::from_str(&body).unwrap_or(Value::String(body));
+        (status, value)
+    }
+
+    /// Like [`User::poll`], asserting a `200` and returning the answer.
+    pub async fn poll_ok(&self, code: &str, after: Option<u64>) -> Value {
+        let (status, answer) = self.poll(code, after).await;
+        assert_eq!(
+            status,
+            StatusCode::OK,
+            "polling {code} after {after:?}: {answer}"
+        );
+        answer
+    }
+
+    /// Waits until the presence list shows `name` with `connected` as given;
+    /// fails the test after [`PATIENCE`].
+    pub async fn wait_for_presence(&self, code: &str, name: &str, connected: bool) {
+        let deadline = tokio::time::Instant::now() + PATIENCE;
+        loop {
+            let presence = self.presence(code).await;
+            if presence.iter().any(|(n, c)| n == name && *c == connected) {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{name} not listed with connected: {connected} within {PATIENCE:?}: {presence:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+}
+
+/// A tab that long-polls a room over and over, as a browser does behind a proxy
+/// that holds event streams: each poll resumes after the last id it was given.
+/// The server should run with a short `--poll-wait` (each poll must answer
+/// within [`PATIENCE`]).
+pub struct PollingTab {
+    /// Every event the polls returned, in order.
+    events: tokio::sync::mpsc::Receiver<Value>,
+    /// Tells the loop to make no further poll.
+    stop: Option<oneshot::Sender<()>>,
+    /// The loop: it ends with the moment its last poll was answered.
+    polling: Option<JoinHandle<tokio::time::Instant>>,
+}
+
+impl PollingTab {
+    /// Starts polling room `code` as `tab`, after event `after`.
+    pub fn start(tab: User, code: &str, after: u64) -> Self {
+        let (found, events) = tokio::sync::mpsc::channel(1024);
+        let (stop, mut stopped) = oneshot::channel::<()>();
+        let code = code.to_owned();
+        let polling = tokio::spawn(async move {
+            let mut after = after;
+            loop {
+                let answer = tab.poll_ok(&code, Some(after)).await;
+                let answered = tokio::time::Instant::now();
+                for event in polled_events(&answer) {
+                    found.try_send(event.clone()).expect("room for the event");
+                }
+                after = polled_last_id(&answer);
+                if stopped.try_recv().is_ok() {
+                    return answered;
+                }
+            }
+        });
+        Self {
+            events,
+            stop: Some(stop),
+            polling: Some(polling),
+        }
+    }
+
+    /// The next event the polls returned; fails the test if none comes within
+    /// [`PATIENCE`] (or the loop failed).
+    pub async fn next_event(&mut self) -> Value {
+        tokio::time::timeout(PATIENCE, self.events.recv())
+            .await
+            .expect("an event is polled within the patience period")
+            .expect("the polling loop is still running")
+    }
+
+    /// Lets the poll under way finish and makes no other; the moment that last
+    /// poll was answered. Fails the test if a poll failed.
+    pub async fn stop(mut self) -> tokio::time::Instant {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        let polling = self.polling.take().expect("a polling loop");
+        tokio::time::timeout(PATIENCE, polling)
+            .await
+            .expect("the last poll answers within the patience period")
+            .expect("every poll was answered with 200")
+    }
+}
+
+impl Drop for PollingTab {
+    fn drop(&mut self) {
+        if let Some(polling) = self.polling.take() {
+            polling.abort();
+        }
+    }
+}

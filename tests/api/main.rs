@@ -16,6 +16,7 @@ mod lifecycle;
 mod limits;
 mod members;
 mod messages;
+mod polling;
 mod proxies;
 mod resilience;
 mod room_page;

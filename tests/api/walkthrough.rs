@@ -64,7 +64,14 @@ async fn the_readme_walkthrough_works_through_a_forward_proxy() {
     // Assert
     assert_walkthrough_shown(&seen, &workdir);
     let log = proxy.log();
-    for path in ["/rooms ", "/join ", "/events ", "/messages ", "/members "] {
+    for path in [
+        "/rooms ",
+        "/join ",
+        "/events ",
+        "/messages ",
+        "/members ",
+        "/poll?after=0 ",
+    ] {
         assert!(
             log.lines()
                 .any(|line| line.contains(path) && line.contains(&server.addr)),
@@ -181,6 +188,35 @@ fn assert_walkthrough_shown(seen: &Walkthrough, workdir: &TempDir) {
     assert!(
         !members[1].1,
         "bob never opened a stream, so he is not connected: {members:?}"
+    );
+    let poll = seen.poll.as_ref().expect("bob's poll line");
+    let polled = poll["events"]
+        .as_array()
+        .unwrap_or_else(|| panic!("the poll's answer has an `events` list: {poll}"));
+    let polled: Vec<EventFields> = polled
+        .iter()
+        .map(|event| {
+            (
+                event["id"].as_u64().expect("a polled event has an id"),
+                event["kind"].as_str().expect("a polled event has a kind"),
+                event["name"].as_str().expect("a polled event has a name"),
+                event["text"].as_str(),
+                event["at"].as_str().expect("a polled event has `at`"),
+            )
+        })
+        .collect();
+    let streamed: Vec<EventFields> = [&created, &joined, &hello, &answer]
+        .into_iter()
+        .map(SeenEvent::fields)
+        .collect();
+    assert_eq!(
+        polled, streamed,
+        "bob's poll after=0 gets all four events, the same as alice's stream: {poll}"
+    );
+    assert_eq!(
+        poll["last_id"].as_u64(),
+        Some(answer.id),
+        "the poll's last_id is the newest event's: {poll}"
     );
     assert!(
         workdir.path().join("alice.jar").is_file() && workdir.path().join("bob.jar").is_file(),
@@ -632,6 +668,21 @@ struct SeenEvent {
     at: String,
 }
 
+/// An event's `id`, `kind`, `name`, `text` and `at`, for comparisons.
+type EventFields<'a> = (u64, &'a str, &'a str, Option<&'a str>, &'a str);
+
+impl SeenEvent {
+    fn fields(&self) -> EventFields<'_> {
+        (
+            self.id,
+            self.event.as_str(),
+            self.name.as_str(),
+            self.text.as_deref(),
+            self.at.as_str(),
+        )
+    }
+}
+
 /// What the walkthrough's output has shown so far.
 #[derive(Debug, Default)]
 struct Walkthrough {
@@ -639,6 +690,8 @@ struct Walkthrough {
     retry: Option<u64>,
     /// Each member's name and whether they had a stream open.
     members: Option<Vec<(String, bool)>>,
+    /// Bob's long poll's answer.
+    poll: Option<Value>,
     events: Vec<SeenEvent>,
     /// `id:` and `event:` of the frame being read.
     pending_id: Option<u64>,
@@ -672,6 +725,19 @@ impl Walkthrough {
                 })
                 .collect();
             self.members = Some(members);
+            if !rest.is_empty() {
+                self.take_sse_line(rest);
+            }
+        } else if line.starts_with("{\"events\"") {
+            // Bob's poll, a line of JSON; as with the members line, an event of
+            // Alice's stream may follow before `echo` ends the line.
+            let mut values = serde_json::Deserializer::from_str(line).into_iter::<Value>();
+            let answer = values
+                .next()
+                .and_then(Result::ok)
+                .unwrap_or_else(|| panic!("the poll's answer is JSON: {line:?}"));
+            let rest = &line[values.byte_offset()..];
+            self.poll = Some(answer);
             if !rest.is_empty() {
                 self.take_sse_line(rest);
             }
@@ -730,6 +796,7 @@ impl Walkthrough {
     fn is_complete(&self) -> bool {
         self.retry.is_some()
             && self.members.is_some()
+            && self.poll.is_some()
             && self.has("join", "alice", None)
             && self.has("join", "bob", None)
             && self.has("message", "bob", Some("hello alice"))
