@@ -17,9 +17,9 @@ use crate::client::Client;
 use crate::error::AppError;
 use crate::http::Format;
 use crate::input::{DisplayName, IdempotencyKey, MessageText, RoomCode};
-use crate::limits::{Limit, Refused};
+use crate::limits::{Limit, Refused, StreamPlace};
 use crate::pages::HomeForm;
-use crate::rooms::{MemberToken, RoomError};
+use crate::rooms::{MemberToken, RoomError, Subscription};
 use crate::session::Session;
 use crate::state::AppState;
 use crate::{assets, events, poll};
@@ -178,21 +178,18 @@ pub async fn events(
     query: EventsQuery,
     state: AppState,
 ) -> Result<Response, Rejection> {
-    let code = parse_code(&code)?;
-    let (session, token) = member(&state, code, client, session)?;
-    let after = events::resume_point(last_event_id.as_deref(), query.after.as_deref())
-        .map_err(AppError::BadRequest)?;
-    let place = state
-        .limits
-        .stream(client.key, &session.id)
-        .map_err(AppError::Limited)?;
-    let subscription = state
-        .rooms
-        .subscribe(&code, &token, after)
-        .map_err(refusal(code))?;
+    let reading = Reading::start(
+        &state,
+        &code,
+        client,
+        session,
+        last_event_id,
+        query,
+        Reader::Stream,
+    )?;
     Ok(events::response(
-        subscription,
-        place,
+        reading.subscription,
+        reading.place,
         state.settings.keepalive,
         state.shutdown.clone(),
     ))
@@ -208,28 +205,75 @@ pub async fn poll(
     query: EventsQuery,
     state: AppState,
 ) -> Result<Response, Rejection> {
-    let code = parse_code(&code)?;
-    let (session, token) = member(&state, code, client, session)?;
-    let after = events::resume_point(last_event_id.as_deref(), query.after.as_deref())
-        .map_err(AppError::BadRequest)?;
-    state.limits.poll(code, token).map_err(AppError::Limited)?;
-    let place = state
-        .limits
-        .stream(client.key, &session.id)
-        .map_err(AppError::Limited)?;
-    let subscription = state
-        .rooms
-        .subscribe(&code, &token, after)
-        .map_err(refusal(code))?;
+    let reading = Reading::start(
+        &state,
+        &code,
+        client,
+        session,
+        last_event_id,
+        query,
+        Reader::Poll,
+    )?;
     let response = poll::answer(
-        subscription,
-        after,
+        reading.subscription,
+        reading.after,
         state.settings.poll_wait,
         state.shutdown.clone(),
     )
     .await;
-    drop(place);
+    drop(reading.place);
     Ok(response)
+}
+
+/// Who reads a room's events: an event stream, or a long poll.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Reader {
+    Stream,
+    Poll,
+}
+
+/// What an event stream and a long poll both start from.
+struct Reading {
+    subscription: Subscription,
+    /// Its place in the stream limits, held while it reads.
+    place: StreamPlace,
+    /// Where the client asked to resume (`Last-Event-ID`, else `?after=`).
+    after: Option<u64>,
+}
+
+impl Reading {
+    /// Checks membership (and spends a guess otherwise), reads the resume point,
+    /// takes a place in the limits, and subscribes.
+    fn start(
+        state: &AppState,
+        code: &str,
+        client: Client,
+        session: Option<Session>,
+        last_event_id: Option<String>,
+        query: EventsQuery,
+        reader: Reader,
+    ) -> Result<Self, AppError> {
+        let code = parse_code(code)?;
+        let (session, token) = member(state, code, client, session)?;
+        let after = events::resume_point(last_event_id.as_deref(), query.after.as_deref())
+            .map_err(AppError::BadRequest)?;
+        if reader == Reader::Poll {
+            state.limits.poll(code, token).map_err(AppError::Limited)?;
+        }
+        let place = state
+            .limits
+            .stream(client.key, &session.id)
+            .map_err(AppError::Limited)?;
+        let subscription = state
+            .rooms
+            .subscribe(&code, &token, after)
+            .map_err(refusal(code))?;
+        Ok(Self {
+            subscription,
+            place,
+            after,
+        })
+    }
 }
 
 /// A repeat of a message already stored under its idempotency key (the answer

@@ -12,11 +12,12 @@ use warp::http::{HeaderValue, header};
 use warp::reply::Response;
 use warp::{Filter, Rejection};
 
-use crate::client::Peer;
+use crate::client::{Client, Peer};
 use crate::error::{self, AppError};
 use crate::handlers;
 use crate::http::{Format, read_form};
 use crate::metrics::{self, Metrics};
+use crate::session::Session;
 use crate::state::AppState;
 
 /// Content-Security-Policy for every response: our own scripts, styles and
@@ -146,24 +147,36 @@ fn events(
     state: &AppState,
 ) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone + use<> {
     warp::path!("rooms" / String / "events")
-        .and(get_or_head())
-        .and(state.site.client())
-        .and(state.cookies.filter())
-        .and(warp::header::optional::<String>("last-event-id"))
-        .and(warp::query::<handlers::EventsQuery>())
-        .and(with_state(state))
+        .and(reading(state))
         .and_then(handlers::events)
 }
 
 fn poll(state: &AppState) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone + use<> {
     warp::path!("rooms" / String / "poll")
-        .and(get_or_head())
+        .and(reading(state))
+        .and_then(handlers::poll)
+}
+
+/// What a request to read a room's events carries, for streams and polls alike.
+fn reading(
+    state: &AppState,
+) -> impl Filter<
+    Extract = (
+        Client,
+        Option<Session>,
+        Option<String>,
+        handlers::EventsQuery,
+        AppState,
+    ),
+    Error = Rejection,
+> + Clone
++ use<> {
+    get_or_head()
         .and(state.site.client())
         .and(state.cookies.filter())
         .and(warp::header::optional::<String>("last-event-id"))
         .and(warp::query::<handlers::EventsQuery>())
         .and(with_state(state))
-        .and_then(handlers::poll)
 }
 
 fn post_message(
