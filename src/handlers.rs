@@ -186,7 +186,8 @@ pub async fn events(
         last_event_id,
         query,
         Reader::Stream,
-    )?;
+    )
+    .await?;
     Ok(events::response(
         reading.subscription,
         reading.place,
@@ -213,7 +214,8 @@ pub async fn poll(
         last_event_id,
         query,
         Reader::Poll,
-    )?;
+    )
+    .await?;
     let response = poll::answer(
         reading.subscription,
         reading.after,
@@ -244,7 +246,12 @@ struct Reading {
 impl Reading {
     /// Checks membership (and spends a guess otherwise), reads the resume point,
     /// takes a place in the limits, and subscribes.
-    fn start(
+    ///
+    /// A poll that comes sooner than the member's poll rate allows is held until
+    /// it does, when that is within `--poll-wait`: a client keeping up with a
+    /// busy room then gets bigger batches, not refusals. Only a client far past
+    /// the rate gets `429`.
+    async fn start(
         state: &AppState,
         code: &str,
         client: Client,
@@ -257,7 +264,13 @@ impl Reading {
         let (session, token) = member(state, code, client, session)?;
         let after = events::resume_point(last_event_id.as_deref(), query.after.as_deref())
             .map_err(AppError::BadRequest)?;
-        if reader == Reader::Poll {
+        if reader == Reader::Poll
+            && let Err(refused) = state.limits.poll(code, token)
+        {
+            if refused.retry_after > state.settings.poll_wait {
+                return Err(AppError::Limited(refused));
+            }
+            tokio::time::sleep(refused.retry_after).await;
             state.limits.poll(code, token).map_err(AppError::Limited)?;
         }
         let place = state

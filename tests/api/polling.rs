@@ -309,6 +309,31 @@ async fn polls_by_non_members_spend_guesses() {
     assert!(header(&third, RETRY_AFTER).is_some(), "a Retry-After");
 }
 
+/// A poll that comes a little sooner than the poll rate allows is held until it
+/// does and then answered, not refused: a client keeping up with a busy room gets
+/// its events a moment later, in one batch.
+#[tokio::test]
+async fn a_poll_a_little_too_soon_is_held_not_refused() {
+    // Arrange: two polls at once, then one every 500 ms.
+    let app = spawn_app_with(&["--poll-burst", "2", "--poll-rate", "2/s"]).await;
+    let (alice, code) = app.user_in_new_room("alice").await;
+    alice.poll_ok(&code, Some(0)).await;
+    alice.poll_ok(&code, Some(0)).await;
+    let asked = Instant::now();
+
+    // Act
+    let (status, answer) = alice.poll(&code, Some(0)).await;
+
+    // Assert
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(answer["last_id"], 1);
+    let held = asked.elapsed();
+    assert!(
+        held >= Duration::from_millis(300) && held < Duration::from_secs(2),
+        "held for {held:?}"
+    );
+}
+
 /// Past `--poll-burst 3` at `--poll-rate 1/min`, a member's next poll is `429` with `Retry-After`, counted as `polls`; others poll on.
 #[tokio::test]
 async fn polling_too_fast_is_refused_with_429() {
