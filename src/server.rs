@@ -189,12 +189,15 @@ impl Connection {
     }
 
     /// Answers every request on the connection with the limit's refusal, then
-    /// closes it (HTTP/1.1 without keep-alive; any connection after a short while).
+    /// closes it (HTTP/1.1 without keep-alive). A refused connection holds no
+    /// place in the limits, so all of it, handshake and sniff included, gets a
+    /// short while: a flood past the limit cannot pile up open sockets.
     async fn refuse(self, tcp: TcpStream, refused: Refused) {
         let service = service_fn(move |_: Request<Incoming>| async move {
             Ok::<_, Infallible>(error::refused(refused))
         });
-        self.run(tcp, service, Some(REFUSAL_TIMEOUT)).await;
+        let answer = self.run(tcp, service, Some(REFUSAL_TIMEOUT));
+        let _ = tokio::time::timeout(REFUSAL_TIMEOUT, answer).await;
     }
 
     async fn run<S>(self, tcp: TcpStream, service: S, limit: Option<Duration>)
