@@ -11,21 +11,18 @@
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
-use std::process::Stdio;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use rand::seq::IndexedRandom as _;
 use reqwest::StatusCode;
-use tokio::io::{AsyncBufReadExt as _, AsyncRead, BufReader};
-use tokio::process::Child;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio::time::{Instant, MissedTickBehavior, interval, interval_at, timeout, timeout_at};
 use tokio_util::sync::CancellationToken;
 
 use crate::helpers::{
-    PATIENCE, ResumingEvents, SseEvent, User, server_command, user_at, user_at_from,
+    PATIENCE, ResumingEvents, RunningServer, SseEvent, User, user_at, user_at_from,
 };
 use crate::relay::{ConnectionId, Cut, Relay};
 
@@ -53,8 +50,6 @@ const READ_WAIT: Duration = Duration::from_secs(5);
 /// 20 a second, history reaches back to the first message, and a member whose
 /// stream is down is not announced as gone for 30 s.
 const SERVER_ARGS: &[&str] = &[
-    "--bind",
-    "127.0.0.1:0",
     "--metrics-bind",
     "127.0.0.1:0",
     "--message-rate",
@@ -524,17 +519,15 @@ impl Heard {
 // ---------------------------------------------------------------------------
 // The server binary
 
-/// One running server binary, killed when dropped.
+/// The running server binary (killed when dropped), and a client for its metrics.
 struct Server {
-    child: Child,
+    running: RunningServer,
     addr: SocketAddr,
     base: String,
     /// `http://ADDR/metrics`.
     metrics: String,
     /// Without a pool: each scrape is one connection, closed after it.
     scraper: reqwest::Client,
-    /// Everything it printed (stdout and stderr), for failure messages.
-    log: Arc<Mutex<String>>,
 }
 
 /// The server's gauges.
@@ -558,61 +551,32 @@ struct Scrape {
 }
 
 impl Server {
-    /// Starts the binary with [`SERVER_ARGS`] and waits for the addresses of
-    /// its app and metrics listeners in its log.
+    /// Starts the binary with [`SERVER_ARGS`]; the addresses of its app and
+    /// metrics listeners come from its log.
     async fn start() -> Self {
-        let mut child = server_command("info")
-            .args(SERVER_ARGS)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start the server binary");
-        let log = Arc::new(Mutex::new(String::new()));
-        let (found, mut addresses) = mpsc::channel(4);
-        tokio::spawn(collect_lines(
-            child.stdout.take().expect("piped stdout"),
-            Arc::clone(&log),
-            found.clone(),
-        ));
-        tokio::spawn(collect_lines(
-            child.stderr.take().expect("piped stderr"),
-            Arc::clone(&log),
-            found,
-        ));
-        let (mut app, mut metrics) = (None, None);
-        let deadline = Instant::now() + PATIENCE;
-        while app.is_none() || metrics.is_none() {
-            match timeout_at(deadline, addresses.recv()).await {
-                Ok(Some(Listening::App(addr))) => app = Some(addr),
-                Ok(Some(Listening::Metrics(url))) => metrics = Some(url),
-                _ => panic!(
-                    "the server did not log both of its addresses within {PATIENCE:?}:\n{}",
-                    log.lock().expect("log lock")
-                ),
-            }
-        }
-        let addr: SocketAddr = app.expect("app address").parse().expect("an address");
+        let running = RunningServer::start(SERVER_ARGS).await;
+        let addr = running.addr;
+        let metrics = running.metrics_addr.expect("the metrics address");
         Self {
-            child,
+            running,
             addr,
             base: format!("http://{addr}"),
-            metrics: metrics.expect("metrics address"),
+            metrics: format!("http://{metrics}/metrics"),
             scraper: reqwest::Client::builder()
                 .pool_max_idle_per_host(0)
                 .timeout(PATIENCE)
                 .build()
                 .expect("http client"),
-            log,
         }
     }
 
     fn log(&self) -> String {
-        self.log.lock().expect("log lock").clone()
+        self.running.log()
     }
 
     /// Its resident memory (`VmRSS`), in KiB.
     fn rss_kib(&self) -> u64 {
-        let pid = self.child.id().expect("the server is running");
+        let pid = self.running.pid().expect("the server is running");
         let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
             .expect("the server's /proc status");
         status
@@ -680,39 +644,6 @@ impl Server {
             );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-    }
-}
-
-/// An address the server's log names.
-enum Listening {
-    App(String),
-    Metrics(String),
-}
-
-/// Appends every line of `output` to `log`, and sends the addresses of the
-/// `listening on http://ADDR` and `metrics on http://ADDR/metrics` lines
-/// through `found`.
-async fn collect_lines(
-    output: impl AsyncRead + Unpin,
-    log: Arc<Mutex<String>>,
-    found: mpsc::Sender<Listening>,
-) {
-    let mut lines = BufReader::new(output).lines();
-    while let Ok(Some(line)) = lines.next_line().await {
-        let word_after = |marker: &str| {
-            line.split_once(marker)
-                .map(|(_, rest)| rest.split_whitespace().next().unwrap_or("").to_owned())
-        };
-        if let Some(addr) = word_after("listening on http://") {
-            let _ = found.send(Listening::App(addr)).await;
-        } else if let Some(path) = word_after("metrics on http://") {
-            let _ = found
-                .send(Listening::Metrics(format!("http://{path}")))
-                .await;
-        }
-        let mut log = log.lock().expect("log lock");
-        log.push_str(&line);
-        log.push('\n');
     }
 }
 

@@ -1036,6 +1036,11 @@ impl RunningServer {
         assert!(status.success(), "kill -s {signal} {pid}: {status}");
     }
 
+    /// The process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.id()
+    }
+
     /// Whether the process has not exited yet.
     pub fn is_running(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))
