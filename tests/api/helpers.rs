@@ -1036,6 +1036,28 @@ impl RunningServer {
         assert!(status.success(), "kill -s {signal} {pid}: {status}");
     }
 
+    /// Sends SIGTERM and waits (bounded) for the exit.
+    pub async fn terminate(&mut self) -> std::process::ExitStatus {
+        self.signal("TERM").await;
+        match self.exit_within(PATIENCE).await {
+            Some(status) => status,
+            None => panic!(
+                "the server did not exit within {PATIENCE:?} of SIGTERM:\n{}",
+                self.log()
+            ),
+        }
+    }
+
+    /// Stops it as an operator would (SIGTERM); it must exit cleanly.
+    pub async fn stop(&mut self) {
+        let exit = self.terminate().await;
+        assert!(
+            exit.success(),
+            "exit 0 on SIGTERM, got {exit}:\n{}",
+            self.log()
+        );
+    }
+
     /// The process id, while it runs.
     pub fn pid(&self) -> Option<u32> {
         self.child.id()
@@ -1062,7 +1084,8 @@ impl Drop for RunningServer {
     }
 }
 
-async fn collect_output(
+/// Appends every line of `output` to `log`, and wakes `printed` at each.
+pub async fn collect_output(
     output: impl tokio::io::AsyncRead + Unpin,
     log: std::sync::Arc<std::sync::Mutex<String>>,
     printed: std::sync::Arc<tokio::sync::Notify>,

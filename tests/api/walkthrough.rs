@@ -7,7 +7,7 @@
 
 use std::os::unix::process::CommandExt as _;
 use std::path::PathBuf;
-use std::process::{ExitStatus, Stdio};
+use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -19,7 +19,8 @@ use tokio::process::{Child, ChildStdout, Command};
 use tokio::time::{Instant, timeout, timeout_at};
 
 use crate::helpers::{
-    TempDir, free_port, room_code, run_to_end, server_command, session_cookie, wait_for_port,
+    RunningServer, TempDir, collect_output, free_port, room_code, run_to_end, server_command,
+    session_cookie, wait_for_port,
 };
 
 /// What the server binary logs, isolated from the caller's `RUST_LOG`.
@@ -38,7 +39,7 @@ const WALKTHROUGH_DEADLINE: Duration = Duration::from_secs(10);
 #[tokio::test]
 async fn the_readme_walkthrough_runs_as_written_with_real_curl() {
     // Arrange
-    let mut server = ServerProcess::start(&[]).await;
+    let mut server = RunningServer::start(&[]).await;
 
     // Act
     let (seen, workdir) = run_walkthrough(&server, None).await;
@@ -54,7 +55,7 @@ async fn the_readme_walkthrough_runs_as_written_with_real_curl() {
 #[tokio::test]
 async fn the_readme_walkthrough_works_through_a_forward_proxy() {
     // Arrange
-    let mut server = ServerProcess::start(&[]).await;
+    let mut server = RunningServer::start(&[]).await;
     let proxy = Tinyproxy::start().await;
 
     // Act
@@ -74,7 +75,7 @@ async fn the_readme_walkthrough_works_through_a_forward_proxy() {
     ] {
         assert!(
             log.lines()
-                .any(|line| line.contains(path) && line.contains(&server.addr)),
+                .any(|line| line.contains(path) && line.contains(&server.addr.to_string())),
             "the proxy relayed a request for {path:?}:\n{log}"
         );
     }
@@ -82,7 +83,7 @@ async fn the_readme_walkthrough_works_through_a_forward_proxy() {
 
 /// Runs the README's walkthrough in a fresh directory against `server`, through
 /// `proxy` if given, until it has shown everything it should (or fails).
-async fn run_walkthrough(server: &ServerProcess, proxy: Option<&str>) -> (Walkthrough, TempDir) {
+async fn run_walkthrough(server: &RunningServer, proxy: Option<&str>) -> (Walkthrough, TempDir) {
     require_program("curl");
     require_program("bash");
     let script = readme_walkthrough();
@@ -289,7 +290,7 @@ impl Drop for Tinyproxy {
 async fn sigterm_ends_open_streams_and_the_binary_exits_zero_promptly() {
     // Arrange
     require_program("curl");
-    let mut server = ServerProcess::start(&[]).await;
+    let mut server = RunningServer::start(&[]).await;
     let client = http_client();
     let (cookie, code) = create_room(&client, &server, "alice").await;
     let mut curl = Command::new("curl");
@@ -352,7 +353,7 @@ async fn sigterm_ends_open_streams_and_the_binary_exits_zero_promptly() {
 async fn sigterm_right_after_start_is_a_clean_shutdown() {
     for _ in 0..5 {
         // Arrange
-        let mut server = ServerProcess::start(&[]).await;
+        let mut server = RunningServer::start(&[]).await;
 
         // Act
         let exit = server.terminate().await;
@@ -437,7 +438,7 @@ async fn help_lists_every_option_and_an_invalid_environment_value_is_refused() {
 async fn a_session_survives_a_restart_with_the_same_secret_only() {
     // Arrange
     let client = http_client();
-    let mut first = ServerProcess::start(&["--secret", "s3cret"]).await;
+    let mut first = RunningServer::start(&["--secret", "s3cret"]).await;
     let (cookie, _code) = create_room(&client, &first, "alice").await;
     assert_eq!(
         home_name(&client, &first, Some(&cookie)).await,
@@ -447,11 +448,11 @@ async fn a_session_survives_a_restart_with_the_same_secret_only() {
     first.stop().await;
 
     // Act
-    let mut same = ServerProcess::start(&["--secret", "s3cret"]).await;
+    let mut same = RunningServer::start(&["--secret", "s3cret"]).await;
     let after_restart = home_name(&client, &same, Some(&cookie)).await;
     let without_cookie = home_name(&client, &same, None).await;
     same.stop().await;
-    let other = ServerProcess::start(&["--secret", "another secret"]).await;
+    let other = RunningServer::start(&["--secret", "another secret"]).await;
     let other_secret = home_name(&client, &other, Some(&cookie)).await;
 
     // Assert
@@ -468,117 +469,6 @@ async fn a_session_survives_a_restart_with_the_same_secret_only() {
 
 // ---------------------------------------------------------------------------
 // The server binary as a child process
-
-/// One running server binary. Dropping it kills the process.
-struct ServerProcess {
-    child: Child,
-    addr: String,
-    /// Everything it printed (stdout and stderr), for failure messages.
-    log: Arc<Mutex<String>>,
-}
-
-impl ServerProcess {
-    /// Starts the binary on `--bind 127.0.0.1:0` with `args`, and waits for its
-    /// `listening on http://ADDR` line. Its output is drained from then on.
-    async fn start(args: &[&str]) -> Self {
-        let mut child = server_command(RUST_LOG)
-            .args(["--bind", "127.0.0.1:0"])
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start the server binary");
-        let log = Arc::new(Mutex::new(String::new()));
-        let (found, addr) = tokio::sync::oneshot::channel();
-        tokio::spawn(collect_lines(
-            child.stdout.take().expect("piped stdout"),
-            Arc::clone(&log),
-            Some(found),
-        ));
-        tokio::spawn(collect_lines(
-            child.stderr.take().expect("piped stderr"),
-            Arc::clone(&log),
-            None,
-        ));
-        let mut server = Self {
-            child,
-            addr: String::new(),
-            log,
-        };
-        match timeout(PATIENCE, addr).await {
-            Ok(Ok(addr)) => {
-                server.addr = addr;
-                server
-            }
-            _ => panic!(
-                "the server did not log `listening on http://…` within {PATIENCE:?}:\n{}",
-                server.log()
-            ),
-        }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.addr)
-    }
-
-    fn log(&self) -> String {
-        text(&self.log)
-    }
-
-    /// Sends SIGTERM with the `kill` command and waits (bounded) for the exit.
-    async fn terminate(&mut self) -> ExitStatus {
-        let pid = self.child.id().expect("the server is still running");
-        send_signal("TERM", &pid.to_string()).await;
-        match timeout(PATIENCE, self.child.wait()).await {
-            Ok(status) => status.expect("wait for the server"),
-            Err(_) => panic!(
-                "the server did not exit within {PATIENCE:?} of SIGTERM:\n{}",
-                self.log()
-            ),
-        }
-    }
-
-    /// Stops it as an operator would (SIGTERM); it must exit cleanly.
-    async fn stop(&mut self) {
-        let exit = self.terminate().await;
-        assert!(
-            exit.success(),
-            "exit 0 on SIGTERM, got {exit}:\n{}",
-            self.log()
-        );
-    }
-}
-
-impl Drop for ServerProcess {
-    fn drop(&mut self) {
-        // SIGKILL unless it already exited (and was reaped).
-        let _ = self.child.start_kill();
-    }
-}
-
-/// Appends every line of `output` to `log`; sends the address of the first
-/// `listening on http://ADDR` line through `found`.
-async fn collect_lines(
-    output: impl AsyncRead + Unpin,
-    log: Arc<Mutex<String>>,
-    mut found: Option<tokio::sync::oneshot::Sender<String>>,
-) {
-    let mut lines = BufReader::new(output).lines();
-    while let Ok(Some(line)) = lines.next_line().await {
-        if let Some((_, rest)) = line.split_once("listening on http://") {
-            let addr: String = rest
-                .chars()
-                .take_while(|c| !c.is_whitespace() && *c != '\u{1b}')
-                .collect();
-            if let Some(found) = found.take() {
-                let _ = found.send(addr);
-            }
-        }
-        let mut log = log.lock().expect("log lock");
-        log.push_str(&line);
-        log.push('\n');
-    }
-}
 
 /// `kill -s SIGNAL -- TARGET`, with the `kill` program; `-PGID` targets a group.
 async fn send_signal(signal: &str, target: &str) {
@@ -836,7 +726,7 @@ async fn read_until(
 /// Collects a child's output in the background, so its pipe never fills.
 fn drain(output: impl AsyncRead + Unpin + Send + 'static) -> Arc<Mutex<String>> {
     let log = Arc::new(Mutex::new(String::new()));
-    tokio::spawn(collect_lines(output, Arc::clone(&log), None));
+    tokio::spawn(collect_output(output, Arc::clone(&log), Arc::default()));
     log
 }
 
@@ -856,7 +746,7 @@ fn http_client() -> reqwest::Client {
 /// Creates a room as `name`; returns the session cookie (`name=value`) and the code.
 async fn create_room(
     client: &reqwest::Client,
-    server: &ServerProcess,
+    server: &RunningServer,
     name: &str,
 ) -> (String, String) {
     let response = client
@@ -873,7 +763,7 @@ async fn create_room(
 /// The value of the home page's name input, as the server pre-filled it.
 async fn home_name(
     client: &reqwest::Client,
-    server: &ServerProcess,
+    server: &RunningServer,
     cookie: Option<&str>,
 ) -> String {
     let mut request = client.get(server.url("/"));
