@@ -114,21 +114,23 @@ impl Site {
         let trust_proxy = self.trust_proxy;
         warp::ext::optional::<Peer>()
             .and(warp::host::optional().or_else(|_| async { Ok::<_, Infallible>((None,)) }))
-            .and(warp::header::headers_cloned())
+            .and(text_header("x-forwarded-host"))
+            .and(text_header("x-forwarded-proto"))
             .map(
                 move |peer: Option<Peer>,
                       host: Option<warp::host::Authority>,
-                      headers: HeaderMap| {
+                      forwarded_host: Option<String>,
+                      forwarded_proto: Option<String>| {
                     let mut scheme = match peer.is_some_and(|p| p.tls) {
                         true => "https",
                         false => "http",
                     };
                     let mut host = host.map(|h| h.as_str().to_owned());
                     if trust_proxy {
-                        if let Some(forwarded) = first_value(&headers, "x-forwarded-host") {
+                        if let Some(forwarded) = first_entry(forwarded_host) {
                             host = Some(forwarded);
                         }
-                        match first_value(&headers, "x-forwarded-proto").as_deref() {
+                        match first_entry(forwarded_proto).as_deref() {
                             Some(proto) if proto.eq_ignore_ascii_case("https") => scheme = "https",
                             Some(proto) if proto.eq_ignore_ascii_case("http") => scheme = "http",
                             _ => {}
@@ -140,9 +142,16 @@ impl Site {
     }
 }
 
-/// The first entry of a comma-separated header, trimmed.
-fn first_value(headers: &HeaderMap, name: &str) -> Option<String> {
-    let value = headers.get(name)?.to_str().ok()?;
+/// The (first) header `name` as text; one that is not text counts as absent.
+fn text_header(
+    name: &'static str,
+) -> impl Filter<Extract = (Option<String>,), Error = Infallible> + Clone {
+    warp::header::optional::<String>(name).or_else(|_| async { Ok::<_, Infallible>((None,)) })
+}
+
+/// The first entry of a comma-separated header value, trimmed.
+fn first_entry(value: Option<String>) -> Option<String> {
+    let value = value?;
     let first = value.split(',').next()?.trim();
     (!first.is_empty()).then(|| first.to_owned())
 }
