@@ -162,6 +162,14 @@ pub async fn serve<F>(
     }
 }
 
+/// Whether an HTTP/1.1 connection may carry more than one request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum KeepAlive {
+    Yes,
+    /// One answer, then close: for refused connections.
+    No,
+}
+
 /// One accepted TCP connection, and what it needs to be served.
 struct Connection {
     serving: Serving,
@@ -184,7 +192,7 @@ impl Connection {
             request.extensions_mut().insert(peer);
             routes.clone().call(request)
         });
-        self.run(tcp, service, None).await;
+        self.run(tcp, service, KeepAlive::Yes).await;
         drop(place);
     }
 
@@ -196,11 +204,11 @@ impl Connection {
         let service = service_fn(move |_: Request<Incoming>| async move {
             Ok::<_, Infallible>(error::refused(refused))
         });
-        let answer = self.run(tcp, service, Some(REFUSAL_TIMEOUT));
+        let answer = self.run(tcp, service, KeepAlive::No);
         let _ = tokio::time::timeout(REFUSAL_TIMEOUT, answer).await;
     }
 
-    async fn run<S>(self, tcp: TcpStream, service: S, limit: Option<Duration>)
+    async fn run<S>(self, tcp: TcpStream, service: S, keep_alive: KeepAlive)
     where
         S: hyper::service::Service<Request<Incoming>, Response = Response, Error = Infallible>
             + Send
@@ -223,7 +231,7 @@ impl Connection {
                 },
                 () = self.stopping.cancelled() => return,
             };
-            self.http(tcp, protocol, service, limit).await;
+            self.http(tcp, protocol, service, keep_alive).await;
             return;
         };
         let handshake = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp));
@@ -245,10 +253,10 @@ impl Connection {
             Some(b"h2") => Protocol::Http2,
             _ => Protocol::Http1,
         };
-        self.http(stream, protocol, service, limit).await;
+        self.http(stream, protocol, service, keep_alive).await;
     }
 
-    async fn http<I, S>(self, io: I, protocol: Protocol, service: S, limit: Option<Duration>)
+    async fn http<I, S>(self, io: I, protocol: Protocol, service: S, keep_alive: KeepAlive)
     where
         I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
         S: hyper::service::Service<Request<Incoming>, Response = Response, Error = Infallible>
@@ -268,7 +276,7 @@ impl Connection {
             .timer(TokioTimer::new())
             .header_read_timeout(serving.request_timeout)
             .max_buf_size(MAX_HEAD_BYTES)
-            .keep_alive(limit.is_none());
+            .keep_alive(keep_alive == KeepAlive::Yes);
         builder
             .http2()
             .timer(TokioTimer::new())
@@ -278,7 +286,6 @@ impl Connection {
         let io = WriteDeadline::new(io, serving.send_timeout);
         let connection = builder.serve_connection(TokioIo::new(io), service);
         let connection = self.watcher.watch(connection);
-        let limit = tokio::time::sleep(limit.unwrap_or(Duration::MAX));
         tokio::select! {
             outcome = connection => {
                 // A client that goes away mid-stream ends its connection this way:
@@ -287,7 +294,6 @@ impl Connection {
                     tracing::debug!(%peer, %error, "connection ended with an error");
                 }
             }
-            () = limit => {}
             () = self.abandon.cancelled() => {
                 tracing::debug!(%peer, "connection dropped at the end of shutdown");
             }
