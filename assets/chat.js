@@ -1,4 +1,6 @@
-// Live updates for the room page: receive with EventSource, send with fetch.
+// Live updates for the room page. Receives with EventSource, or by long polling
+// while a proxy holds the stream back; sends with fetch, from an outbox that
+// retries each message under its idempotency key until the server has it.
 // Without this file the page still works: the forms post and the page reloads.
 // User text is only ever set with textContent, names inside <bdi>, messages dir=auto.
 'use strict';
@@ -6,18 +8,18 @@
 (() => {
   const room = document.getElementById('room');
   if (!room) return;
-  const $ = (id) => document.getElementById(id);
   const { code, me } = room.dataset;
   let lastId = Number(room.dataset.lastId) || 0;
-  // After a join or leave, and every so often, ask who is connected.
-  const PRESENCE_DELAY = 1000;
-  const PRESENCE_EVERY = 15000;
-  // A tab left open for days must not grow without bound: the log keeps only the
-  // newest entries (messages and notices alike), dropping the oldest as new ones come.
-  const MAX_LOG_ENTRIES = 500;
+  // A stream that sends nothing, not even its `hello`, this long after opening
+  // is held back by a proxy: poll instead, and try a stream again every STREAM_AGAIN.
+  const HELLO_WAIT = 8000;
+  const STREAM_AGAIN = 60000;
+  const RETRY_MS = 2000; // the stream's `retry:` hint
+  const PRESENCE_EVERY = 15000; // and a second after each join or leave
+  const MAX_LOG_ENTRIES = 500; // a tab left open for days keeps only the newest
   const [log, present, status, form, input, error, pill, copy] = [
     'log', 'present', 'status', 'send', 'message', 'error', 'new-messages', 'copy-link',
-  ].map($);
+  ].map((id) => document.getElementById(id));
 
   const setStatus = (text, state) => {
     status.textContent = text;
@@ -27,14 +29,16 @@
     error.textContent = text;
     error.hidden = !text;
   };
-  const localClock = (iso) =>
-    new Date(iso).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
+  const localClock = (iso) => new Date(iso).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
   const element = (tag, className, text) => {
     const node = document.createElement(tag);
     if (className) node.className = className;
     if (text !== undefined) node.textContent = text;
     return node;
   };
+  const pause = (ms) => new Promise((done) => setTimeout(done, ms));
+  // How long the server asked us to wait, if it did.
+  const retryAfter = (response) => 1000 * Number(response?.headers.get('Retry-After')) || 0;
 
   // Times rendered by the server are UTC; show the reader's own clock.
   for (const time of log.querySelectorAll('time')) time.textContent = localClock(time.dateTime);
@@ -44,16 +48,11 @@
     log.scrollTop = log.scrollHeight;
     pill.hidden = true;
   };
-  log.addEventListener('scroll', () => {
-    if (atBottom()) pill.hidden = true;
-  });
+  log.addEventListener('scroll', () => atBottom() && (pill.hidden = true));
   pill.addEventListener('click', toBottom);
 
-  // Drops the oldest entries past MAX_LOG_ENTRIES. A reader scrolled up keeps their
-  // place: the first entry that stays is put back where it was in the view (the
-  // browser's own scroll anchoring may have done part of it already). Scroll
-  // offsets are whole pixels, so what rounding leaves over is carried to the next
-  // trim; otherwise the view would creep a fraction of a pixel per entry dropped.
+  // Drops the oldest entries; a reader scrolled up keeps their place (to the
+  // pixel: what rounding leaves over is carried to the next trim).
   let scrollOwed = 0;
   function trimLog() {
     const excess = log.children.length - MAX_LOG_ENTRIES;
@@ -65,138 +64,221 @@
     const from = log.scrollTop;
     log.scrollTop = from + wanted;
     const rest = wanted - (log.scrollTop - from);
-    // More than a pixel left over: the log could not scroll that far (the reader
-    // was at the very top); nothing is owed then.
-    scrollOwed = Math.abs(rest) < 1 ? rest : 0;
+    scrollOwed = Math.abs(rest) < 1 ? rest : 0; // more: the reader was at the very top
   }
 
+  const messageItem = (name, text, at) => {
+    const item = element('li', name === me ? 'msg mine' : 'msg');
+    const time = element('time', '', at ? localClock(at) : 'sending…');
+    time.dateTime = at ?? '';
+    item.append(element('bdi', 'who', name), ' ', time, Object.assign(element('p', 'text', text), { dir: 'auto' }));
+    return item;
+  };
+
+  // Our own messages the server has taken but not yet sent back, by event id.
+  const awaited = new Map();
   function show(event) {
-    // A reconnect replays from Last-Event-ID; whatever is already shown is skipped.
-    if (event.id <= lastId) return;
+    if (event.id <= lastId) return; // polls and reconnects may bring it again
     lastId = event.id;
+    // Our own message back from the server replaces its "sending…" stand-in:
+    // known by its id once the send was answered, by its text before that.
+    const mine = event.name === me && event.kind === 'message';
+    const pending = [...log.querySelectorAll('.pending')];
+    (awaited.get(event.id) ?? pending.find((li) => mine && li.querySelector('.text').textContent === event.text))?.remove();
+    awaited.delete(event.id);
     const follow = atBottom();
-    let item;
-    if (event.kind === 'message') {
-      item = element('li', event.name === me ? 'msg mine' : 'msg');
-      const time = element('time', '', localClock(event.at));
-      time.dateTime = event.at;
-      const text = element('p', 'text', event.text);
-      text.dir = 'auto';
-      item.append(element('bdi', 'who', event.name), ' ', time, text);
-    } else {
-      const verb = event.kind === 'join' ? 'entered' : 'left';
-      item = element('li', 'notice');
-      item.append(element('bdi', '', event.name), ` has ${verb} the room`);
+    const item = event.kind === 'message' ? messageItem(event.name, event.text, event.at) : element('li', 'notice');
+    if (event.kind !== 'message') {
+      item.append(element('bdi', '', event.name), ` has ${event.kind === 'join' ? 'entered' : 'left'} the room`);
+      clearTimeout(presenceSoon);
+      presenceSoon = setTimeout(refreshPresence, 1000);
     }
     item.dataset.id = event.id;
-    log.append(item);
+    log.insertBefore(item, log.querySelector('.pending')); // ours still sending stay last
     trimLog();
     if (follow || event.name === me) toBottom();
     else pill.hidden = false;
   }
 
   // One entry of the people list, as views/room.hbs renders it.
-  const person = (name, connected) => {
-    const state = connected ? 'connected' : 'not connected';
+  const person = ({ name, connected }) => {
+    const state = connected === true ? 'connected' : 'not connected';
     const item = element('li');
-    item.dataset.connected = connected;
-    const dot = element('span', 'dot');
-    dot.title = state;
+    item.dataset.connected = connected === true;
+    const dot = Object.assign(element('span', 'dot'), { title: state });
     dot.setAttribute('aria-hidden', 'true');
-    item.append(dot, element('bdi', '', name), ' ', element('span', 'visually-hidden', state));
+    item.append(dot, element('bdi', '', String(name)), ' ', element('span', 'visually-hidden', state));
     return item;
   };
-
-  // Bumped by every join or leave shown, and by every request for the list: an
-  // answer is used only if nothing newer has happened since it was asked for.
-  let presenceVersion = 0;
+  // An answer is used only if no later request has been made since.
+  let presenceAsked = 0;
+  let presenceSoon;
   async function refreshPresence() {
-    const asked = ++presenceVersion;
+    const asked = ++presenceAsked;
     try {
-      const response = await fetch(`/rooms/${code}/members`, {
-        cache: 'no-store',
-        credentials: 'same-origin',
-      });
-      if (!response.ok) return;
-      const people = await response.json();
-      if (asked !== presenceVersion || !Array.isArray(people)) return;
-      present.replaceChildren(...people.map((p) => person(String(p.name), p.connected === true)));
+      const response = await fetch(`/rooms/${code}/members`, { cache: 'no-store' });
+      const people = response.ok ? await response.json() : null;
+      if (asked === presenceAsked && Array.isArray(people)) present.replaceChildren(...people.map(person));
     } catch {
       // A failed request changes nothing; the next one may do better.
     }
   }
-  let presenceTimer;
-  const refreshPresenceSoon = () => {
-    clearTimeout(presenceTimer);
-    presenceTimer = setTimeout(refreshPresence, PRESENCE_DELAY);
-  };
-  const presencePoll = setInterval(refreshPresence, PRESENCE_EVERY);
+  const presenceEvery = setInterval(refreshPresence, PRESENCE_EVERY);
 
-  function updatePresence(event) {
-    presenceVersion++;
-    const here = [...present.children].find(
-      (li) => li.querySelector('bdi')?.textContent === event.name,
-    );
-    // Someone who just joined has no stream open yet, as far as we know.
-    if (event.kind === 'join' && !here) present.append(person(event.name, false));
-    if (event.kind === 'leave' && here) here.remove();
-    refreshPresenceSoon();
+  // Receiving. `restarting`: the server said it is going down (a `reconnect`
+  // event), until we hear from it again.
+  let source = null;
+  let polling = null; // the AbortController of the polling loop, while it runs
+  let restarting = false;
+  let closed = false;
+  let watchdog;
+  let streamAgain;
+  const watch = (ms, then) => {
+    clearTimeout(watchdog);
+    watchdog = setTimeout(then, ms);
+  };
+  const reconnecting = () =>
+    setStatus(restarting ? 'The server is restarting: reconnecting…' : 'Reconnecting…', 'reconnecting');
+  // We hear from the server: say how, and let waiting sends go at once.
+  function connected(how) {
+    restarting = false;
+    if (status.dataset.state === how) return;
+    setStatus(how === 'connected' ? 'Live' : 'Polling: your network holds live updates back, so the page asks for them', how);
+    refreshPresence();
+    wakeOutbox();
   }
 
-  // Set by the server's `reconnect` event (it is shutting down, so the stream is
-  // about to end); cleared once a stream is open again.
-  let restarting = false;
-  const source = new EventSource(`/rooms/${code}/events?after=${lastId}`);
-  source.addEventListener('open', () => {
-    restarting = false;
-    setStatus('Connected', 'connected');
-    // Our own stream counts now; and while we were away, others may have come and gone.
-    refreshPresence();
-  });
-  source.addEventListener('error', () => {
-    if (source.readyState === EventSource.CLOSED) {
-      setStatus('Room closed: it ended, or you are no longer in it.', 'closed');
-      form.hidden = true;
-      clearInterval(presencePoll);
-      clearTimeout(presenceTimer);
-    } else if (!restarting) {
-      setStatus('Reconnecting…', 'reconnecting');
+  function openStream() {
+    source?.close();
+    const stream = (source = new EventSource(`/rooms/${code}/events?after=${lastId}`));
+    let heartbeat = 15000;
+    let heard = false; // anything after `hello`: this stream got through
+    watch(HELLO_WAIT, fallBack);
+    // Silent past its heartbeat: a stream that never got further than `hello`
+    // is held back; one that did has lost its network, so open a fresh one.
+    const alive = () => watch(heartbeat + HELLO_WAIT, () => (heard ? openStream() : fallBack()));
+    const on = (kind, then) => stream.addEventListener(kind, then);
+    on('hello', (message) => {
+      heartbeat = Number(JSON.parse(message.data).heartbeat_ms) || heartbeat;
+      polling?.abort();
+      polling = null;
+      clearTimeout(streamAgain);
+      connected('connected');
+      alive();
+    });
+    const heardFrom = () => {
+      heard = true;
+      alive();
+    };
+    on('heartbeat', heardFrom);
+    for (const kind of ['message', 'join', 'leave']) {
+      on(kind, (message) => {
+        heardFrom();
+        show(JSON.parse(message.data));
+      });
     }
-  });
-  // The server is going down and will be back: the browser reconnects by itself
-  // (with Last-Event-ID, so nothing is lost); say why until it has.
-  source.addEventListener('reconnect', () => {
-    restarting = true;
-    setStatus('The server is restarting: reconnecting…', 'reconnecting');
-  });
-  for (const kind of ['message', 'join', 'leave']) {
-    source.addEventListener(kind, (message) => {
-      const event = JSON.parse(message.data);
-      if (event.id > lastId && kind !== 'message') updatePresence(event);
-      show(event);
+    // Events we missed are no longer kept: start again from a fresh page.
+    on('reset', () => location.reload());
+    // The server is going down and will be back: the browser reconnects by
+    // itself (with Last-Event-ID, so nothing is lost); say why until it has.
+    on('reconnect', () => {
+      restarting = true;
+      reconnecting();
+    });
+    on('error', () => {
+      if (stream !== source) return;
+      // Closed for good (refused, or not a stream): a poll finds out whether we are still in.
+      if (stream.readyState === EventSource.CLOSED) return fallBack();
+      if (!polling) reconnecting();
+      watch(RETRY_MS + HELLO_WAIT, fallBack); // the browser tries again after the hint
     });
   }
-  // Events we missed are no longer kept: start again from a fresh page.
-  source.addEventListener('reset', () => location.reload());
 
-  form.addEventListener('submit', async (submit) => {
-    submit.preventDefault();
-    if (!input.value.trim()) return;
-    try {
-      const response = await fetch(form.action, {
-        method: 'POST',
-        body: new URLSearchParams({ message: input.value }),
-      });
-      if (response.ok) {
-        input.value = '';
-        showError('');
-      } else {
-        showError((await response.text()).trim() || `Not sent (error ${response.status}).`);
+  function fallBack() {
+    source?.close();
+    source = null;
+    clearTimeout(watchdog);
+    if (!polling) poll();
+    clearTimeout(streamAgain);
+    streamAgain = setTimeout(openStream, STREAM_AGAIN);
+  }
+
+  async function poll() {
+    const running = (polling = new AbortController());
+    for (let failures = 0; polling === running && !closed; ) {
+      const response = await fetch(`/rooms/${code}/poll?after=${lastId}`, { cache: 'no-store', signal: running.signal })
+        .catch(() => null); // the network, or aborted: the stream is back
+      if (polling !== running) return;
+      if (response?.status === 403 || response?.status === 404) return close();
+      const answer = response?.ok ? await response.json().catch(() => null) : null;
+      if (!Array.isArray(answer?.events)) {
+        reconnecting();
+        await pause(retryAfter(response) || Math.min(1000 * 2 ** failures++, 30000));
+        continue;
       }
-    } catch {
-      showError('Not sent: the server cannot be reached. Check your connection.');
+      failures = 0;
+      connected('polling');
+      for (const event of answer.events) {
+        if (event.kind === 'reset') return location.reload();
+        show(event);
+      }
     }
+  }
+
+  function close() {
+    closed = true;
+    source?.close();
+    polling?.abort();
+    [watchdog, streamAgain, presenceSoon].forEach(clearTimeout);
+    clearInterval(presenceEvery);
+    setStatus('Room closed: it ended, or you are no longer in it.', 'closed');
+    form.hidden = true;
+  }
+
+  // Sending. Each message keeps one idempotency key until the server has it, so
+  // a retry after a lost answer is stored once. It stays in the log as "sending…"
+  // and goes again, in order, until the server takes (or refuses) it.
+  const outbox = [];
+  let sending = false;
+  let wakeOutbox = () => {};
+  const newKey = () => Array.from(crypto.getRandomValues(new Uint8Array(16)), (b) => b.toString(16).padStart(2, '0')).join('');
+  async function sendAll() {
+    if (sending) return;
+    sending = true;
+    while (outbox.length && !closed) {
+      const { key, text, item } = outbox[0];
+      const body = new URLSearchParams({ message: text });
+      const response = await fetch(form.action, { method: 'POST', headers: { 'Idempotency-Key': key }, body })
+        .catch(() => null); // lost on the way, or its answer was
+      const refused = response && !response.ok && response.status < 500 && ![408, 429].includes(response.status);
+      if (!response?.ok && !refused) {
+        await new Promise((wake) => setTimeout((wakeOutbox = wake), retryAfter(response) || 2000));
+        continue;
+      }
+      outbox.shift();
+      const id = Number(response.headers.get('Event-Id'));
+      if (refused) {
+        item.classList.replace('pending', 'failed');
+        item.querySelector('time').textContent = 'not sent';
+        showError((await response.text()).trim() || `Not sent (error ${response.status}).`);
+      } else if (id > lastId) awaited.set(id, item);
+      else item.remove();
+    }
+    sending = false;
+  }
+  form.addEventListener('submit', (submit) => {
+    submit.preventDefault();
+    const text = input.value.trim(); // as the server keeps it
+    if (!text) return;
+    const item = messageItem(me, text);
+    item.classList.add('pending');
+    log.append(item);
+    toBottom();
+    outbox.push({ key: newKey(), text, item });
+    input.value = '';
+    showError('');
     input.focus();
+    sendAll();
   });
 
   copy.hidden = false;
@@ -210,6 +292,8 @@
     }
     setTimeout(() => (copy.textContent = 'Copy link'), 2000);
   });
+  setStatus('Connecting…', 'connecting');
+  openStream();
   trimLog();
   toBottom();
 })();

@@ -1,9 +1,12 @@
 //! The Server-Sent Events stream of one subscriber.
 //!
-//! It sends a `retry:` hint, then the backlog the client asked for (after
-//! `Last-Event-ID` or `?after=`), then live events as the room publishes them, with a
-//! `: keep-alive` comment whenever the line has been quiet for the keep-alive
-//! period. A subscriber that falls behind the broadcast channel catches up from
+//! It opens with a `hello` event (with the `retry:` hint), then sends the
+//! backlog the client asked for (after `Last-Event-ID` or `?after=`), then live
+//! events as the room publishes them, with a `heartbeat` event whenever the line
+//! has been quiet for the keep-alive period. `hello` and `heartbeat` carry no id
+//! and are not room events: they let a page tell a working stream from one a
+//! proxy holds back (open, yet silent), which an `EventSource` never reports;
+//! the heartbeat also keeps idle proxies from cutting the stream. A subscriber that falls behind the broadcast channel catches up from
 //! the room's history, or is told to `reset` when history no longer reaches back.
 //! The stream ends itself when the member leaves the room, and when the server
 //! shuts down, after a last `reconnect` event; and it closes its room
@@ -41,7 +44,17 @@ const RECONNECT_FRAME: &[u8] = b"retry: 1000\nevent: reconnect\ndata: {\"kind\":
 /// How long a browser waits before reconnecting a dropped stream, in milliseconds.
 const RETRY_MS: u64 = 2000;
 
-const KEEP_ALIVE: &[u8] = b": keep-alive\n\n";
+/// Sent whenever a stream has been silent for the keep-alive period.
+const HEARTBEAT_FRAME: &[u8] = b"event: heartbeat\ndata: {\"kind\":\"heartbeat\"}\n\n";
+
+/// The first frame of every stream: the `retry:` hint, and a `hello` saying how
+/// often, at most, the stream will be silent before a heartbeat.
+fn hello_frame(heartbeat: Duration) -> Bytes {
+    Bytes::from(format!(
+        "retry: {RETRY_MS}\nevent: hello\ndata: {{\"kind\":\"hello\",\"heartbeat_ms\":{}}}\n\n",
+        heartbeat.as_millis()
+    ))
+}
 
 /// Where a stream should resume: the `Last-Event-ID` header wins over `?after=`,
 /// because a browser reconnecting an `EventSource` sends the header with the
@@ -134,7 +147,7 @@ impl EventStream {
         let mut stream = Self {
             live: BroadcastStream::new(receiver),
             handle,
-            queued: VecDeque::from([Bytes::from(format!("retry: {RETRY_MS}\n\n"))]),
+            queued: VecDeque::from([hello_frame(keepalive_every)]),
             last_id: resume_after,
             keepalive_every,
             keepalive: Box::pin(tokio::time::sleep(keepalive_every)),
@@ -210,7 +223,7 @@ impl Stream for EventStream {
         }
         if this.keepalive.as_mut().poll(cx).is_ready() {
             this.sent_something();
-            return Poll::Ready(Some(Ok(Bytes::from_static(KEEP_ALIVE))));
+            return Poll::Ready(Some(Ok(Bytes::from_static(HEARTBEAT_FRAME))));
         }
         Poll::Pending
     }
@@ -268,7 +281,7 @@ mod tests {
 
         say(&rooms, &code, &alice, 20);
 
-        assert!(next_text(&mut stream).await.starts_with("retry:"));
+        assert!(next_text(&mut stream).await.starts_with("retry: 2000\nevent: hello\n"));
         let mut ids = Vec::new();
         for _ in 0..20 {
             let frame = next_text(&mut stream).await;
@@ -289,7 +302,7 @@ mod tests {
     async fn a_subscriber_beyond_history_gets_reset_then_live_events() {
         let (rooms, code, alice, mut stream) = alice_streaming(3, 4, CancellationToken::new());
         say(&rooms, &code, &alice, 20);
-        assert!(next_text(&mut stream).await.starts_with("retry:"));
+        assert!(next_text(&mut stream).await.starts_with("retry: 2000\nevent: hello\n"));
 
         assert!(next_text(&mut stream).await.starts_with("event: reset\n"));
         say(&rooms, &code, &alice, 1);
@@ -302,7 +315,7 @@ mod tests {
     async fn shutdown_ends_an_idle_stream() {
         let shutdown = CancellationToken::new();
         let (_rooms, _code, _alice, mut stream) = alice_streaming(10, 16, shutdown.clone());
-        assert!(next_text(&mut stream).await.starts_with("retry:"));
+        assert!(next_text(&mut stream).await.starts_with("retry: 2000\nevent: hello\n"));
 
         shutdown.cancel();
 

@@ -19,10 +19,13 @@ use crate::http::Format;
 use crate::input::{DisplayName, IdempotencyKey, MessageText, RoomCode};
 use crate::limits::{Limit, Refused, StreamPlace};
 use crate::pages::HomeForm;
-use crate::rooms::{MemberToken, RoomError, Subscription};
+use crate::rooms::{MemberToken, Published, RoomError, Subscription};
 use crate::session::Session;
 use crate::state::AppState;
 use crate::{assets, events, poll};
+
+/// Names the stored message's event in the reply to a post.
+const EVENT_ID: &str = "event-id";
 
 /// `POST /rooms`.
 #[derive(Debug, Deserialize)]
@@ -311,25 +314,34 @@ pub async fn post_message(
         .map_err(reason)?;
     let text = MessageText::parse(&form.message, state.settings.max_message_chars as usize)
         .map_err(reason)?;
-    let done_here = done(format, &format!("/rooms/{code}"));
     if let Some(key) = &key
-        && state
+        && let Some(id) = state
             .rooms
             .sent_under(&code, &token, key)
             .map_err(refusal(code))?
-            .is_some()
     {
-        return Ok(done_here);
+        return Ok(sent(format, code, id));
     }
     state
         .limits
         .message(code, token)
         .map_err(AppError::Limited)?;
-    state
+    let (Published::New(id) | Published::Repeat(id)) = state
         .rooms
         .publish_message(&code, &token, text, key)
         .map_err(refusal(code))?;
-    Ok(done_here)
+    Ok(sent(format, code, id))
+}
+
+/// The reply to a stored message, like any post's, naming the message's event
+/// id in `Event-Id`: a page shows the message as sending until that event
+/// arrives, and a repeat gets the first's id.
+fn sent(format: Format, code: RoomCode, id: u64) -> Response {
+    let mut response = done(format, &format!("/rooms/{code}"));
+    response
+        .headers_mut()
+        .insert(EVENT_ID, HeaderValue::from(id));
+    response
 }
 
 pub async fn leave_room(

@@ -444,6 +444,13 @@ pub struct Frame {
     pub comments: Vec<String>,
 }
 
+impl Frame {
+    /// The stream's own `hello` or `heartbeat`, not an event of the room.
+    pub fn is_signal(&self) -> bool {
+        matches!(self.event.as_deref(), Some("hello" | "heartbeat"))
+    }
+}
+
 /// An event frame (one with `event:` and `data:`), its data parsed as JSON.
 #[derive(Debug, Clone)]
 pub struct SseEvent {
@@ -510,8 +517,9 @@ impl Events {
             .expect("a frame arrives within the patience period")
     }
 
-    /// The next event, skipping comments and `retry:` hints; fails the test if
-    /// none comes within [`PATIENCE`].
+    /// The room's next event, skipping comments, `retry:` hints and the
+    /// stream's own `hello` and `heartbeat`; fails the test if none comes
+    /// within [`PATIENCE`].
     pub async fn next_event(&mut self) -> SseEvent {
         self.next_event_within(PATIENCE)
             .await
@@ -524,6 +532,9 @@ impl Events {
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
             let frame = self.next_frame_within(left).await?;
             if let (Some(event), Some(data)) = (frame.event, frame.data) {
+                if matches!(event.as_str(), "hello" | "heartbeat") {
+                    continue;
+                }
                 let data = serde_json::from_str(&data).expect("event data is JSON");
                 return Some(SseEvent {
                     id: frame.id,

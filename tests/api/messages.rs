@@ -179,7 +179,8 @@ async fn a_browser_form_post_redirects_to_the_room_and_curl_gets_204() {
 }
 
 /// A send repeated with the same `Idempotency-Key` (its answer was lost) is
-/// answered like the first and stored once; a new key is a new message.
+/// answered like the first, `Event-Id` included, and stored once; a new key is
+/// a new message.
 #[tokio::test]
 async fn a_repeated_idempotency_key_stores_the_message_once() {
     // Arrange
@@ -203,8 +204,20 @@ async fn a_repeated_idempotency_key_stores_the_message_once() {
     assert_eq!(first.status(), StatusCode::NO_CONTENT);
     assert_eq!(repeat.status(), StatusCode::NO_CONTENT);
     assert_eq!(other.status(), StatusCode::NO_CONTENT);
-    assert_eq!(events.next_message().await.text(), "once");
-    assert_eq!(events.next_message().await.text(), "twice");
+    let event_id = |response: &reqwest::Response| {
+        response.headers()["event-id"]
+            .to_str()
+            .expect("ascii")
+            .parse::<u64>()
+            .expect("a number")
+    };
+    let once = events.next_message().await;
+    assert_eq!(once.text(), "once");
+    assert_eq!(Some(event_id(&first)), once.id, "Event-Id names the event");
+    assert_eq!(event_id(&repeat), event_id(&first), "the repeat is answered alike");
+    let twice = events.next_message().await;
+    assert_eq!(twice.text(), "twice");
+    assert_eq!(Some(event_id(&other)), twice.id);
     assert_eq!(
         message_texts(&html_body(alice.get(&format!("/rooms/{code}")).await).await),
         ["once", "twice"]

@@ -26,6 +26,9 @@ async fn next_data_lines(events: &mut Events, n: usize) -> Vec<String> {
     let mut lines = Vec::with_capacity(n);
     while lines.len() < n {
         let frame = events.next_frame().await;
+        if frame.is_signal() {
+            continue;
+        }
         if let Some(data) = frame.data {
             lines.push(data);
         }

@@ -296,11 +296,7 @@ async fn an_idle_stream_stays_open_through_the_proxy() {
     while Instant::now() < idle_until {
         let left = idle_until.saturating_duration_since(Instant::now());
         if let Some(frame) = events.next_frame_within(left).await {
-            keepalives += frame
-                .comments
-                .iter()
-                .filter(|c| c.trim() == "keep-alive")
-                .count();
+            keepalives += usize::from(frame.event.as_deref() == Some("heartbeat"));
         }
         assert!(
             !events.ended(),
@@ -314,7 +310,7 @@ async fn an_idle_stream_stays_open_through_the_proxy() {
     assert_eq!(event.text(), "still there?");
     assert!(
         keepalives >= 8,
-        "a keep-alive every 2 s: {keepalives} in 20 s"
+        "a heartbeat every 2 s: {keepalives} in 20 s"
     );
 }
 
@@ -639,7 +635,7 @@ async fn without_trust_proxy_forwarded_headers_change_nothing() {
 
 /// The one-line deployment check in `docs/proxies.md` shows what the document
 /// promises for a healthy deployment: the `retry:` hint and the probe's `join`
-/// at once, then keep-alives.
+/// at once, then heartbeats.
 #[tokio::test]
 async fn the_documented_deployment_check_works() {
     // Arrange
@@ -675,5 +671,5 @@ async fn the_documented_deployment_check_works() {
         shown.contains("event: join\n") && shown.contains("\"name\":\"probe\""),
         "{shown}"
     );
-    assert!(shown.matches(": keep-alive").count() >= 2, "{shown}");
+    assert!(shown.matches("event: heartbeat\n").count() >= 2, "{shown}");
 }

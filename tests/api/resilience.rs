@@ -417,7 +417,7 @@ async fn healthz_is_503_once_shutdown_began() {
     let shutting_down = tokio::spawn(app.shut_down());
     let reconnect = loop {
         let frame = alice_events.next_frame().await;
-        if frame.event.is_some() {
+        if frame.event.is_some() && !frame.is_signal() {
             break frame;
         }
     };

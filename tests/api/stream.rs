@@ -110,8 +110,9 @@ async fn the_event_stream_has_the_sse_headers() {
     assert_eq!(header("x-accel-buffering").to_ascii_lowercase(), "no");
 }
 
-/// The stream starts with `retry:`; every event, replayed or live, has an id, a
-/// name and one JSON data line that agree; the history starts with the creator's join.
+/// The stream starts with `retry:` and a `hello` a page can see; every event,
+/// replayed or live, has an id, a name and one JSON data line that agree; the
+/// history starts with the creator's join.
 #[tokio::test]
 async fn every_event_has_an_id_a_name_and_one_json_data_line() {
     // Arrange
@@ -128,6 +129,9 @@ async fn every_event_has_an_id_a_name_and_one_json_data_line() {
     let mut frames = Vec::new();
     while frames.len() < 4 {
         let frame = events.next_frame().await;
+        if frame.event.as_deref() == Some("heartbeat") {
+            continue; // not expected within the default 15 s, but not a room event
+        }
         if frame.event.is_some() {
             frames.push(frame);
         } else {
@@ -144,6 +148,15 @@ async fn every_event_has_an_id_a_name_and_one_json_data_line() {
         first.retry.is_some() && first.raw.starts_with("retry:"),
         "the stream starts with a retry hint: {:?}",
         first.raw
+    );
+    assert_eq!(first.event.as_deref(), Some("hello"), "{:?}", first.raw);
+    assert_eq!(first.id, None, "hello is not a room event: {:?}", first.raw);
+    let hello: serde_json::Value =
+        serde_json::from_str(first.data.as_deref().unwrap_or_default()).expect("JSON");
+    assert_eq!(
+        hello,
+        serde_json::json!({"kind": "hello", "heartbeat_ms": 15000}),
+        "hello says how often a quiet stream hears from the server"
     );
     let expected = [
         ("join", "alice", None),
@@ -212,7 +225,7 @@ async fn multi_line_and_unicode_messages_round_trip() {
     for text in texts {
         let frame = loop {
             let frame = events.next_frame().await;
-            if frame.event.is_some() {
+            if frame.event.is_some() && !frame.is_signal() {
                 break frame;
             }
         };
@@ -367,32 +380,37 @@ async fn resuming_from_the_latest_id_replays_nothing() {
     assert_eq!(next.id, Some(latest + 1));
 }
 
-/// An idle stream gets a `: keep-alive` comment at least every keep-alive period, repeatedly.
+/// An idle stream gets a `heartbeat` event (no id: not a room event) at least
+/// every keep-alive period, repeatedly, as its `hello` promised.
 #[tokio::test]
-async fn an_idle_stream_gets_keep_alive_comments() {
+async fn an_idle_stream_gets_heartbeats() {
     // Arrange
     let app = spawn_app_with(&["--keepalive", "0.2"]).await;
     let (alice, code) = app.user_in_new_room("alice").await;
     let mut events = alice.open_events(&code).await;
-    let hint = events.next_frame().await;
-    assert!(hint.retry.is_some(), "the retry hint first: {:?}", hint.raw);
+    let hello = events.next_frame().await;
+    assert!(hello.retry.is_some(), "the retry hint first: {:?}", hello.raw);
+    assert_eq!(
+        hello.data.as_deref(),
+        Some(r#"{"kind":"hello","heartbeat_ms":200}"#)
+    );
 
     // Act
-    let mut keep_alives = 0;
-    while keep_alives < 3 {
+    let mut heartbeats = 0;
+    while heartbeats < 3 {
         let frame = events
             .next_frame_within(Duration::from_secs(1))
             .await
-            .unwrap_or_else(|| panic!("a keep-alive within a second (after {keep_alives})"));
+            .unwrap_or_else(|| panic!("a heartbeat within a second (after {heartbeats})"));
 
         // Assert
-        assert!(
-            frame.event.is_none() && frame.data.is_none(),
-            "an idle stream sends nothing but comments: {:?}",
+        assert_eq!(
+            (frame.event.as_deref(), frame.data.as_deref(), frame.id),
+            (Some("heartbeat"), Some(r#"{"kind":"heartbeat"}"#), None),
+            "an idle stream sends nothing but heartbeats: {:?}",
             frame.raw
         );
-        assert_eq!(frame.comments, [" keep-alive"], "{:?}", frame.raw);
-        keep_alives += 1;
+        heartbeats += 1;
     }
 }
 

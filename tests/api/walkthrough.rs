@@ -156,6 +156,11 @@ fn assert_walkthrough_shown(seen: &Walkthrough, workdir: &TempDir) {
         code.len() == 4 && code.chars().all(|c| c.is_ascii_uppercase()),
         "the room code is four capital letters: {code:?}"
     );
+    assert_eq!(
+        seen.hello.as_deref(),
+        Some(r#"{"kind":"hello","heartbeat_ms":15000}"#),
+        "the stream opens with the hello the README shows: {seen:#?}"
+    );
     let created = seen.find("join", "alice", None);
     let joined = seen.find("join", "bob", None);
     let hello = seen.find("message", "bob", Some("hello alice"));
@@ -578,6 +583,8 @@ impl SeenEvent {
 struct Walkthrough {
     code: Option<String>,
     retry: Option<u64>,
+    /// The `hello` that opens the stream, as sent.
+    hello: Option<String>,
     /// Each member's name and whether they had a stream open.
     members: Option<Vec<(String, bool)>>,
     /// Bob's long poll's answer.
@@ -647,6 +654,11 @@ impl Walkthrough {
             "retry" => self.retry = Some(value.parse().expect("numeric retry")),
             "id" => self.pending_id = Some(value.parse().expect("numeric id")),
             "event" => self.pending_event = Some(value.to_owned()),
+            "data" if self.pending_event.as_deref() == Some("hello") => {
+                assert_eq!(self.pending_id, None, "hello has no id: {line}");
+                self.pending_event = None;
+                self.hello = Some(value.to_owned());
+            }
             "data" => {
                 let data: Value = serde_json::from_str(value).expect("event data is JSON");
                 let id = data["id"].as_u64().expect("data has a numeric id");
@@ -685,6 +697,7 @@ impl Walkthrough {
 
     fn is_complete(&self) -> bool {
         self.retry.is_some()
+            && self.hello.is_some()
             && self.members.is_some()
             && self.poll.is_some()
             && self.has("join", "alice", None)

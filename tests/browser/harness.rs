@@ -232,14 +232,21 @@ impl Browser {
         texts
     }
 
-    /// Every line of the message log as the reader sees it.
+    /// Every line of the message log as the reader sees it, but for our own
+    /// messages still marked as sending (the server has not sent them back).
     pub async fn log_lines(&self) -> Vec<String> {
-        self.texts("#log > li").await
+        self.texts("#log > li:not(.pending)").await
     }
 
-    /// The texts of the messages in the log, in order.
+    /// The texts of the messages in the log, in order, but for those still
+    /// marked as sending.
     pub async fn message_texts(&self) -> Vec<String> {
-        self.texts("#log .msg .text").await
+        self.texts("#log .msg:not(.pending) .text").await
+    }
+
+    /// The texts of our own messages still marked as sending, in order.
+    pub async fn pending_texts(&self) -> Vec<String> {
+        self.texts("#log .msg.pending .text").await
     }
 
     /// The names in the people list, in order.
@@ -297,10 +304,11 @@ impl Browser {
         self.client.source().await.expect("page source")
     }
 
-    /// Waits until the log shows a line containing `text`.
+    /// Waits until the log shows a line containing `text` (not one of ours
+    /// still marked as sending).
     pub async fn wait_for_line(&self, text: &str) {
         let script = format!(
-            "[...document.querySelectorAll('#log > li')].some(li => li.textContent.includes({}))",
+            "[...document.querySelectorAll('#log > li:not(.pending)')].some(li => li.textContent.includes({}))",
             json!(text)
         );
         self.wait_until(&format!("a log line with {text:?}"), &script)
