@@ -21,14 +21,8 @@
     'log', 'present', 'status', 'send', 'message', 'error', 'new-messages', 'copy-link',
   ].map((id) => document.getElementById(id));
 
-  const setStatus = (text, state) => {
-    status.textContent = text;
-    status.dataset.state = state;
-  };
-  const showError = (text) => {
-    error.textContent = text;
-    error.hidden = !text;
-  };
+  const setStatus = (text, state) => { status.textContent = text; status.dataset.state = state; };
+  const showError = (text) => { error.textContent = text; error.hidden = !text; };
   const localClock = (iso) => new Date(iso).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
   const element = (tag, className, text) => {
     const node = document.createElement(tag);
@@ -44,10 +38,7 @@
   for (const time of log.querySelectorAll('time')) time.textContent = localClock(time.dateTime);
 
   const atBottom = () => log.scrollHeight - log.scrollTop - log.clientHeight < 48;
-  const toBottom = () => {
-    log.scrollTop = log.scrollHeight;
-    pill.hidden = true;
-  };
+  const toBottom = () => { log.scrollTop = log.scrollHeight; pill.hidden = true; };
   log.addEventListener('scroll', () => atBottom() && (pill.hidden = true));
   pill.addEventListener('click', toBottom);
 
@@ -83,8 +74,8 @@
     // Our own message back from the server replaces its "sending…" stand-in:
     // known by its id once the send was answered, by its text before that.
     const mine = event.name === me && event.kind === 'message';
-    const pending = [...log.querySelectorAll('.pending')];
-    (awaited.get(event.id) ?? pending.find((li) => mine && li.querySelector('.text').textContent === event.text))?.remove();
+    const sameText = (li) => li.querySelector('.text').textContent === event.text;
+    (awaited.get(event.id) ?? (mine ? [...log.querySelectorAll('.pending')].find(sameText) : null))?.remove();
     awaited.delete(event.id);
     const follow = atBottom();
     const item = event.kind === 'message' ? messageItem(event.name, event.text, event.at) : element('li', 'notice');
@@ -133,10 +124,7 @@
   let closed = false;
   let watchdog;
   let streamAgain;
-  const watch = (ms, then) => {
-    clearTimeout(watchdog);
-    watchdog = setTimeout(then, ms);
-  };
+  const watch = (ms, then) => { clearTimeout(watchdog); watchdog = setTimeout(then, ms); };
   const reconnecting = () =>
     setStatus(restarting ? 'The server is restarting: reconnecting…' : 'Reconnecting…', 'reconnecting');
   // We hear from the server: say how, and let waiting sends go at once.
@@ -166,10 +154,7 @@
       connected('connected');
       alive();
     });
-    const heardFrom = () => {
-      heard = true;
-      alive();
-    };
+    const heardFrom = () => { heard = true; alive(); };
     on('heartbeat', heardFrom);
     for (const kind of ['message', 'join', 'leave']) {
       on(kind, (message) => {
@@ -177,14 +162,10 @@
         show(JSON.parse(message.data));
       });
     }
-    // Events we missed are no longer kept: start again from a fresh page.
-    on('reset', () => location.reload());
+    on('reset', startAfresh);
     // The server is going down and will be back: the browser reconnects by
     // itself (with Last-Event-ID, so nothing is lost); say why until it has.
-    on('reconnect', () => {
-      restarting = true;
-      reconnecting();
-    });
+    on('reconnect', () => { restarting = true; reconnecting(); });
     on('error', () => {
       if (stream !== source) return;
       // Closed for good (refused, or not a stream): a poll finds out whether we are still in.
@@ -205,8 +186,11 @@
 
   async function poll() {
     const running = (polling = new AbortController());
-    for (let failures = 0; polling === running && !closed; ) {
-      const response = await fetch(`/rooms/${code}/poll?after=${lastId}`, { cache: 'no-store', signal: running.signal })
+    // The first poll, and the first after a failure, answers at once: it shows
+    // whether polling works without waiting for news.
+    for (let failures = 0, quick = true; polling === running && !closed; quick = failures > 0) {
+      const url = `/rooms/${code}/poll?after=${lastId}${quick ? '&wait=0' : ''}`;
+      const response = await fetch(url, { cache: 'no-store', signal: running.signal })
         .catch(() => null); // the network, or aborted: the stream is back
       if (polling !== running) return;
       if (response?.status === 403 || response?.status === 404) return close();
@@ -219,14 +203,25 @@
       failures = 0;
       connected('polling');
       for (const event of answer.events) {
-        if (event.kind === 'reset') return location.reload();
+        if (event.kind === 'reset') return startAfresh();
         show(event);
       }
     }
   }
 
+  // Events we missed are no longer kept: reload the page, once our own
+  // messages still sending have gone out.
+  let afresh = false;
+  function startAfresh() {
+    afresh = true;
+    source?.close();
+    polling?.abort();
+    if (!outbox.length) location.reload();
+  }
+
   function close() {
     closed = true;
+    for (const { item } of outbox) item.querySelector('time').textContent = 'not sent';
     source?.close();
     polling?.abort();
     [watchdog, streamAgain, presenceSoon].forEach(clearTimeout);
@@ -256,16 +251,19 @@
         continue;
       }
       outbox.shift();
-      const id = Number(response.headers.get('Event-Id'));
+      const id = Number(response.headers.get('Event-Id')); // without one, the text tells
       if (refused) {
         item.classList.replace('pending', 'failed');
         item.querySelector('time').textContent = 'not sent';
         showError((await response.text()).trim() || `Not sent (error ${response.status}).`);
       } else if (id > lastId) awaited.set(id, item);
-      else item.remove();
+      else if (id) item.remove();
     }
     sending = false;
+    if (afresh) location.reload();
   }
+  // Leaving the page would lose messages not yet sent: let the browser ask.
+  addEventListener('beforeunload', (leaving) => outbox.length && leaving.preventDefault());
   form.addEventListener('submit', (submit) => {
     submit.preventDefault();
     const text = input.value.trim(); // as the server keeps it

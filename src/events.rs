@@ -281,7 +281,11 @@ mod tests {
 
         say(&rooms, &code, &alice, 20);
 
-        assert!(next_text(&mut stream).await.starts_with("retry: 2000\nevent: hello\n"));
+        assert!(
+            next_text(&mut stream)
+                .await
+                .starts_with("retry: 2000\nevent: hello\n")
+        );
         let mut ids = Vec::new();
         for _ in 0..20 {
             let frame = next_text(&mut stream).await;
@@ -302,7 +306,11 @@ mod tests {
     async fn a_subscriber_beyond_history_gets_reset_then_live_events() {
         let (rooms, code, alice, mut stream) = alice_streaming(3, 4, CancellationToken::new());
         say(&rooms, &code, &alice, 20);
-        assert!(next_text(&mut stream).await.starts_with("retry: 2000\nevent: hello\n"));
+        assert!(
+            next_text(&mut stream)
+                .await
+                .starts_with("retry: 2000\nevent: hello\n")
+        );
 
         assert!(next_text(&mut stream).await.starts_with("event: reset\n"));
         say(&rooms, &code, &alice, 1);
@@ -315,7 +323,11 @@ mod tests {
     async fn shutdown_ends_an_idle_stream() {
         let shutdown = CancellationToken::new();
         let (_rooms, _code, _alice, mut stream) = alice_streaming(10, 16, shutdown.clone());
-        assert!(next_text(&mut stream).await.starts_with("retry: 2000\nevent: hello\n"));
+        assert!(
+            next_text(&mut stream)
+                .await
+                .starts_with("retry: 2000\nevent: hello\n")
+        );
 
         shutdown.cancel();
 

@@ -8,6 +8,8 @@
 //! guess from the client address's budget, whether or not the room exists: so
 //! once the budget is spent, a guess that hits looks exactly like one that misses.
 
+use std::time::Duration;
+
 use serde::Deserialize;
 use warp::http::{HeaderValue, StatusCode, header};
 use warp::reply::Response;
@@ -53,10 +55,29 @@ pub struct MessageForm {
     idempotency_key: Option<String>,
 }
 
-/// `GET /rooms/{CODE}/events?after=ID`.
+/// `GET /rooms/{CODE}/events?after=ID`, `GET /rooms/{CODE}/poll?after=ID&wait=S`.
 #[derive(Debug, Deserialize)]
 pub struct EventsQuery {
     after: Option<String>,
+    /// For a poll: wait at most this many seconds (up to `--poll-wait`); `0`
+    /// answers at once, so a client can see at once that polling works.
+    wait: Option<String>,
+}
+
+impl EventsQuery {
+    /// How long a poll may wait for news: `wait=` seconds, at most `longest`.
+    fn poll_wait(&self, longest: Duration) -> Result<Duration, AppError> {
+        let Some(raw) = self.wait.as_deref() else {
+            return Ok(longest);
+        };
+        let seconds: u64 = raw.trim().parse().map_err(|_| {
+            AppError::BadRequest(format!(
+                "wait is a whole number of seconds; \"{}\" is not.",
+                crate::error::echo(raw)
+            ))
+        })?;
+        Ok(Duration::from_secs(seconds).min(longest))
+    }
 }
 
 pub async fn home(session: Option<Session>, state: AppState) -> Result<Response, Rejection> {
@@ -209,6 +230,7 @@ pub async fn poll(
     query: EventsQuery,
     state: AppState,
 ) -> Result<Response, Rejection> {
+    let wait = query.poll_wait(state.settings.poll_wait)?;
     let reading = Reading::start(
         &state,
         &code,
@@ -222,7 +244,7 @@ pub async fn poll(
     let response = poll::answer(
         reading.subscription,
         reading.after,
-        state.settings.poll_wait,
+        wait,
         state.shutdown.clone(),
     )
     .await;

@@ -2,6 +2,7 @@
 //! (and, where a test says so, the real binary and the real `curl`).
 
 mod helpers;
+mod nginx;
 mod relay;
 mod web;
 

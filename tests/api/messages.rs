@@ -214,7 +214,11 @@ async fn a_repeated_idempotency_key_stores_the_message_once() {
     let once = events.next_message().await;
     assert_eq!(once.text(), "once");
     assert_eq!(Some(event_id(&first)), once.id, "Event-Id names the event");
-    assert_eq!(event_id(&repeat), event_id(&first), "the repeat is answered alike");
+    assert_eq!(
+        event_id(&repeat),
+        event_id(&first),
+        "the repeat is answered alike"
+    );
     let twice = events.next_message().await;
     assert_eq!(twice.text(), "twice");
     assert_eq!(Some(event_id(&other)), twice.id);

@@ -187,6 +187,39 @@ async fn an_idle_poll_answers_empty_when_the_wait_ends() {
     );
 }
 
+/// `wait=0` answers at once, with nothing new; `wait=1` waits a second, not the
+/// default 20; a `wait` that is not a whole number of seconds is `400`.
+#[tokio::test]
+async fn a_poll_waits_at_most_what_it_asks_for() {
+    // Arrange
+    let app = spawn_app().await;
+    let (alice, code) = app.user_in_new_room("alice").await;
+    let path = |wait: &str| format!("/rooms/{code}/poll?after=1&wait={wait}");
+
+    // Act
+    let started = Instant::now();
+    let at_once = alice.get(&path("0")).await;
+    let at_once_took = started.elapsed();
+    let started = Instant::now();
+    let one_second = alice.get(&path("1")).await;
+    let one_second_took = started.elapsed();
+    let malformed = alice.get(&path("soon")).await;
+
+    // Assert
+    assert_eq!(at_once.status(), StatusCode::OK);
+    let answer: Value = at_once.json().await.expect("JSON");
+    assert_eq!(answer, json!({ "events": [], "last_id": 1 }));
+    assert!(at_once_took < PROMPT, "wait=0 took {at_once_took:?}");
+    assert_eq!(one_second.status(), StatusCode::OK);
+    assert!(
+        (Duration::from_millis(900)..Duration::from_secs(3)).contains(&one_second_took),
+        "wait=1 took {one_second_took:?}"
+    );
+    assert_eq!(malformed.status(), StatusCode::BAD_REQUEST);
+    let said = malformed.text().await.expect("text");
+    assert!(said.contains("wait is a whole number of seconds"), "{said}");
+}
+
 /// A waiting poll answers within a second of a message being posted, with that message.
 #[tokio::test]
 async fn a_waiting_poll_answers_promptly_when_a_message_is_posted() {

@@ -15,13 +15,14 @@ use chat_live_room::Config;
 use clap::Parser;
 use reqwest::StatusCode;
 use tokio::io::AsyncBufReadExt as _;
-use tokio::process::{Child, Command};
+use tokio::process::Command;
 use tokio::time::Instant;
 
 use crate::helpers::{
-    ResumingEvents, SseEvent, TempDir, TestApp, User, free_port, spawn_app_configured,
-    spawn_app_with, unused_code, user_at, wait_for_port,
+    ResumingEvents, SseEvent, TempDir, TestApp, User, spawn_app_configured, spawn_app_with,
+    unused_code, user_at,
 };
+use crate::nginx::Nginx;
 use crate::relay::Relay;
 
 /// The proxy's idle timeout for a response from upstream (`proxy_read_timeout`).
@@ -70,30 +71,7 @@ fn documented_server_config(extra: &[&str]) -> Config {
     config
 }
 
-/// nginx of the test's own: foreground, its own prefix directory and
-/// configuration, a free loopback port; killed by PID when dropped.
-struct Nginx {
-    child: Child,
-    base: String,
-    _dir: TempDir,
-}
-
 impl Nginx {
-    /// A reverse proxy to `upstream` configured the way hostile networks are.
-    async fn hostile(upstream: std::net::SocketAddr) -> Self {
-        let locations = format!(
-            r#"
-    location / {{
-      # No WebSockets here.
-      if ($http_upgrade) {{ return 403; }}
-      proxy_pass http://{upstream};
-      # Buffering stays on (the default); idle upstreams are cut after 5 s.
-      proxy_read_timeout 5s;
-    }}"#
-        );
-        Self::start(&locations).await
-    }
-
     /// The configuration `docs/proxies.md` recommends, as it stands there, in
     /// front of `upstream` (and inside the same hostile `http` settings).
     async fn documented(upstream: std::net::SocketAddr) -> Self {
@@ -114,73 +92,6 @@ impl Nginx {
         let app = spawn_app_configured(config).await;
         let nginx = Self::documented(app.addr).await;
         (app, nginx)
-    }
-
-    /// nginx with `locations` (and any other `server` directives) inside its one
-    /// `server` block.
-    async fn start(locations: &str) -> Self {
-        let nginx = ["/usr/sbin/nginx", "/usr/bin/nginx"]
-            .into_iter()
-            .find(|path| std::path::Path::new(path).exists())
-            .expect("nginx is missing: `scripts/test` installs the Debian package nginx-light");
-        let dir = TempDir::new("nginx");
-        let port = free_port();
-        let prefix = dir.path().display();
-        let config = format!(
-            r#"
-worker_processes 1;
-error_log {prefix}/error.log warn;
-pid {prefix}/nginx.pid;
-events {{ worker_connections 512; }}
-http {{
-  access_log off;
-  client_body_temp_path {prefix}/body;
-  proxy_temp_path {prefix}/proxy;
-  fastcgi_temp_path {prefix}/fastcgi;
-  uwsgi_temp_path {prefix}/uwsgi;
-  scgi_temp_path {prefix}/scgi;
-  # Compress every type, for every client that accepts it.
-  gzip on;
-  gzip_types *;
-  gzip_min_length 1;
-  gzip_proxied any;
-  server {{
-    listen 127.0.0.1:{port};
-{locations}
-  }}
-}}
-"#
-        );
-        let config_path = dir.path().join("nginx.conf");
-        std::fs::write(&config_path, config).expect("write nginx.conf");
-        let child = Command::new(nginx)
-            .arg("-p")
-            .arg(dir.path())
-            .arg("-c")
-            .arg(&config_path)
-            .args(["-g", "daemon off;"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("start nginx");
-        assert!(
-            wait_for_port(port, Duration::from_secs(10)).await,
-            "nginx did not start listening:\n{}",
-            std::fs::read_to_string(dir.path().join("error.log")).unwrap_or_default()
-        );
-        Self {
-            child,
-            base: format!("http://127.0.0.1:{port}"),
-            _dir: dir,
-        }
-    }
-}
-
-impl Drop for Nginx {
-    fn drop(&mut self) {
-        let _ = self.child.start_kill();
     }
 }
 

@@ -2,23 +2,44 @@
 //! a network blip, a dropped Wi-Fi or a proxy restart would: all at once
 //! ([`Relay::cut`]), or one by one, abruptly (a reset) or cleanly (a FIN), with
 //! [`Relay::cut_one`].
+//!
+//! It can also lay a trap for the next HTTP request that begins a certain way
+//! (`POST /rooms/ABCD/messages`): cut its connection before the server sees it
+//! ([`Relay::cut_next_request_to`]), or let the server act on it and cut the
+//! connection as its answer starts, so the client never learns that it did
+//! ([`Relay::drop_next_response_to`]). [`Relay::sprung`] waits until the trap has
+//! sprung. The relay reads each direction itself, a chunk at a time, and looks at
+//! the start of every chunk from the client: on a keep-alive connection a request
+//! may follow others, and it is written (at least its request line) in one piece.
+//!
+//! A browser whose reused keep-alive connection fails before any answer sends
+//! the request again by itself on another one (Chromium does so even for a
+//! POST), and its page never hears of it. So that the failure reaches the page, a
+//! trap goes on catching the request until it has caught it on a connection
+//! that carried nothing before: one the browser opened for it, whose failure it
+//! reports. (A connection the browser opened ahead of need and left idle would
+//! not do: Chromium resends on those too. The tests have not met one.)
 
 #![allow(dead_code)]
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use socket2::SockRef;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::net::tcp::{ReadHalf, WriteHalf};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, watch};
 use tokio_util::sync::CancellationToken;
 
 /// Longest a cleanly cut connection waits for both ends to close their side.
 const CLEAN_CLOSE_WAIT: Duration = Duration::from_secs(10);
+
+/// The most bytes relayed per read, either way.
+const CHUNK: usize = 16 * 1024;
 
 /// How [`Relay::cut_one`] ends a connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,6 +63,8 @@ pub struct Relay {
     pub base: String,
     state: Arc<Mutex<RelayState>>,
     accepted: Arc<AtomicUsize>,
+    /// The trap armed now, if any, and what the traps have done so far.
+    traps: Arc<Traps>,
     stop: CancellationToken,
 }
 
@@ -79,8 +102,10 @@ impl Relay {
             next_id: 0,
         }));
         let accepted = Arc::new(AtomicUsize::new(0));
+        let traps = Arc::new(Traps::default());
         let stop = CancellationToken::new();
         let (shared, count, stopped) = (Arc::clone(&state), Arc::clone(&accepted), stop.clone());
+        let all_traps = Arc::clone(&traps);
         tokio::spawn(async move {
             loop {
                 let (inbound, client) = tokio::select! {
@@ -104,8 +129,9 @@ impl Relay {
                 count.fetch_add(1, Ordering::SeqCst);
                 let source = keep_source.then(|| client.ip());
                 let shared = Arc::clone(&shared);
+                let traps = Arc::clone(&all_traps);
                 tokio::spawn(async move {
-                    relay_one(inbound, target, source, cut_all, cut_this).await;
+                    relay_one(inbound, target, source, &traps, cut_all, cut_this).await;
                     shared.lock().expect("relay state").connections.remove(&id);
                 });
             }
@@ -115,6 +141,7 @@ impl Relay {
             base,
             state,
             accepted,
+            traps,
             stop,
         }
     }
@@ -159,6 +186,47 @@ impl Relay {
             .remove(&id);
         sender.is_some_and(|sender| sender.send(how).is_ok())
     }
+
+    /// Arms a trap: the next request that begins with `prefix` (e.g.
+    /// `"POST /rooms/ABCD/messages"`) never reaches the server; its connection
+    /// is reset instead. It also catches the browser's own resends of that
+    /// request (see the module's doc), so the client's code sees one failure.
+    /// Replaces a trap armed before and not yet sprung.
+    pub fn cut_next_request_to(&self, prefix: &str) {
+        self.traps.arm(prefix, Catch::CutRequest);
+    }
+
+    /// Arms a trap: the next request that begins with `prefix` reaches the
+    /// server, but its connection is reset as soon as the server's answer
+    /// starts, so the server acts on it and the client never hears that it did.
+    /// It also catches the browser's own resends of that request (see the
+    /// module's doc), so the client's code sees one failure. Replaces a trap
+    /// armed before and not yet sprung.
+    pub fn drop_next_response_to(&self, prefix: &str) {
+        self.traps.arm(prefix, Catch::DropResponse);
+    }
+
+    /// Waits until the trap armed last has sprung: it caught its request on a
+    /// new connection, and every connection it caught a request on is cut. At
+    /// once if no trap was armed.
+    pub async fn sprung(&self) {
+        let mut state = self.traps.state.subscribe();
+        let _ = state
+            .wait_for(|state| state.armed.is_none() && state.cutting == 0)
+            .await;
+    }
+
+    /// Requests the traps have cut before they reached the server, so far
+    /// (counting the browser's own resends).
+    pub fn requests_cut(&self) -> usize {
+        self.traps.requests_cut.load(Ordering::SeqCst)
+    }
+
+    /// Answers the traps have kept from the client by cutting their connection,
+    /// so far (counting those to the browser's own resends).
+    pub fn responses_dropped(&self) -> usize {
+        self.traps.responses_dropped.load(Ordering::SeqCst)
+    }
 }
 
 impl Drop for Relay {
@@ -168,23 +236,133 @@ impl Drop for Relay {
     }
 }
 
+/// What a trap does to the request it catches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Catch {
+    /// Resets the connection instead of forwarding the request.
+    CutRequest,
+    /// Forwards the request, then resets the connection instead of forwarding
+    /// the first bytes of the answer.
+    DropResponse,
+}
+
+/// A trap waiting for the requests that begin with `prefix`.
+#[derive(Debug)]
+struct Trap {
+    prefix: Vec<u8>,
+    catch: Catch,
+}
+
+/// The relay's traps, shared by every connection.
+#[derive(Default)]
+struct Traps {
+    /// The trap armed now, and the connections caught and not yet cut (a
+    /// watch, so that [`Relay::sprung`] can await the end of both).
+    state: watch::Sender<TrapState>,
+    /// Requests a trap cut before they reached the server, so far.
+    requests_cut: AtomicUsize,
+    /// Answers a trap kept from the client, so far.
+    responses_dropped: AtomicUsize,
+}
+
+#[derive(Debug, Default)]
+struct TrapState {
+    /// Waiting for its request; disarmed once it has caught it on a new
+    /// connection.
+    armed: Option<Trap>,
+    /// Connections a trap caught a request on, not yet cut.
+    cutting: usize,
+}
+
+impl Traps {
+    fn arm(&self, prefix: &str, catch: Catch) {
+        let trap = Trap {
+            prefix: prefix.as_bytes().to_vec(),
+            catch,
+        };
+        self.state.send_modify(|state| state.armed = Some(trap));
+    }
+
+    /// Whether the armed trap catches the request that begins with `chunk`,
+    /// and what it does to it. `first`: nothing came before it on its
+    /// connection, so the browser will not resend it, and the trap is done.
+    fn catches(&self, chunk: &[u8], first: bool) -> Option<Catch> {
+        let mut caught = None;
+        self.state.send_if_modified(|state| {
+            let Some(trap) = &state.armed else {
+                return false;
+            };
+            if !chunk.starts_with(&trap.prefix) {
+                return false;
+            }
+            caught = Some(trap.catch);
+            state.cutting += 1;
+            if first {
+                state.armed = None;
+            }
+            true
+        });
+        caught
+    }
+
+    /// A connection a trap caught a request on is cut.
+    fn fired(&self, catch: Catch) {
+        let counter = match catch {
+            Catch::CutRequest => &self.requests_cut,
+            Catch::DropResponse => &self.responses_dropped,
+        };
+        counter.fetch_add(1, Ordering::SeqCst);
+        self.state.send_modify(|state| state.cutting -= 1);
+    }
+
+    /// A connection a trap caught a request on ended some other way (cut by
+    /// the test, or closed by an end) before the trap could cut it.
+    fn missed(&self) {
+        self.state.send_modify(|state| state.cutting -= 1);
+    }
+}
+
+/// Why a relayed connection stopped before both ends had closed it.
+enum Stopped {
+    /// A trap caught a request on it and it must be cut.
+    Trapped(Catch),
+    /// Reading or writing failed (an end reset it).
+    Failed,
+}
+
 /// Relays `inbound` to `target` until either end closes, every connection is
-/// cut, or this one is.
+/// cut, or this one is (by [`Relay::cut_one`] or a trap).
 async fn relay_one(
     mut inbound: TcpStream,
     target: SocketAddr,
     source: Option<std::net::IpAddr>,
+    traps: &Traps,
     cut_all: CancellationToken,
     cut_this: oneshot::Receiver<Cut>,
 ) {
     let Ok(mut outbound) = connect(target, source).await else {
         return;
     };
+    // Set when a request is forwarded whose answer must not be.
+    let drop_answer = AtomicBool::new(false);
     let how = tokio::select! {
-        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => None,
+        relayed = relay_both_ways(&mut inbound, &mut outbound, traps, &drop_answer) => match relayed {
+            Err(Stopped::Trapped(catch)) => {
+                reset_on_close(&inbound);
+                reset_on_close(&outbound);
+                drop((inbound, outbound));
+                traps.fired(catch);
+                return;
+            }
+            Ok(()) | Err(Stopped::Failed) => None,
+        },
         () = cut_all.cancelled() => None,
         how = cut_this => how.ok(),
     };
+    if drop_answer.load(Ordering::SeqCst) {
+        // Ended before the answer came: the trap cannot fire here.
+        traps.missed();
+    }
     match how {
         Some(Cut::Abrupt) => {
             reset_on_close(&inbound);
@@ -193,6 +371,74 @@ async fn relay_one(
         Some(Cut::Clean) => close_cleanly(inbound, outbound).await,
         // Dropped: a FIN, or a reset where unread data was waiting.
         None => {}
+    }
+}
+
+/// Relays both ways, each until its sender closes (then closes the other end's
+/// side, as the sender did), or until a trap catches a request or a read or
+/// write fails.
+async fn relay_both_ways(
+    inbound: &mut TcpStream,
+    outbound: &mut TcpStream,
+    traps: &Traps,
+    drop_answer: &AtomicBool,
+) -> Result<(), Stopped> {
+    let (mut from_client, mut to_client) = inbound.split();
+    let (mut from_server, mut to_server) = outbound.split();
+    tokio::try_join!(
+        relay_requests(&mut from_client, &mut to_server, traps, drop_answer),
+        relay_answers(&mut from_server, &mut to_client, drop_answer),
+    )?;
+    Ok(())
+}
+
+/// Client to server: each chunk may begin a request a trap is waiting for.
+async fn relay_requests(
+    from: &mut ReadHalf<'_>,
+    to: &mut WriteHalf<'_>,
+    traps: &Traps,
+    drop_answer: &AtomicBool,
+) -> Result<(), Stopped> {
+    let mut chunk = vec![0u8; CHUNK];
+    let mut first = true;
+    loop {
+        let n = from.read(&mut chunk).await.map_err(|_| Stopped::Failed)?;
+        if n == 0 {
+            let _ = to.shutdown().await;
+            return Ok(());
+        }
+        match traps.catches(&chunk[..n], first) {
+            Some(Catch::CutRequest) => return Err(Stopped::Trapped(Catch::CutRequest)),
+            Some(Catch::DropResponse) => drop_answer.store(true, Ordering::SeqCst),
+            None => {}
+        }
+        to.write_all(&chunk[..n])
+            .await
+            .map_err(|_| Stopped::Failed)?;
+        first = false;
+    }
+}
+
+/// Server to client: without pipelining (browsers do not pipeline), the first
+/// bytes after a request begin its answer.
+async fn relay_answers(
+    from: &mut ReadHalf<'_>,
+    to: &mut WriteHalf<'_>,
+    drop_answer: &AtomicBool,
+) -> Result<(), Stopped> {
+    let mut chunk = vec![0u8; CHUNK];
+    loop {
+        let n = from.read(&mut chunk).await.map_err(|_| Stopped::Failed)?;
+        if n == 0 {
+            let _ = to.shutdown().await;
+            return Ok(());
+        }
+        if drop_answer.load(Ordering::SeqCst) {
+            return Err(Stopped::Trapped(Catch::DropResponse));
+        }
+        to.write_all(&chunk[..n])
+            .await
+            .map_err(|_| Stopped::Failed)?;
     }
 }
 

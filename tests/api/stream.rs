@@ -389,7 +389,11 @@ async fn an_idle_stream_gets_heartbeats() {
     let (alice, code) = app.user_in_new_room("alice").await;
     let mut events = alice.open_events(&code).await;
     let hello = events.next_frame().await;
-    assert!(hello.retry.is_some(), "the retry hint first: {:?}", hello.raw);
+    assert!(
+        hello.retry.is_some(),
+        "the retry hint first: {:?}",
+        hello.raw
+    );
     assert_eq!(
         hello.data.as_deref(),
         Some(r#"{"kind":"hello","heartbeat_ms":200}"#)

@@ -3,9 +3,13 @@
 
 #[path = "../api/helpers.rs"]
 mod helpers;
+#[path = "../api/nginx.rs"]
+mod nginx;
 #[path = "../api/relay.rs"]
 mod relay;
 
 mod harness;
+mod holding;
 mod resilience;
 mod scenarios;
+mod sending;
