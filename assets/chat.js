@@ -11,9 +11,11 @@
   const { code, me } = room.dataset;
   let lastId = Number(room.dataset.lastId) || 0;
   // A stream that sends nothing, not even its `hello`, this long after opening
-  // is held back by a proxy: poll instead, and try a stream again every STREAM_AGAIN.
+  // is held back by a proxy: poll instead, and try a stream again after
+  // STREAM_AGAIN, then twice as long each time, up to STREAM_AGAIN_MAX.
   const HELLO_WAIT = 8000;
-  const STREAM_AGAIN = 60000;
+  const STREAM_AGAIN = 15000;
+  const STREAM_AGAIN_MAX = 120000;
   const RETRY_MS = 2000; // the stream's `retry:` hint
   const PRESENCE_EVERY = 15000; // and a second after each join or leave
   const MAX_LOG_ENTRIES = 500; // a tab left open for days keeps only the newest
@@ -124,6 +126,7 @@
   let closed = false;
   let watchdog;
   let streamAgain;
+  let streamAgainIn = STREAM_AGAIN;
   const watch = (ms, then) => { clearTimeout(watchdog); watchdog = setTimeout(then, ms); };
   const reconnecting = () =>
     setStatus(restarting ? 'The server is restarting: reconnecting…' : 'Reconnecting…', 'reconnecting');
@@ -151,6 +154,7 @@
       polling?.abort();
       polling = null;
       clearTimeout(streamAgain);
+      streamAgainIn = STREAM_AGAIN;
       connected('connected');
       alive();
     });
@@ -181,7 +185,8 @@
     clearTimeout(watchdog);
     if (!polling) poll();
     clearTimeout(streamAgain);
-    streamAgain = setTimeout(openStream, STREAM_AGAIN);
+    streamAgain = setTimeout(openStream, streamAgainIn);
+    streamAgainIn = Math.min(2 * streamAgainIn, STREAM_AGAIN_MAX);
   }
 
   async function poll() {

@@ -4,6 +4,7 @@
 
 #![allow(dead_code)]
 
+use std::net::SocketAddr;
 use std::process::Stdio;
 use std::time::Duration;
 
@@ -17,25 +18,45 @@ pub struct Nginx {
     child: Child,
     /// Where clients connect, e.g. `http://127.0.0.1:PORT`.
     pub base: String,
-    _dir: TempDir,
+    port: u16,
+    /// Its prefix: configuration, logs, temporary files.
+    dir: TempDir,
 }
 
-impl Nginx {
-    /// A reverse proxy to `upstream` configured the way hostile networks are.
-    pub async fn hostile(upstream: std::net::SocketAddr) -> Self {
-        let locations = format!(
-            r#"
+/// What every test proxy does with a request, whatever else it does: no
+/// WebSockets, the browser's own `Host` passed on (so that its `Origin`
+/// matches), and a header naming the configuration, so that a test can tell
+/// when a reload has taken effect.
+fn location(name: &str, upstream: SocketAddr, rules: &str) -> String {
+    format!(
+        r#"
     location / {{
       # No WebSockets here.
       if ($http_upgrade) {{ return 403; }}
       proxy_pass http://{upstream};
-      # The browser's own Host, so that its Origin matches.
       proxy_set_header Host $http_host;
-      # Buffering stays on (the default); idle upstreams are cut after 5 s.
-      proxy_read_timeout 5s;
+      add_header X-Test-Proxy {name} always;
+{rules}
     }}"#
-        );
-        Self::start(&locations).await
+    )
+}
+
+/// Configured the way hostile networks are: buffering stays on (the
+/// default), idle upstreams are cut after 5 s.
+fn hostile_location(upstream: SocketAddr) -> String {
+    location("hostile", upstream, "      proxy_read_timeout 5s;")
+}
+
+/// Holds event streams back: buffers every response whatever it asks for.
+fn holding_location(upstream: SocketAddr) -> String {
+    let rules = "      proxy_buffering on;\n      proxy_ignore_headers X-Accel-Buffering;";
+    location("holding", upstream, rules)
+}
+
+impl Nginx {
+    /// A reverse proxy to `upstream` configured the way hostile networks are.
+    pub async fn hostile(upstream: SocketAddr) -> Self {
+        Self::start(&hostile_location(upstream)).await
     }
 
     /// A proxy that holds event streams back, as antivirus web filters and
@@ -43,21 +64,41 @@ impl Nginx {
     /// `X-Accel-Buffering: no`, so it buffers (and compresses) a response until
     /// it ends, and with nginx's default idle timeout (60 s) the heartbeats keep
     /// a stream from ever ending. Complete responses pass at once.
-    pub async fn holding(upstream: std::net::SocketAddr) -> Self {
-        let locations = format!(
-            r#"
-    location / {{
-      # No WebSockets here.
-      if ($http_upgrade) {{ return 403; }}
-      proxy_pass http://{upstream};
-      # The browser's own Host, so that its Origin matches.
-      proxy_set_header Host $http_host;
-      # Buffer every response, whatever it asks for.
-      proxy_buffering on;
-      proxy_ignore_headers X-Accel-Buffering;
-    }}"#
-        );
-        Self::start(&locations).await
+    pub async fn holding(upstream: SocketAddr) -> Self {
+        Self::start(&holding_location(upstream)).await
+    }
+
+    /// Reloads as the hostile proxy, which passes streams on (as when a
+    /// filter is switched off), and waits until new requests get it. Requests
+    /// already open stay with the old configuration until they end.
+    pub async fn stop_holding(&self, upstream: SocketAddr) {
+        write_config(&self.dir, self.port, &hostile_location(upstream));
+        let pid = self.child.id().expect("nginx is running");
+        let status = Command::new("kill")
+            .args(["-s", "HUP", &pid.to_string()])
+            .status()
+            .await
+            .expect("run kill");
+        assert!(status.success(), "kill -s HUP {pid}: {status}");
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let answer = reqwest::Client::new()
+                .get(format!("{}/healthz", self.base))
+                .send()
+                .await;
+            let name = answer
+                .ok()
+                .and_then(|a| a.headers().get("x-test-proxy").cloned());
+            if name.is_some_and(|name| name == "hostile") {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "nginx did not reload:\n{}",
+                std::fs::read_to_string(self.dir.path().join("error.log")).unwrap_or_default()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     /// nginx with `locations` (and any other `server` directives) inside its one
@@ -69,9 +110,40 @@ impl Nginx {
             .expect("nginx is missing: `scripts/test` installs the Debian package nginx-light");
         let dir = TempDir::new("nginx");
         let port = free_port();
-        let prefix = dir.path().display();
-        let config = format!(
-            r#"
+        write_config(&dir, port, locations);
+        let child = Command::new(nginx)
+            .arg("-p")
+            .arg(dir.path())
+            .arg("-c")
+            .arg(dir.path().join("nginx.conf"))
+            .args(["-g", "daemon off;"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("start nginx");
+        assert!(
+            wait_for_port(port, Duration::from_secs(10)).await,
+            "nginx did not start listening:\n{}",
+            std::fs::read_to_string(dir.path().join("error.log")).unwrap_or_default()
+        );
+        Self {
+            child,
+            base: format!("http://127.0.0.1:{port}"),
+            port,
+            dir,
+        }
+    }
+}
+
+/// Writes `nginx.conf` in `dir`: listening on `port`, with `locations` inside
+/// its one `server` block, and compressing every type for every client that
+/// accepts it.
+fn write_config(dir: &TempDir, port: u16, locations: &str) {
+    let prefix = dir.path().display();
+    let config = format!(
+        r#"
 worker_processes 1;
 error_log {prefix}/error.log warn;
 pid {prefix}/nginx.pid;
@@ -94,32 +166,8 @@ http {{
   }}
 }}
 "#
-        );
-        let config_path = dir.path().join("nginx.conf");
-        std::fs::write(&config_path, config).expect("write nginx.conf");
-        let child = Command::new(nginx)
-            .arg("-p")
-            .arg(dir.path())
-            .arg("-c")
-            .arg(&config_path)
-            .args(["-g", "daemon off;"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("start nginx");
-        assert!(
-            wait_for_port(port, Duration::from_secs(10)).await,
-            "nginx did not start listening:\n{}",
-            std::fs::read_to_string(dir.path().join("error.log")).unwrap_or_default()
-        );
-        Self {
-            child,
-            base: format!("http://127.0.0.1:{port}"),
-            _dir: dir,
-        }
-    }
+    );
+    std::fs::write(dir.path().join("nginx.conf"), config).expect("write nginx.conf");
 }
 
 impl Drop for Nginx {

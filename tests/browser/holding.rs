@@ -23,6 +23,9 @@ const NOTICE_HELD_STREAM: Duration = Duration::from_secs(15);
 /// How long a message may take to reach the other person once they poll.
 const PER_MESSAGE: Duration = Duration::from_secs(2);
 
+/// How long chat.js polls before it first tries a stream again.
+const STREAM_AGAIN: Duration = Duration::from_secs(15);
+
 /// The presence list refreshes every 15 s.
 const PRESENCE_PATIENCE: Duration = Duration::from_secs(25);
 
@@ -185,6 +188,43 @@ async fn through_a_proxy_that_holds_streams_the_pages_poll_and_chat() {
             "the proxy held the stream back (noticed after {noticed:?}), yet sent {} bytes",
             stream.len()
         );
+    })
+    .await;
+}
+
+/// When the proxy stops holding streams (a filter switched off), a polling
+/// page returns to the event stream by itself: it says it is live again, and
+/// messages keep arriving once each.
+#[tokio::test]
+async fn a_polling_page_returns_to_the_stream_when_it_gets_through() {
+    let app = spawn_app_with(&[]).await;
+    let nginx = Nginx::holding(app.addr).await;
+    let driver = Chromedriver::start().await;
+    let alice = Browser::open(&driver, &nginx.base).await;
+    let bob = Browser::open(&driver, &app.url("")).await;
+    let (a, b) = (alice.clone(), bob.clone());
+    let upstream = app.addr;
+    with_screenshots("returns_to_the_stream", &[&alice, &bob], async move {
+        // Arrange
+        let code = create_room(&a, "Alice").await;
+        join_room(&b, "Bob", &code).await;
+        wait_state(&a, "polling", NOTICE_HELD_STREAM).await;
+        say(&b, &a, "while polling").await;
+
+        // Act
+        nginx.stop_holding(upstream).await;
+
+        // Assert: chat.js tries a stream again 15 s after it began to poll.
+        wait_state(&a, "connected", STREAM_AGAIN + NOTICE_HELD_STREAM).await;
+        assert_eq!(a.text_of("#status").await, "Live");
+        let polls = requests_to(&a, "/poll").await;
+        say(&b, &a, "live again").await;
+        say(&a, &b, "and back").await;
+        assert_eq!(
+            a.message_texts().await,
+            ["while polling", "live again", "and back"]
+        );
+        assert_eq!(requests_to(&a, "/poll").await, polls, "polling stopped");
     })
     .await;
 }
