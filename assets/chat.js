@@ -19,6 +19,15 @@
   const RETRY_MS = 2000; // the stream's `retry:` hint
   const PRESENCE_EVERY = 15000; // and a second after each join or leave
   const MAX_LOG_ENTRIES = 500; // a tab left open for days keeps only the newest
+  // What a notice says after the name, as the server's page says it.
+  const NOTICES = {
+    join: 'has entered the room',
+    leave: 'has left the room',
+    lock: 'locked the room: no one new can join',
+    unlock: 'unlocked the room',
+    remove: 'was removed from the room by its owner',
+    owner: 'is now the owner of the room',
+  };
   const [log, present, status, form, input, error, pill, copy] = [
     'log', 'present', 'status', 'send', 'message', 'error', 'new-messages', 'copy-link',
   ].map((id) => document.getElementById(id));
@@ -73,6 +82,7 @@
   function show(event) {
     if (event.id <= lastId) return; // polls and reconnects may bring it again
     lastId = event.id;
+    if (event.kind !== 'message' && !(event.kind in NOTICES)) return; // from a newer server
     // Our own message back from the server replaces its "sending…" stand-in:
     // known by its id once the send was answered, by its text before that.
     const mine = event.name === me && event.kind === 'message';
@@ -82,10 +92,13 @@
     const follow = atBottom();
     const item = event.kind === 'message' ? messageItem(event.name, event.text, event.at) : element('li', 'notice');
     if (event.kind !== 'message') {
-      item.append(element('bdi', '', event.name), ` has ${event.kind === 'join' ? 'entered' : 'left'} the room`);
+      item.append(element('bdi', '', event.name), ` ${NOTICES[event.kind]}`);
       clearTimeout(presenceSoon);
       presenceSoon = setTimeout(refreshPresence, 1000);
     }
+    if (event.kind === 'lock' || event.kind === 'unlock') showLocked(event.kind === 'lock');
+    if (event.kind === 'remove' && event.name === me) close('The owner removed you from this room.');
+    if (event.kind === 'owner' && event.name === me) document.getElementById('lock').hidden = false;
     item.dataset.id = event.id;
     log.insertBefore(item, log.querySelector('.pending')); // ours still sending stay last
     trimLog();
@@ -93,16 +106,40 @@
     else pill.hidden = false;
   }
 
-  // One entry of the people list, as views/room.hbs renders it.
-  const person = ({ name, connected }) => {
+  // One entry of the people list, as views/room.hbs renders it; the owner's
+  // page offers to remove each of the others.
+  const person = ({ name, connected, owner }, mine) => {
     const state = connected === true ? 'connected' : 'not connected';
     const item = element('li');
     item.dataset.connected = connected === true;
+    item.dataset.owner = owner === true;
     const dot = Object.assign(element('span', 'dot'), { title: state });
     dot.setAttribute('aria-hidden', 'true');
-    item.append(dot, element('bdi', '', String(name)), ' ', element('span', 'visually-hidden', state));
+    item.append(dot, element('bdi', '', String(name)));
+    if (owner === true) item.append(' ', element('span', 'owner', 'owner'));
+    item.append(' ', element('span', 'visually-hidden', state));
+    if (mine && owner !== true) {
+      const remove = Object.assign(element('form', 'remove'), { method: 'post', action: `/rooms/${code}/remove` });
+      remove.append(Object.assign(element('input'), { type: 'hidden', name: 'name', value: String(name) }));
+      remove.append(Object.assign(element('button', '', 'Remove'), { type: 'submit' }));
+      item.append(remove);
+    }
     return item;
   };
+  const showLocked = (locked) => {
+    document.getElementById('lock-state').hidden = !locked;
+    const lock = document.getElementById('lock'); // the owner's button (hidden for others)
+    lock.action = `/rooms/${code}/${locked ? 'unlock' : 'lock'}`;
+    lock.querySelector('button').textContent = locked ? 'Unlock the room' : 'Lock the room';
+  };
+  // The owner's buttons work without a page load; what they did comes as events.
+  room.addEventListener('submit', async (submit) => {
+    if (!submit.target.matches('form.remove, #lock')) return;
+    submit.preventDefault();
+    const body = new URLSearchParams(new FormData(submit.target));
+    const response = await fetch(submit.target.action, { method: 'POST', body }).catch(() => null);
+    if (!response?.ok) showError(response ? (await response.text()).trim() : 'Not done: the server cannot be reached.');
+  });
   // An answer is used only if no later request has been made since.
   let presenceAsked = 0;
   let presenceSoon;
@@ -111,7 +148,8 @@
     try {
       const response = await fetch(`/rooms/${code}/members`, { cache: 'no-store' });
       const people = response.ok ? await response.json() : null;
-      if (asked === presenceAsked && Array.isArray(people)) present.replaceChildren(...people.map(person));
+      const mine = Array.isArray(people) && people.some((p) => p.owner === true && p.name === me);
+      if (asked === presenceAsked && Array.isArray(people)) present.replaceChildren(...people.map((p) => person(p, mine)));
     } catch {
       // A failed request changes nothing; the next one may do better.
     }
@@ -160,7 +198,7 @@
     });
     const heardFrom = () => { heard = true; alive(); };
     on('heartbeat', heardFrom);
-    for (const kind of ['message', 'join', 'leave']) {
+    for (const kind of ['message', ...Object.keys(NOTICES)]) {
       on(kind, (message) => {
         heardFrom();
         show(JSON.parse(message.data));
@@ -224,14 +262,14 @@
     if (!outbox.length) location.reload();
   }
 
-  function close() {
+  function close(why = 'Room closed: it ended, or you are no longer in it.') {
     closed = true;
     for (const { item } of outbox) item.querySelector('time').textContent = 'not sent';
     source?.close();
     polling?.abort();
     [watchdog, streamAgain, presenceSoon].forEach(clearTimeout);
     clearInterval(presenceEvery);
-    setStatus('Room closed: it ended, or you are no longer in it.', 'closed');
+    setStatus(why, 'closed');
     form.hidden = true;
   }
 

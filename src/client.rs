@@ -5,16 +5,19 @@
 //! limits count, the host the request was meant for, and the origin our pages are
 //! served from. `X-Forwarded-For`, `-Host` and `-Proto` count only with
 //! `--trust-proxy`: without it any client could claim any address or host.
+//! With `--identity-header`, it also reads who the sign-in proxy says the person
+//! is: their name everywhere, never what they type.
 
 use std::convert::Infallible;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
-use warp::http::HeaderMap;
+use warp::http::{HeaderMap, HeaderName};
 use warp::{Filter, Rejection};
 
 use crate::error::AppError;
 use crate::http::{OurNames, same_origin};
+use crate::input::DisplayName;
 use crate::limits::AddressKey;
 
 /// The connection a request came on; the server loop adds it to every request.
@@ -39,6 +42,8 @@ pub struct Site {
     /// The names requests may be for.
     names: Arc<OurNames>,
     trust_proxy: bool,
+    /// The header the sign-in proxy names each person in, if names come from it.
+    identity_header: Option<HeaderName>,
 }
 
 /// What a request says about where it was sent.
@@ -48,11 +53,42 @@ struct Target {
 }
 
 impl Site {
-    pub fn new(names: OurNames, trust_proxy: bool) -> Self {
+    pub fn new(names: OurNames, trust_proxy: bool, identity_header: Option<HeaderName>) -> Self {
         Self {
             names: Arc::new(names),
             trust_proxy,
+            identity_header,
         }
+    }
+
+    /// Whether names come from the sign-in proxy's header.
+    pub fn names_are_identities(&self) -> bool {
+        self.identity_header.is_some()
+    }
+
+    /// Who the sign-in proxy says the person is, with `--identity-header`
+    /// (`None` without it). A request without the header is `401`; one whose
+    /// identity cannot be a name here is `403`.
+    pub fn identity(
+        &self,
+    ) -> impl Filter<Extract = (Option<DisplayName>,), Error = Rejection> + Clone + use<> {
+        let header = self.identity_header.clone();
+        warp::header::headers_cloned().and_then(move |headers: HeaderMap| {
+            let identity = header.as_ref().map(|header| {
+                let value = headers.get(header).ok_or(AppError::NotSignedIn)?;
+                let text = value.to_str().map_err(|_| AppError::BadIdentity {
+                    reason: "It is not plain text.".to_owned(),
+                })?;
+                DisplayName::parse(text)
+                    .map_err(|invalid| AppError::BadIdentity { reason: invalid.0 })
+            });
+            async move { identity.transpose().map_err(warp::reject::custom) }
+        })
+    }
+
+    /// Refuses requests without a valid identity, with `--identity-header`.
+    pub fn signed_in(&self) -> impl Filter<Extract = (), Error = Rejection> + Clone + use<> {
+        self.identity().map(|_| ()).untuple_one()
     }
 
     /// The request's client.

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use clap::error::ErrorKind;
 use clap::{ArgMatches, Args, Command, FromArgMatches, Parser};
+use warp::http::HeaderName;
 
 use crate::tls::TlsSettings;
 
@@ -66,6 +67,15 @@ pub struct Config {
     /// address for the limits is then the last one in X-Forwarded-For.
     #[arg(long, env = "CHAT_TRUST_PROXY")]
     pub trust_proxy: bool,
+
+    /// Take each person's name from this request header, set by the sign-in
+    /// proxy in front (e.g. `X-Remote-User` from nginx's `$remote_user`): names
+    /// can then be neither chosen nor faked, and a request without the header is
+    /// refused with 401. Needs `--trust-proxy`; the proxy must set (or clear)
+    /// the header on every request, and be the only way to reach the server.
+    #[arg(long, env = "CHAT_IDENTITY_HEADER", value_name = "NAME",
+          requires = "trust_proxy", value_parser = parse_header_name)]
+    pub identity_header: Option<HeaderName>,
 
     /// Longest a long poll (`GET /rooms/{CODE}/poll`) waits for an event before it
     /// answers with none, in seconds. Keep it under the idle timeouts of proxies.
@@ -292,6 +302,11 @@ fn parse_age(raw: &str) -> Result<Duration, String> {
 }
 
 /// A host name as a browser puts it in `Host`, without port: lower case.
+fn parse_header_name(raw: &str) -> Result<HeaderName, String> {
+    HeaderName::from_bytes(raw.trim().as_bytes())
+        .map_err(|_| format!("{raw:?} is not a header name"))
+}
+
 fn parse_host_name(raw: &str) -> Result<String, String> {
     let name = raw.trim().trim_end_matches('.').to_ascii_lowercase();
     let valid = !name.is_empty()

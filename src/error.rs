@@ -78,6 +78,14 @@ pub enum AppError {
     UnknownHost,
     /// A limit refused the request: `429`, or `503` when the server is full.
     Limited(Refused),
+    /// Names come from a sign-in proxy, and the request did not pass one.
+    NotSignedIn,
+    /// The sign-in proxy's name for the person cannot be a name here.
+    BadIdentity { reason: String },
+    /// Only the room's owner may do this.
+    NotOwner(RoomCode),
+    /// The owner removed this member from the room.
+    Removed(RoomCode),
     /// Something went wrong on our side; already logged.
     Internal,
 }
@@ -93,8 +101,18 @@ impl AppError {
                 name: prefix(name, MAX_FORM_ECHO_CHARS).to_owned(),
                 code: prefix(code, MAX_FORM_ECHO_CHARS).to_owned(),
                 error: Some(message.into()),
+                identity: None,
             },
         }
+    }
+
+    /// With names from a sign-in proxy, a form shown again has no name field:
+    /// it says who the person is signed in as.
+    pub fn signed_in_as(mut self, identity: Option<&crate::input::DisplayName>) -> Self {
+        if let Self::Form { form, .. } = &mut self {
+            form.identity = identity.map(ToString::to_string);
+        }
+        self
     }
 
     fn status(&self) -> StatusCode {
@@ -102,6 +120,10 @@ impl AppError {
             Self::Form { status, .. } => *status,
             Self::RoomNotFound => StatusCode::NOT_FOUND,
             Self::NotMember(_) | Self::CrossOrigin => StatusCode::FORBIDDEN,
+            Self::NotSignedIn => StatusCode::UNAUTHORIZED,
+            Self::BadIdentity { .. } | Self::NotOwner(_) | Self::Removed(_) => {
+                StatusCode::FORBIDDEN
+            }
             Self::BadMessage { .. } | Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::NoFreeCode => StatusCode::SERVICE_UNAVAILABLE,
             Self::UnknownHost => StatusCode::MISDIRECTED_REQUEST,
@@ -131,6 +153,16 @@ impl AppError {
                 "This server does not answer to that host name (see --public-host).".into()
             }
             Self::Limited(refused) => refused.limit.explain().into(),
+            Self::NotSignedIn => {
+                "Sign in first: this server takes names from the sign-in in front of it.".into()
+            }
+            Self::BadIdentity { reason } => {
+                format!("Your sign-in name cannot be used as a name here. {reason}")
+            }
+            Self::NotOwner(code) => format!("Only the owner of room {code} can do that."),
+            Self::Removed(code) => {
+                format!("The owner removed you from room {code}: you cannot rejoin it.")
+            }
             Self::Internal => "Something went wrong on our side; please try again.".into(),
         }
     }
@@ -139,6 +171,8 @@ impl AppError {
         let (title, link_href, link_text) = match self {
             Self::RoomNotFound => ("No such room", "/".to_owned(), "Create or join a room"),
             Self::NotMember(code) => ("Join first", format!("/rooms/{code}"), "Join the room"),
+            Self::NotOwner(code) => ("Owners only", format!("/rooms/{code}"), "Back to the room"),
+            Self::Removed(_) => ("Removed", "/".to_owned(), "Home"),
             Self::BadMessage { code, .. } => (
                 "Message not sent",
                 format!("/rooms/{code}"),

@@ -8,8 +8,9 @@
 //! proxy holds back (open, yet silent), which an `EventSource` never reports;
 //! the heartbeat also keeps idle proxies from cutting the stream. A subscriber that falls behind the broadcast channel catches up from
 //! the room's history, or is told to `reset` when history no longer reaches back.
-//! The stream ends itself when the member leaves the room, and when the server
-//! shuts down, after a last `reconnect` event; and it closes its room
+//! The stream ends itself when the member leaves the room or is removed from it
+//! (after the event that says so), and when the server shuts down, after a last
+//! `reconnect` event; and it closes its room
 //! membership when the client goes away (hyper drops the body, which drops the
 //! [`StreamHandle`]).
 
@@ -185,13 +186,13 @@ impl Stream for EventStream {
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = &mut *self;
-        if this.ended
-            || this.told_to_reconnect
-            || this.membership_ended.as_mut().poll(cx).is_ready()
-        {
+        if this.ended || this.told_to_reconnect {
             this.ended = true;
             return Poll::Ready(None);
         }
+        // The membership ended (a leave, or a removal): what the room published
+        // up to then is sent first, the news of it included, then the stream ends.
+        let membership_over = this.membership_ended.as_mut().poll(cx).is_ready();
         if this.shutdown.as_mut().poll(cx).is_ready() {
             this.told_to_reconnect = true;
             return Poll::Ready(Some(Ok(Bytes::from_static(RECONNECT_FRAME))));
@@ -221,6 +222,10 @@ impl Stream for EventStream {
                 Poll::Pending => break,
             }
         }
+        if membership_over {
+            this.ended = true;
+            return Poll::Ready(None);
+        }
         if this.keepalive.as_mut().poll(cx).is_ready() {
             this.sent_something();
             return Poll::Ready(Some(Ok(Bytes::from_static(HEARTBEAT_FRAME))));
@@ -234,8 +239,8 @@ mod tests {
     use tokio_stream::StreamExt;
 
     use super::*;
-    use crate::input::{DisplayName, MessageText, RoomCode};
-    use crate::rooms::{MemberToken, RoomSettings, Rooms};
+    use crate::input::{MessageText, RoomCode};
+    use crate::rooms::{Joiner, MemberToken, RoomSettings, Rooms};
 
     fn rooms(history: usize, channel_capacity: usize) -> Rooms {
         Rooms::new(RoomSettings {
@@ -260,7 +265,7 @@ mod tests {
         shutdown: CancellationToken,
     ) -> (Rooms, RoomCode, MemberToken, EventStream) {
         let rooms = rooms(history, channel_capacity);
-        let (code, alice) = rooms.create(DisplayName::parse("alice").unwrap()).unwrap();
+        let (code, alice) = rooms.create(Joiner::named("alice"), None).unwrap();
         let subscription = rooms.subscribe(&code, &alice, None).unwrap();
         let stream = EventStream::new(subscription, Duration::from_secs(60), shutdown);
         (rooms, code, alice, stream)

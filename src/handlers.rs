@@ -21,7 +21,8 @@ use crate::http::Format;
 use crate::input::{DisplayName, IdempotencyKey, MessageText, RoomCode};
 use crate::limits::{Limit, Refused, StreamPlace};
 use crate::pages::HomeForm;
-use crate::rooms::{MemberToken, Published, RoomError, Subscription};
+use crate::passphrase::Passphrase;
+use crate::rooms::{Joiner, MemberToken, Published, RoomError, Subscription};
 use crate::session::Session;
 use crate::state::AppState;
 use crate::{assets, events, poll};
@@ -34,6 +35,9 @@ const EVENT_ID: &str = "event-id";
 pub struct CreateForm {
     #[serde(default)]
     name: String,
+    /// Makes the room private; empty: not private.
+    #[serde(default)]
+    passphrase: String,
 }
 
 /// `POST /join`.
@@ -43,6 +47,16 @@ pub struct JoinForm {
     name: String,
     #[serde(default)]
     code: String,
+    /// Needed for a private room.
+    #[serde(default)]
+    passphrase: String,
+}
+
+/// `POST /rooms/{CODE}/remove`.
+#[derive(Debug, Deserialize)]
+pub struct RemoveForm {
+    #[serde(default)]
+    name: String,
 }
 
 /// `POST /rooms/{CODE}/messages`.
@@ -80,9 +94,14 @@ impl EventsQuery {
     }
 }
 
-pub async fn home(session: Option<Session>, state: AppState) -> Result<Response, Rejection> {
+pub async fn home(
+    identity: Option<DisplayName>,
+    session: Option<Session>,
+    state: AppState,
+) -> Result<Response, Rejection> {
     let form = HomeForm {
         name: session.and_then(|s| s.name).unwrap_or_default(),
+        identity: identity.map(|name| name.to_string()),
         ..HomeForm::default()
     };
     let page = state.pages.home(&form).map_err(|_| AppError::Internal)?;
@@ -91,21 +110,46 @@ pub async fn home(session: Option<Session>, state: AppState) -> Result<Response,
 
 pub async fn create_room(
     client: Client,
+    identity: Option<DisplayName>,
     session: Option<Session>,
     form: CreateForm,
     state: AppState,
 ) -> Result<Response, Rejection> {
-    let name = DisplayName::parse(&form.name)
-        .map_err(|e| AppError::form(StatusCode::BAD_REQUEST, e.0, &form.name, ""))?;
+    let refuse = |status, message: String| {
+        AppError::form(status, message, &form.name, "").signed_in_as(identity.as_ref())
+    };
+    let name = match identity.clone() {
+        Some(name) => name,
+        None => DisplayName::parse(&form.name).map_err(|e| refuse(StatusCode::BAD_REQUEST, e.0))?,
+    };
+    let passphrase =
+        Passphrase::parse(&form.passphrase).map_err(|e| refuse(StatusCode::BAD_REQUEST, e.0))?;
     let mut session = session.unwrap_or_default();
     room_for_one_more(&state, &mut session)?;
     state
         .limits
         .create_room(client.key)
         .map_err(AppError::Limited)?;
+    let hash = match passphrase {
+        Some(passphrase) => Some(
+            state
+                .hasher
+                .hash(passphrase)
+                .await
+                .map_err(|_| AppError::Internal)?,
+        ),
+        None => None,
+    };
+    let creator = Joiner {
+        name: name.clone(),
+        existing: None,
+        session: session.id.as_str().to_owned(),
+        identified: identity.is_some(),
+        passphrase_for: None,
+    };
     let (code, token) = state
         .rooms
-        .create(name.clone())
+        .create(creator, hash)
         .map_err(|error| match error {
             RoomError::TooManyRooms => AppError::Limited(Refused::full(Limit::Rooms)),
             _ => AppError::NoFreeCode,
@@ -118,27 +162,67 @@ pub async fn create_room(
     ))
 }
 
+/// Joining spends a guess (someone trying codes, or passphrases, gets only so
+/// many), unless the session is a member already; so does a wrong passphrase,
+/// with the join. The passphrase is checked off the runtime before the room is
+/// asked, and the room checks that it was checked for it.
 pub async fn join_room(
     client: Client,
+    identity: Option<DisplayName>,
     session: Option<Session>,
     form: JoinForm,
     state: AppState,
 ) -> Result<Response, Rejection> {
-    let refuse = |status, message: String| AppError::form(status, message, &form.name, &form.code);
-    let name = DisplayName::parse(&form.name).map_err(|e| refuse(StatusCode::BAD_REQUEST, e.0))?;
+    let refuse = |status, message: String| {
+        AppError::form(status, message, &form.name, &form.code).signed_in_as(identity.as_ref())
+    };
+    let name = match identity.clone() {
+        Some(name) => name,
+        None => DisplayName::parse(&form.name).map_err(|e| refuse(StatusCode::BAD_REQUEST, e.0))?,
+    };
     let code = RoomCode::parse(&form.code).map_err(|e| refuse(StatusCode::BAD_REQUEST, e.0))?;
+    let passphrase =
+        Passphrase::parse(&form.passphrase).map_err(|e| refuse(StatusCode::BAD_REQUEST, e.0))?;
     let mut session = session.unwrap_or_default();
     let existing = session.pass(code);
     let already = existing.is_some_and(|token| state.rooms.check_member(&code, &token).is_ok());
+    let mut passphrase_for = None;
     if !already {
         let limits = &state.limits;
         limits.guess(client.key).map_err(AppError::Limited)?;
         limits.join(client.key).map_err(AppError::Limited)?;
         room_for_one_more(&state, &mut session)?;
+        if let Ok(Some((serial, hash))) = state.rooms.passphrase(&code) {
+            let Some(passphrase) = passphrase else {
+                return Err(refuse(
+                    StatusCode::FORBIDDEN,
+                    format!("Room {code} is private: type its passphrase to join."),
+                )
+                .into());
+            };
+            let matches = state.hasher.matches(hash, passphrase).await;
+            match matches.map_err(|_| AppError::Internal)? {
+                true => passphrase_for = Some(serial),
+                false => {
+                    return Err(refuse(
+                        StatusCode::FORBIDDEN,
+                        format!("That is not the passphrase of room {code}."),
+                    )
+                    .into());
+                }
+            }
+        }
     }
+    let joiner = Joiner {
+        name: name.clone(),
+        existing,
+        session: session.id.as_str().to_owned(),
+        identified: identity.is_some(),
+        passphrase_for,
+    };
     let token = state
         .rooms
-        .join(&code, existing, name.clone())
+        .join(&code, joiner)
         .map_err(|error| match error {
             RoomError::NotFound => refuse(
                 StatusCode::NOT_FOUND,
@@ -150,6 +234,24 @@ pub async fn join_room(
                     "Someone in room {code} already has that name, or one that looks the same. Please pick another name."
                 ),
             ),
+            RoomError::NameRemoved => refuse(
+                StatusCode::CONFLICT,
+                format!(
+                    "The owner of room {code} removed someone of that name. Please pick another name."
+                ),
+            ),
+            RoomError::Locked => refuse(
+                StatusCode::LOCKED,
+                format!("Room {code} is locked: its owner lets no one new in for now."),
+            ),
+            RoomError::Removed => refuse(
+                StatusCode::FORBIDDEN,
+                format!("The owner removed you from room {code}: you cannot rejoin it."),
+            ),
+            RoomError::WrongPassphrase => refuse(
+                StatusCode::FORBIDDEN,
+                format!("Room {code} is private: type its passphrase to join."),
+            ),
             other => refusal(code)(other),
         })?;
     session.add_pass(code, token);
@@ -160,9 +262,48 @@ pub async fn join_room(
     ))
 }
 
+/// `POST /rooms/{CODE}/lock` and `/unlock`: the owner closes the door to
+/// newcomers, or opens it again.
+pub async fn set_locked(
+    code: String,
+    locked: bool,
+    client: Client,
+    session: Option<Session>,
+    format: Format,
+    state: AppState,
+) -> Result<Response, Rejection> {
+    let code = parse_code(&code)?;
+    let (_, token) = member(&state, code, client, session)?;
+    state
+        .rooms
+        .set_locked(&code, &token, locked)
+        .map_err(refusal(code))?;
+    Ok(done(format, &format!("/rooms/{code}")))
+}
+
+/// `POST /rooms/{CODE}/remove` with `name`: the owner removes a member.
+pub async fn remove_member(
+    code: String,
+    client: Client,
+    session: Option<Session>,
+    format: Format,
+    form: RemoveForm,
+    state: AppState,
+) -> Result<Response, Rejection> {
+    let code = parse_code(&code)?;
+    let (_, token) = member(&state, code, client, session)?;
+    let name = DisplayName::parse(&form.name).map_err(|e| AppError::BadRequest(e.0))?;
+    state
+        .rooms
+        .remove(&code, &token, &name)
+        .map_err(refusal(code))?;
+    Ok(done(format, &format!("/rooms/{code}")))
+}
+
 pub async fn room_page(
     code: String,
     client: Client,
+    identity: Option<DisplayName>,
     session: Option<Session>,
     state: AppState,
 ) -> Result<Response, Rejection> {
@@ -181,8 +322,15 @@ pub async fn room_page(
                 return Err(AppError::RoomNotFound.into());
             }
             // A shared link: whoever follows it may join.
+            if let Some(session) = &session
+                && let Some(token) = session.pass(code)
+                && state.rooms.check_member(&code, &token) == Err(RoomError::Removed)
+            {
+                return Err(AppError::Removed(code).into());
+            }
             let name = session.and_then(|s| s.name).unwrap_or_default();
-            state.pages.join(code, &name)
+            let identity = identity.as_ref().map(DisplayName::as_str);
+            state.pages.join(code, &name, identity)
         }
     };
     let page = page.map_err(|_| AppError::Internal)?;
@@ -429,9 +577,12 @@ fn member(
 ) -> Result<(Session, MemberToken), AppError> {
     if let Some(session) = session
         && let Some(token) = session.pass(code)
-        && state.rooms.check_member(&code, &token).is_ok()
     {
-        return Ok((session, token));
+        match state.rooms.check_member(&code, &token) {
+            Ok(()) => return Ok((session, token)),
+            Err(RoomError::Removed) => return Err(AppError::Removed(code)),
+            Err(_) => {}
+        }
     }
     state.limits.guess(client.key).map_err(AppError::Limited)?;
     match state.rooms.exists(&code) {
@@ -460,11 +611,31 @@ fn refusal(code: RoomCode) -> impl Fn(RoomError) -> AppError {
         RoomError::NoFreeCode => AppError::NoFreeCode,
         RoomError::RoomFull => AppError::Limited(Refused::full(Limit::MembersPerRoom)),
         RoomError::TooManyRooms => AppError::Limited(Refused::full(Limit::Rooms)),
-        RoomError::NameTaken => AppError::form(
+        RoomError::NameTaken | RoomError::NameRemoved => AppError::form(
             StatusCode::CONFLICT,
             format!("That name is taken in room {code}."),
             "",
             code.as_str(),
+        ),
+        RoomError::NotOwner => AppError::NotOwner(code),
+        RoomError::Removed => AppError::Removed(code),
+        RoomError::Locked => AppError::form(
+            StatusCode::LOCKED,
+            format!("Room {code} is locked: its owner lets no one new in for now."),
+            "",
+            code.as_str(),
+        ),
+        RoomError::WrongPassphrase => AppError::form(
+            StatusCode::FORBIDDEN,
+            format!("Room {code} is private: type its passphrase to join."),
+            "",
+            code.as_str(),
+        ),
+        RoomError::NoSuchMember => {
+            AppError::BadRequest(format!("Nobody of that name is in room {code}."))
+        }
+        RoomError::CannotRemoveOwner => AppError::BadRequest(
+            "The owner cannot remove themselves; to go, leave the room.".to_owned(),
         ),
     }
 }

@@ -20,6 +20,7 @@ pub mod limits;
 pub mod metrics;
 pub mod net;
 pub mod pages;
+pub mod passphrase;
 pub mod poll;
 pub mod rooms;
 pub mod routes;

@@ -45,6 +45,9 @@ pub struct HomeForm {
     pub name: String,
     pub code: String,
     pub error: Option<String>,
+    /// The name the sign-in proxy gives the person, when names come from it:
+    /// the form then has no name field.
+    pub identity: Option<String>,
 }
 
 /// A page that explains a refusal and offers a way on.
@@ -60,6 +63,10 @@ pub struct ErrorPage {
 const ENTERED: &str = "has entered the room";
 /// What a leave notice says after the person's name.
 const LEFT: &str = "has left the room";
+const LOCKED: &str = "locked the room: no one new can join";
+const UNLOCKED: &str = "unlocked the room";
+const REMOVED: &str = "was removed from the room by its owner";
+const NOW_OWNER: &str = "is now the owner of the room";
 
 #[derive(Serialize)]
 struct EventView<'a> {
@@ -81,6 +88,10 @@ impl<'a> EventView<'a> {
         let notice = match event.kind {
             EventKind::Join => ENTERED,
             EventKind::Leave => LEFT,
+            EventKind::Lock => LOCKED,
+            EventKind::Unlock => UNLOCKED,
+            EventKind::Remove => REMOVED,
+            EventKind::Owner => NOW_OWNER,
             EventKind::Message => "",
         };
         Self {
@@ -154,6 +165,9 @@ impl Pages {
             /// A fresh key for the form's next message: posted twice (a retry, a
             /// double click), it is stored once.
             idempotency_key: IdempotencyKey,
+            /// The viewer owns the room: the page offers lock and remove.
+            mine: bool,
+            locked: bool,
         }
         let history = room
             .history
@@ -172,17 +186,25 @@ impl Pages {
                 last_id: room.last_id,
                 max_message_chars,
                 idempotency_key: IdempotencyKey::random(),
+                mine: room.mine,
+                locked: room.locked,
             },
         )
     }
 
     /// For someone who followed a room link without being a member yet.
-    pub fn join(&self, code: RoomCode, name: &str) -> Result<String, RenderFailed> {
+    pub fn join(
+        &self,
+        code: RoomCode,
+        name: &str,
+        identity: Option<&str>,
+    ) -> Result<String, RenderFailed> {
         #[derive(Serialize)]
         struct Join<'a> {
             title: String,
             code: RoomCode,
             name: &'a str,
+            identity: Option<&'a str>,
             max_name: usize,
         }
         let title = format!("Join room {code}");
@@ -192,6 +214,7 @@ impl Pages {
                 title,
                 code,
                 name,
+                identity,
                 max_name: MAX_NAME_CHARS,
             },
         )
@@ -216,6 +239,8 @@ mod tests {
             last_id: history.last().map_or(0, |e| e.id),
             history: history.into_iter().map(Arc::new).collect(),
             present,
+            mine: true,
+            locked: false,
         };
         let code = RoomCode::parse("ABCD").expect("a valid code");
         Pages::new()
@@ -256,10 +281,12 @@ mod tests {
                 Presence {
                     name: name("alice"),
                     connected: true,
+                    owner: true,
                 },
                 Presence {
                     name: name("<b>bob</b>"),
                     connected: false,
+                    owner: false,
                 },
             ],
             vec![],

@@ -16,6 +16,7 @@ use crate::client::{Client, Peer};
 use crate::error::{self, AppError};
 use crate::handlers;
 use crate::http::{Format, read_form};
+use crate::input::DisplayName;
 use crate::metrics::{self, Metrics};
 use crate::session::Session;
 use crate::state::AppState;
@@ -46,6 +47,12 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Rej
         .unify()
         .or(leave_room(&state))
         .unify()
+        .or(lock_room(&state, true))
+        .unify()
+        .or(lock_room(&state, false))
+        .unify()
+        .or(remove_member(&state))
+        .unify()
         .or(members(&state))
         .unify()
         .or(asset())
@@ -53,7 +60,7 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Rej
     // The health check answers whatever name it is asked by: a load balancer may
     // use an address or a name of its own, and the answer tells nobody anything.
     let outcome = healthz(&state)
-        .or(state.site.known_host().and(app))
+        .or(state.site.known_host().and(state.site.signed_in()).and(app))
         .unify()
         .map(Ok)
         .or_else(|rejection| async move { Ok::<_, Rejection>((Err(rejection),)) });
@@ -101,7 +108,8 @@ fn get_or_head() -> impl Filter<Extract = (), Error = Rejection> + Clone {
 fn home(state: &AppState) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone + use<> {
     warp::path::end()
         .and(get_or_head())
-        .and(state.cookies.filter())
+        .and(state.site.identity())
+        .and(session(state))
         .and(with_state(state))
         .and_then(handlers::home)
 }
@@ -113,7 +121,8 @@ fn create_room(
         .and(warp::post())
         .and(state.site.from_this_site())
         .and(state.site.client())
-        .and(state.cookies.filter())
+        .and(state.site.identity())
+        .and(session(state))
         .and(form(state))
         .and(with_state(state))
         .and_then(handlers::create_room)
@@ -126,7 +135,8 @@ fn join_room(
         .and(warp::post())
         .and(state.site.from_this_site())
         .and(state.site.client())
-        .and(state.cookies.filter())
+        .and(state.site.identity())
+        .and(session(state))
         .and(form(state))
         .and(with_state(state))
         .and_then(handlers::join_room)
@@ -138,7 +148,8 @@ fn room_page(
     warp::path!("rooms" / String)
         .and(get_or_head())
         .and(state.site.client())
-        .and(state.cookies.filter())
+        .and(state.site.identity())
+        .and(session(state))
         .and(with_state(state))
         .and_then(handlers::room_page)
 }
@@ -173,7 +184,7 @@ fn reading(
 + use<> {
     get_or_head()
         .and(state.site.client())
-        .and(state.cookies.filter())
+        .and(session(state))
         .and(warp::header::optional::<String>("last-event-id"))
         .and(warp::query::<handlers::EventsQuery>())
         .and(with_state(state))
@@ -186,7 +197,7 @@ fn post_message(
         .and(warp::post())
         .and(state.site.from_this_site())
         .and(state.site.client())
-        .and(state.cookies.filter())
+        .and(session(state))
         .and(Format::filter())
         .and(warp::header::optional::<String>("idempotency-key"))
         .and(form(state))
@@ -201,10 +212,62 @@ fn leave_room(
         .and(warp::post())
         .and(state.site.from_this_site())
         .and(state.site.client())
-        .and(state.cookies.filter())
+        .and(session(state))
         .and(Format::filter())
         .and(with_state(state))
         .and_then(handlers::leave_room)
+}
+
+/// `POST /rooms/{CODE}/lock` (`locked`), or `/unlock`.
+fn lock_room(
+    state: &AppState,
+    locked: bool,
+) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone + use<> {
+    let action = if locked { "lock" } else { "unlock" };
+    warp::path("rooms")
+        .and(warp::path::param::<String>())
+        .and(warp::path(action))
+        .and(warp::path::end())
+        .and(warp::post())
+        .and(state.site.from_this_site())
+        .map(move |code: String| (code, locked))
+        .untuple_one()
+        .and(state.site.client())
+        .and(session(state))
+        .and(Format::filter())
+        .and(with_state(state))
+        .and_then(handlers::set_locked)
+}
+
+fn remove_member(
+    state: &AppState,
+) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone + use<> {
+    warp::path!("rooms" / String / "remove")
+        .and(warp::post())
+        .and(state.site.from_this_site())
+        .and(state.site.client())
+        .and(session(state))
+        .and(Format::filter())
+        .and(form(state))
+        .and(with_state(state))
+        .and_then(handlers::remove_member)
+}
+
+/// The session cookie, if it is this person's: with names from a sign-in proxy,
+/// a session made for another identity (a shared computer, a copied cookie)
+/// counts for nothing.
+fn session(
+    state: &AppState,
+) -> impl Filter<Extract = (Option<Session>,), Error = Rejection> + Clone + use<> {
+    state.site.identity().and(state.cookies.filter()).map(
+        |identity: Option<DisplayName>, session: Option<Session>| {
+            session.filter(|session| {
+                identity
+                    .as_ref()
+                    .is_none_or(|name| session.name.as_deref() == Some(name.as_str()))
+            })
+        },
+    )
 }
 
 fn members(
@@ -213,7 +276,7 @@ fn members(
     warp::path!("rooms" / String / "members")
         .and(get_or_head())
         .and(state.site.client())
-        .and(state.cookies.filter())
+        .and(session(state))
         .and(with_state(state))
         .and_then(handlers::members)
 }

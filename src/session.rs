@@ -42,6 +42,10 @@ impl SessionId {
     pub fn random() -> Self {
         Self(format!("{:032x}", rand::random::<u128>()))
     }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
 }
 
 /// Proof of membership of one room, as the cookie keeps it.

@@ -12,6 +12,7 @@ use crate::http::OurNames;
 use crate::limits::Limits;
 use crate::metrics::Metrics;
 use crate::pages::Pages;
+use crate::passphrase::Hasher;
 use crate::rooms::{RoomSettings, Rooms};
 use crate::session::SessionCookies;
 
@@ -40,6 +41,8 @@ pub struct AppState {
     pub limits: Limits,
     pub metrics: Metrics,
     pub site: Site,
+    /// Hashes and checks the passphrases of private rooms, off the runtime.
+    pub hasher: Hasher,
     /// Cancelled when shutdown begins, so that every event stream ends itself:
     /// graceful shutdown waits for open connections to finish.
     pub shutdown: CancellationToken,
@@ -79,7 +82,9 @@ impl AppState {
             site: Site::new(
                 OurNames::new(bound, &config.public_hosts),
                 config.trust_proxy,
+                config.identity_header.clone(),
             ),
+            hasher: Hasher::default(),
             shutdown: CancellationToken::new(),
         }
     }

@@ -18,6 +18,14 @@ pub enum EventKind {
     Message,
     Join,
     Leave,
+    /// The owner (`name`) locked the room: no one new may join.
+    Lock,
+    /// The owner (`name`) unlocked the room.
+    Unlock,
+    /// The owner removed the member `name`.
+    Remove,
+    /// `name` owns the room now (the owner before them left).
+    Owner,
 }
 
 impl EventKind {
@@ -27,6 +35,10 @@ impl EventKind {
             Self::Message => "message",
             Self::Join => "join",
             Self::Leave => "leave",
+            Self::Lock => "lock",
+            Self::Unlock => "unlock",
+            Self::Remove => "remove",
+            Self::Owner => "owner",
         }
     }
 }
@@ -37,7 +49,8 @@ pub struct Event {
     /// Per-room sequence number; only grows. Also the SSE `id:`.
     pub id: u64,
     pub kind: EventKind,
-    /// Who sent the message, or who entered or left.
+    /// Who sent the message, entered, left, locked or unlocked the room, was
+    /// removed, or owns it now.
     pub name: DisplayName,
     /// The message text; absent for join and leave.
     #[serde(skip_serializing_if = "Option::is_none")]

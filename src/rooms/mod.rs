@@ -23,10 +23,11 @@ use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
 pub use self::event::{Event, EventKind};
-pub use self::room::{Backlog, Presence, Published, RoomSnapshot};
+pub use self::room::{Backlog, Joiner, Presence, Published, RoomSnapshot};
 use self::room::{IdleTimers, Joined, Room};
 use self::timers::{Due, Timers};
 use crate::input::{DisplayName, IdempotencyKey, MessageText, RoomCode};
+use crate::passphrase::PassphraseHash;
 
 /// How many random codes to try before saying every code is taken.
 const CODE_ATTEMPTS: usize = 64;
@@ -46,6 +47,20 @@ pub enum RoomError {
     TooManyRooms,
     /// Nearly every code is in use.
     NoFreeCode,
+    /// Only the room's owner may do this.
+    NotOwner,
+    /// The room is locked: no one new may join.
+    Locked,
+    /// The owner removed this member (or this session): they may not come back.
+    Removed,
+    /// The owner removed someone of this name; a newcomer must pick another.
+    NameRemoved,
+    /// The room is private and the passphrase was missing or wrong.
+    WrongPassphrase,
+    /// Nobody of that name is in the room.
+    NoSuchMember,
+    /// The owner cannot remove themselves (they can leave).
+    CannotRemoveOwner,
 }
 
 /// Proof of one membership: minted when someone joins a room, kept in their
@@ -180,8 +195,13 @@ impl Rooms {
         self.map().get(code).cloned().ok_or(RoomError::NotFound)
     }
 
-    /// Opens a room under a fresh code with `creator` as its first member.
-    pub fn create(&self, creator: DisplayName) -> Result<(RoomCode, MemberToken), RoomError> {
+    /// Opens a room under a fresh code with `creator` as its first member and
+    /// owner; with a passphrase's hash, the room is private.
+    pub fn create(
+        &self,
+        creator: Joiner,
+        passphrase: Option<PassphraseHash>,
+    ) -> Result<(RoomCode, MemberToken), RoomError> {
         let settings = &self.shared.settings;
         let mut rng = rand::rng();
         let mut map = self.map();
@@ -199,8 +219,13 @@ impl Rooms {
             settings.history,
             settings.channel_capacity,
             Arc::clone(&self.shared.tally),
+            passphrase,
         ));
-        let joined = room.join(None, creator, settings.max_members)?;
+        let creator = Joiner {
+            passphrase_for: Some(serial),
+            ..creator
+        };
+        let joined = room.join(creator, settings.max_members)?;
         map.insert(code, Arc::clone(&room));
         drop(map);
         tracing::info!(room = %code, "room opened");
@@ -217,15 +242,37 @@ impl Rooms {
 
     /// Makes someone a member named `name`, announcing them; `existing` is the
     /// token their session holds for this room, and being a member already is fine.
-    pub fn join(
+    pub fn join(&self, code: &RoomCode, joiner: Joiner) -> Result<MemberToken, RoomError> {
+        let room = self.room(code)?;
+        let joined = room.join(joiner, self.shared.settings.max_members)?;
+        Ok(self.joined(&room, joined))
+    }
+
+    /// For a private room, the hash a joiner's passphrase must match, and the
+    /// room's serial (what [`Joiner::passphrase_for`] names once it matched).
+    pub fn passphrase(&self, code: &RoomCode) -> Result<Option<(u64, PassphraseHash)>, RoomError> {
+        let room = self.room(code)?;
+        Ok(room.passphrase()?.map(|hash| (room.serial, hash)))
+    }
+
+    /// The owner locks (`true`) or unlocks the room.
+    pub fn set_locked(
         &self,
         code: &RoomCode,
-        existing: Option<MemberToken>,
-        name: DisplayName,
-    ) -> Result<MemberToken, RoomError> {
-        let room = self.room(code)?;
-        let joined = room.join(existing, name, self.shared.settings.max_members)?;
-        Ok(self.joined(&room, joined))
+        token: &MemberToken,
+        locked: bool,
+    ) -> Result<(), RoomError> {
+        self.room(code)?.set_locked(token, locked)
+    }
+
+    /// The owner removes the member called `name`.
+    pub fn remove(
+        &self,
+        code: &RoomCode,
+        token: &MemberToken,
+        name: &DisplayName,
+    ) -> Result<(), RoomError> {
+        self.room(code)?.remove(token, name)
     }
 
     fn joined(&self, room: &Arc<Room>, joined: Joined) -> MemberToken {
@@ -462,9 +509,9 @@ mod tests {
     fn alice_streaming_and_bob_joined(
         rooms: &Rooms,
     ) -> (RoomCode, MemberToken, Subscription, MemberToken) {
-        let (code, alice) = rooms.create(name("alice")).unwrap();
+        let (code, alice) = rooms.create(Joiner::named("alice"), None).unwrap();
         let alice_stream = rooms.subscribe(&code, &alice, None).unwrap();
-        let bob = rooms.join(&code, None, name("bob")).unwrap();
+        let bob = rooms.join(&code, Joiner::named("bob")).unwrap();
         (code, alice, alice_stream, bob)
     }
 
@@ -479,7 +526,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_room_that_never_gets_a_stream_closes_within_a_minute() {
         let rooms = Rooms::new(settings(5));
-        let (code, _alice) = rooms.create(name("alice")).unwrap();
+        let (code, _alice) = rooms.create(Joiner::named("alice"), None).unwrap();
         advance(59).await;
         assert!(rooms.exists(&code));
         advance(2).await;
@@ -489,7 +536,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_room_closes_after_the_grace_unless_a_stream_returns() {
         let rooms = Rooms::new(settings(5));
-        let (code, alice) = rooms.create(name("alice")).unwrap();
+        let (code, alice) = rooms.create(Joiner::named("alice"), None).unwrap();
         drop(rooms.subscribe(&code, &alice, None).unwrap());
         advance(4).await;
         let back = rooms.subscribe(&code, &alice, None).unwrap();
@@ -503,11 +550,11 @@ mod tests {
     #[tokio::test]
     async fn with_no_grace_the_last_stream_closes_the_room_at_once() {
         let rooms = Rooms::new(settings(0));
-        let (code, alice) = rooms.create(name("alice")).unwrap();
+        let (code, alice) = rooms.create(Joiner::named("alice"), None).unwrap();
         drop(rooms.subscribe(&code, &alice, None).unwrap());
         assert!(!rooms.exists(&code));
         assert_eq!(
-            rooms.join(&code, None, name("bob")),
+            rooms.join(&code, Joiner::named("bob")),
             Err(RoomError::NotFound)
         );
     }
@@ -560,7 +607,7 @@ mod tests {
         let rooms = Rooms::new(settings(5));
         let (code, _alice, _alice_stream, bob) = alice_streaming_and_bob_joined(&rooms);
         assert_eq!(
-            rooms.join(&code, None, name("Bob")),
+            rooms.join(&code, Joiner::named("Bob")),
             Err(RoomError::NameTaken)
         );
         advance(61).await;
@@ -568,7 +615,7 @@ mod tests {
             rooms.snapshot(&code, &bob).unwrap_err(),
             RoomError::NotMember
         );
-        rooms.join(&code, None, name("Bob")).unwrap();
+        rooms.join(&code, Joiner::named("Bob")).unwrap();
     }
 
     /// A flood of joins, posts and page views moves deadlines but adds none: one
@@ -576,9 +623,11 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn timers_stay_one_per_room_and_member_under_a_flood() {
         let rooms = Rooms::new(settings(5));
-        let (code, alice) = rooms.create(name("alice")).unwrap();
+        let (code, alice) = rooms.create(Joiner::named("alice"), None).unwrap();
         for i in 0..50 {
-            rooms.join(&code, None, name(&format!("guest{i}"))).unwrap();
+            rooms
+                .join(&code, Joiner::named(&format!("guest{i}")))
+                .unwrap();
         }
         for _ in 0..1000 {
             rooms.snapshot(&code, &alice).unwrap();

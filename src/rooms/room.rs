@@ -6,8 +6,16 @@
 //!
 //! Someone becomes a member, and is announced with a `join`, the moment they join:
 //! nobody can read a room before everyone in it can see that they are there.
+//!
+//! Whoever creates a room owns it; when the owner leaves, the member who has
+//! been there longest becomes the owner. The owner can lock the room (no one new
+//! joins) and remove members, who then cannot come back while the room lives:
+//! not with the same membership, the same session, or the same name. A private
+//! room keeps its passphrase's hash; checking a passphrase is slow and happens
+//! outside the room's lock, so a join only carries proof that it was done for
+//! this room ([`Joiner::passphrase_for`]).
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
@@ -18,6 +26,7 @@ use tokio_util::sync::CancellationToken;
 use super::event::{Event, EventKind};
 use super::{MemberToken, RoomError, Tally};
 use crate::input::{DisplayName, IdempotencyKey, MessageText, RoomCode};
+use crate::passphrase::PassphraseHash;
 
 /// What a new stream must send before the live events.
 #[derive(Debug)]
@@ -34,6 +43,8 @@ pub struct Presence {
     pub name: DisplayName,
     /// Whether they have an event stream open right now.
     pub connected: bool,
+    /// Whether they own the room.
+    pub owner: bool,
 }
 
 /// A room's state as the room page shows it.
@@ -46,6 +57,46 @@ pub struct RoomSnapshot {
     pub present: Vec<Presence>,
     /// Id of the newest event; a stream opened `after` it misses nothing.
     pub last_id: u64,
+    /// Whether the viewing member owns the room.
+    pub mine: bool,
+    pub locked: bool,
+}
+
+/// Someone asking to join a room.
+#[derive(Debug, Clone)]
+pub struct Joiner {
+    pub name: DisplayName,
+    /// The membership their session holds for this room, if any.
+    pub existing: Option<MemberToken>,
+    /// Their session's id, opaque here: a removed session may not come back.
+    pub session: String,
+    /// The name is a signed-in identity, not typed: a member with that name
+    /// already is this same person.
+    pub identified: bool,
+    /// The serial of the room whose passphrase they gave, checked.
+    pub passphrase_for: Option<u64>,
+}
+
+#[cfg(test)]
+impl Joiner {
+    /// Someone typing `name`, in a session of their own, with no membership.
+    pub fn named(name: &str) -> Self {
+        Self {
+            name: DisplayName::parse(name).expect("a valid name"),
+            existing: None,
+            session: format!("{:032x}", rand::random::<u128>()),
+            identified: false,
+            passphrase_for: None,
+        }
+    }
+
+    /// The same, holding `token` for the room.
+    pub fn holding(name: &str, token: MemberToken) -> Self {
+        Self {
+            existing: Some(token),
+            ..Self::named(name)
+        }
+    }
 }
 
 /// Returned by [`Room::close_stream`] and [`Room::touch`]: the idle timers the
@@ -115,6 +166,14 @@ struct RoomState {
     /// Source of epochs for the room and its members. One counter for all, so an
     /// epoch never repeats, even for a new membership of the same person.
     ticks: u64,
+    owner: Option<MemberToken>,
+    /// No one new may join.
+    locked: bool,
+    passphrase: Option<PassphraseHash>,
+    /// Who the owner removed: their memberships, sessions and names.
+    removed_members: HashSet<MemberToken>,
+    removed_sessions: HashSet<String>,
+    removed_names: Vec<DisplayName>,
     /// The idempotency keys of the messages history holds, and their ids.
     sent: HashMap<(MemberToken, IdempotencyKey), u64>,
     /// The same keys in the order their messages came, to forget each key when
@@ -124,6 +183,8 @@ struct RoomState {
 
 struct Member {
     name: DisplayName,
+    /// The session that joined, so that a removal shuts it out.
+    session: String,
     /// Unique per membership in this room; also the order people came in.
     order: u64,
     streams: usize,
@@ -156,6 +217,7 @@ impl Room {
         history_limit: usize,
         channel_capacity: usize,
         tally: Arc<Tally>,
+        passphrase: Option<PassphraseHash>,
     ) -> Self {
         let (sender, _) = broadcast::channel(channel_capacity.max(1));
         Self {
@@ -168,6 +230,7 @@ impl Room {
             },
             state: Mutex::new(RoomState {
                 next_id: 1,
+                passphrase,
                 ..RoomState::default()
             }),
         }
@@ -186,39 +249,99 @@ impl Room {
         Ok(state)
     }
 
-    /// Makes someone a member named `name` and announces them. `existing` is the
-    /// token their session holds for this room, if any: when it still belongs to a
-    /// member, nothing changes (joining twice keeps the first name).
-    pub fn join(
-        &self,
-        existing: Option<MemberToken>,
-        name: DisplayName,
-        max_members: usize,
-    ) -> Result<Joined, RoomError> {
+    /// Makes someone a member and announces them; the first member owns the
+    /// room. A joiner whose session's membership is still current (or, when
+    /// names are signed-in identities, whose name is a member's) is that member:
+    /// nothing changes. Everyone else needs an unlocked room, the passphrase of
+    /// a private one, and a name nobody in the room uses or was removed under.
+    pub fn join(&self, joiner: Joiner, max_members: usize) -> Result<Joined, RoomError> {
         let mut state = self.open_state()?;
-        if let Some(token) = existing
+        if let Some(token) = joiner.existing
             && state.members.contains_key(&token)
         {
             return Ok(Joined::Already(token));
         }
-        if state.members.values().any(|m| m.name.same_person_as(&name)) {
+        if joiner.identified
+            && let Some((token, _)) = state.member_named(&joiner.name)
+        {
+            return Ok(Joined::Already(token));
+        }
+        let removed = joiner
+            .existing
+            .is_some_and(|token| state.removed_members.contains(&token))
+            || state.removed_sessions.contains(&joiner.session);
+        if removed {
+            return Err(RoomError::Removed);
+        }
+        if state.locked {
+            return Err(RoomError::Locked);
+        }
+        if state.passphrase.is_some() && joiner.passphrase_for != Some(self.serial) {
+            return Err(RoomError::WrongPassphrase);
+        }
+        if state.member_named(&joiner.name).is_some() {
             return Err(RoomError::NameTaken);
+        }
+        if state
+            .removed_names
+            .iter()
+            .any(|name| name.same_person_as(&joiner.name))
+        {
+            return Err(RoomError::NameRemoved);
         }
         if state.members.len() >= max_members {
             return Err(RoomError::RoomFull);
         }
         let token = MemberToken::random();
-        let epoch = state.admit(token, name.clone());
-        state.publish(&self.outlet, EventKind::Join, name, None);
+        let epoch = state.admit(token, joiner.name.clone(), joiner.session);
+        state.owner.get_or_insert(token);
+        state.publish(&self.outlet, EventKind::Join, joiner.name, None);
         Ok(Joined::New { token, epoch })
+    }
+
+    /// The hash a joiner's passphrase must match, if the room is private.
+    pub fn passphrase(&self) -> Result<Option<PassphraseHash>, RoomError> {
+        Ok(self.open_state()?.passphrase.clone())
+    }
+
+    /// The owner locks (`true`) or unlocks the room; everyone hears of it. Asking
+    /// for what already is changes nothing.
+    pub fn set_locked(&self, token: &MemberToken, locked: bool) -> Result<(), RoomError> {
+        let mut state = self.open_state()?;
+        let owner = state.owner_name(token)?;
+        if state.locked != locked {
+            state.locked = locked;
+            let kind = match locked {
+                true => EventKind::Lock,
+                false => EventKind::Unlock,
+            };
+            state.publish(&self.outlet, kind, owner, None);
+        }
+        Ok(())
+    }
+
+    /// The owner removes the member called `name`: everyone (them included)
+    /// hears of it, then their streams end, and they cannot come back.
+    pub fn remove(&self, token: &MemberToken, name: &DisplayName) -> Result<(), RoomError> {
+        let mut state = self.open_state()?;
+        state.owner_name(token)?;
+        let (removed, _) = state.member_named(name).ok_or(RoomError::NoSuchMember)?;
+        if removed == *token {
+            return Err(RoomError::CannotRemoveOwner);
+        }
+        if let Some(member) = state.members.remove(&removed) {
+            state.removed_members.insert(removed);
+            state.removed_sessions.insert(member.session.clone());
+            state.removed_names.push(member.name.clone());
+            state.publish(&self.outlet, EventKind::Remove, member.name, None);
+            member.ended.cancel();
+        }
+        Ok(())
     }
 
     pub fn check_member(&self, token: &MemberToken) -> Result<(), RoomError> {
         let state = self.open_state()?;
-        match state.members.contains_key(token) {
-            true => Ok(()),
-            false => Err(RoomError::NotMember),
-        }
+        state.check_member(token)
     }
 
     /// Publishes a member's message, unless the same member already sent one
@@ -411,14 +534,13 @@ impl Room {
 
     pub fn present(&self, token: &MemberToken) -> Result<Vec<Presence>, RoomError> {
         let state = self.open_state()?;
-        if !state.members.contains_key(token) {
-            return Err(RoomError::NotMember);
-        }
+        state.check_member(token)?;
         Ok(state.present())
     }
 
     pub fn snapshot(&self, token: &MemberToken) -> Result<RoomSnapshot, RoomError> {
         let state = self.open_state()?;
+        state.check_member(token)?;
         let me = state
             .members
             .get(token)
@@ -430,6 +552,8 @@ impl Room {
             history: state.history.iter().cloned().collect(),
             present: state.present(),
             last_id: state.last_id(),
+            mine: state.owner == Some(*token),
+            locked: state.locked,
         })
     }
 }
@@ -440,12 +564,41 @@ impl RoomState {
         self.ticks
     }
 
+    /// `Ok` for a member; `Removed` for one the owner removed.
+    fn check_member(&self, token: &MemberToken) -> Result<(), RoomError> {
+        if self.members.contains_key(token) {
+            Ok(())
+        } else if self.removed_members.contains(token) {
+            Err(RoomError::Removed)
+        } else {
+            Err(RoomError::NotMember)
+        }
+    }
+
+    /// The member whose name would be taken for `name`.
+    fn member_named(&self, name: &DisplayName) -> Option<(MemberToken, &Member)> {
+        self.members
+            .iter()
+            .find(|(_, member)| member.name.same_person_as(name))
+            .map(|(token, member)| (*token, member))
+    }
+
+    /// The owner's name, if `token` is the owner's; else why not.
+    fn owner_name(&self, token: &MemberToken) -> Result<DisplayName, RoomError> {
+        self.check_member(token)?;
+        match (self.owner == Some(*token), self.members.get(token)) {
+            (true, Some(owner)) => Ok(owner.name.clone()),
+            _ => Err(RoomError::NotOwner),
+        }
+    }
+
     /// Adds a member who has no stream yet; returns their epoch.
-    fn admit(&mut self, token: MemberToken, name: DisplayName) -> u64 {
+    fn admit(&mut self, token: MemberToken, name: DisplayName, session: String) -> u64 {
         self.joins += 1;
         let epoch = self.tick();
         let member = Member {
             name,
+            session,
             order: self.joins,
             streams: 0,
             streamed: false,
@@ -456,11 +609,25 @@ impl RoomState {
         epoch
     }
 
-    /// Ends a membership: its streams end, and the room hears of it.
+    /// Ends a membership: the room hears of it, then the member's streams end
+    /// (after the `leave`, which they are sent too). An owner who leaves hands
+    /// the room to the member who has been there longest.
     fn remove_member(&mut self, token: &MemberToken, outlet: &Outlet) {
-        if let Some(member) = self.members.remove(token) {
-            member.ended.cancel();
-            self.publish(outlet, EventKind::Leave, member.name, None);
+        let Some(member) = self.members.remove(token) else {
+            return;
+        };
+        self.publish(outlet, EventKind::Leave, member.name, None);
+        member.ended.cancel();
+        if self.owner == Some(*token) {
+            let next = self
+                .members
+                .iter()
+                .min_by_key(|(_, member)| member.order)
+                .map(|(token, member)| (*token, member.name.clone()));
+            self.owner = next.as_ref().map(|(token, _)| *token);
+            if let Some((_, name)) = next {
+                self.publish(outlet, EventKind::Owner, name, None);
+            }
         }
     }
 
@@ -521,13 +688,14 @@ impl RoomState {
     }
 
     fn present(&self) -> Vec<Presence> {
-        let mut members: Vec<&Member> = self.members.values().collect();
-        members.sort_by_key(|m| m.order);
+        let mut members: Vec<(&MemberToken, &Member)> = self.members.iter().collect();
+        members.sort_by_key(|(_, m)| m.order);
         members
             .into_iter()
-            .map(|m| Presence {
+            .map(|(token, m)| Presence {
                 name: m.name.clone(),
                 connected: m.streams > 0,
+                owner: self.owner == Some(*token),
             })
             .collect()
     }
@@ -539,16 +707,12 @@ mod tests {
 
     const MAX_MEMBERS: usize = 100;
 
-    fn name(n: &str) -> DisplayName {
-        DisplayName::parse(n).unwrap()
-    }
-
     fn text(t: &str) -> MessageText {
         MessageText::parse(t, 100).unwrap()
     }
 
     fn join(room: &Room, who: &str) -> MemberToken {
-        match room.join(None, name(who), MAX_MEMBERS).unwrap() {
+        match room.join(Joiner::named(who), MAX_MEMBERS).unwrap() {
             Joined::New { token, .. } => token,
             Joined::Already(_) => panic!("{who} was new"),
         }
@@ -561,6 +725,7 @@ mod tests {
             history,
             16,
             Arc::default(),
+            None,
         );
         let alice = join(&room, "alice");
         (room, alice)
@@ -601,16 +766,151 @@ mod tests {
         );
     }
 
+    fn kinds_and_names(rx: &mut broadcast::Receiver<Arc<Event>>) -> Vec<(EventKind, String)> {
+        std::iter::from_fn(|| rx.try_recv().ok())
+            .map(|e| (e.kind, e.name.to_string()))
+            .collect()
+    }
+
+    /// When the owner leaves, the member who has been there longest owns the
+    /// room, and everyone is told.
+    #[test]
+    fn ownership_passes_to_the_longest_present_member() {
+        let (room, alice) = room_with(10);
+        let bob = join(&room, "bob");
+        join(&room, "carol");
+        let mut rx = room.open_stream(&bob, None).unwrap().receiver;
+
+        room.leave(&alice).unwrap();
+
+        assert_eq!(
+            kinds_and_names(&mut rx),
+            [
+                (EventKind::Leave, "alice".into()),
+                (EventKind::Owner, "bob".into())
+            ]
+        );
+        let owners: Vec<String> = room
+            .present(&bob)
+            .unwrap()
+            .into_iter()
+            .filter(|p| p.owner)
+            .map(|p| p.name.to_string())
+            .collect();
+        assert_eq!(owners, ["bob"]);
+        assert_eq!(room.set_locked(&bob, true), Ok(()));
+    }
+
+    /// A locked room lets no one new in, but its members back; only the owner
+    /// locks, and only a change is announced.
+    #[test]
+    fn only_the_owner_locks_and_a_locked_room_keeps_newcomers_out() {
+        let (room, alice) = room_with(10);
+        let bob = join(&room, "bob");
+        let mut rx = room.open_stream(&alice, None).unwrap().receiver;
+
+        assert_eq!(room.set_locked(&bob, true), Err(RoomError::NotOwner));
+        room.set_locked(&alice, true).unwrap();
+        room.set_locked(&alice, true).unwrap();
+
+        assert_eq!(
+            kinds_and_names(&mut rx),
+            [(EventKind::Lock, "alice".into())]
+        );
+        assert_eq!(
+            room.join(Joiner::named("carol"), MAX_MEMBERS),
+            Err(RoomError::Locked)
+        );
+        assert_eq!(
+            room.join(Joiner::holding("bob", bob), MAX_MEMBERS),
+            Ok(Joined::Already(bob))
+        );
+        room.set_locked(&alice, false).unwrap();
+        assert_eq!(
+            kinds_and_names(&mut rx),
+            [(EventKind::Unlock, "alice".into())]
+        );
+        join(&room, "carol");
+    }
+
+    /// A removed member hears of it, is no member any more, and cannot come
+    /// back: not with their membership, their session, or their name.
+    #[test]
+    fn a_removed_member_cannot_come_back() {
+        let (room, alice) = room_with(10);
+        let bob_joining = Joiner::named("bob");
+        let Joined::New { token: bob, .. } = room.join(bob_joining.clone(), MAX_MEMBERS).unwrap()
+        else {
+            panic!("bob is new");
+        };
+        let carol = join(&room, "carol");
+        let mut bobs = room.open_stream(&bob, None).unwrap();
+
+        assert_eq!(
+            room.remove(&carol, &DisplayName::parse("bob").unwrap()),
+            Err(RoomError::NotOwner)
+        );
+        assert_eq!(
+            room.remove(&alice, &DisplayName::parse("alice").unwrap()),
+            Err(RoomError::CannotRemoveOwner)
+        );
+        assert_eq!(
+            room.remove(&alice, &DisplayName::parse("dave").unwrap()),
+            Err(RoomError::NoSuchMember)
+        );
+        room.remove(&alice, &DisplayName::parse("Bob").unwrap())
+            .unwrap();
+
+        assert_eq!(
+            kinds_and_names(&mut bobs.receiver),
+            [(EventKind::Remove, "bob".into())],
+            "bob hears of it"
+        );
+        assert!(bobs.membership_ended.is_cancelled(), "his streams end");
+        assert_eq!(room.check_member(&bob), Err(RoomError::Removed));
+        let again = |joiner| room.join(joiner, MAX_MEMBERS);
+        assert_eq!(again(Joiner::holding("bob", bob)), Err(RoomError::Removed));
+        assert_eq!(
+            again(Joiner {
+                name: DisplayName::parse("robert").unwrap(),
+                ..bob_joining
+            }),
+            Err(RoomError::Removed),
+            "the same session under another name"
+        );
+        assert_eq!(again(Joiner::named("BOB")), Err(RoomError::NameRemoved));
+    }
+
+    /// With names from a sign-in proxy, the same name is the same person: a
+    /// second session joins as the member they already are.
+    #[test]
+    fn a_signed_in_name_is_one_member_in_every_session() {
+        let (room, alice) = room_with(10);
+        let elsewhere = Joiner {
+            identified: true,
+            ..Joiner::named("alice")
+        };
+        assert_eq!(
+            room.join(elsewhere, MAX_MEMBERS),
+            Ok(Joined::Already(alice))
+        );
+        assert_eq!(
+            room.join(Joiner::named("alice"), MAX_MEMBERS),
+            Err(RoomError::NameTaken),
+            "a typed name is not an identity"
+        );
+    }
+
     #[test]
     fn names_are_unique_without_regard_to_case() {
         let (room, _) = room_with(10);
         assert_eq!(
-            room.join(None, name("ALICE"), MAX_MEMBERS),
+            room.join(Joiner::named("ALICE"), MAX_MEMBERS),
             Err(RoomError::NameTaken)
         );
         let bob = join(&room, "bob");
         assert_eq!(
-            room.join(Some(bob), name("other"), MAX_MEMBERS),
+            room.join(Joiner::holding("other", bob), MAX_MEMBERS),
             Ok(Joined::Already(bob)),
             "already a member"
         );
@@ -622,7 +922,7 @@ mod tests {
         let (room, _) = room_with(10);
         let stale = MemberToken::random();
         assert!(matches!(
-            room.join(Some(stale), name("bob"), MAX_MEMBERS),
+            room.join(Joiner::holding("bob", stale), MAX_MEMBERS),
             Ok(Joined::New { token, .. }) if token != stale
         ));
     }
@@ -630,9 +930,9 @@ mod tests {
     #[test]
     fn a_full_room_refuses_newcomers_but_not_its_members() {
         let (room, alice) = room_with(10);
-        assert_eq!(room.join(None, name("bob"), 1), Err(RoomError::RoomFull));
+        assert_eq!(room.join(Joiner::named("bob"), 1), Err(RoomError::RoomFull));
         assert_eq!(
-            room.join(Some(alice), name("alice"), 1),
+            room.join(Joiner::holding("alice", alice), 1),
             Ok(Joined::Already(alice))
         );
     }
@@ -674,7 +974,8 @@ mod tests {
         let (room, alice) = room_with(10);
         let mut rx = room.open_stream(&alice, None).unwrap().receiver;
         let bob = join(&room, "bob");
-        let Joined::Already(_) = room.join(Some(bob), name("bob"), MAX_MEMBERS).unwrap() else {
+        let Joined::Already(_) = room.join(Joiner::holding("bob", bob), MAX_MEMBERS).unwrap()
+        else {
             panic!("bob is a member");
         };
         let epoch = room.touch(&bob).member_epoch.unwrap();

@@ -41,7 +41,10 @@ async fn the_members_list_is_for_members_only() {
         "presence changes: never cached"
     );
     let list: Value = listed.json().await.expect("a JSON list of members");
-    assert_eq!(list, json!([{ "name": "alice", "connected": true }]));
+    assert_eq!(
+        list,
+        json!([{ "name": "alice", "connected": true, "owner": true }])
+    );
     assert_eq!(by_other.status(), StatusCode::FORBIDDEN);
     assert_eq!(by_stranger.status(), StatusCode::FORBIDDEN);
     assert_eq!(of_unknown.status(), StatusCode::NOT_FOUND);
