@@ -270,7 +270,12 @@ impl Room {
             .existing
             .is_some_and(|token| state.removed_members.contains(&token))
             || state.removed_sessions.contains(&joiner.session);
-        if removed {
+        let removed_identity = joiner.identified
+            && state
+                .removed_names
+                .iter()
+                .any(|name| name.same_person_as(&joiner.name));
+        if removed || removed_identity {
             return Err(RoomError::Removed);
         }
         if state.locked {
@@ -879,6 +884,15 @@ mod tests {
             "the same session under another name"
         );
         assert_eq!(again(Joiner::named("BOB")), Err(RoomError::NameRemoved));
+        let signed_in_bob = Joiner {
+            identified: true,
+            ..Joiner::named("bob")
+        };
+        assert_eq!(
+            again(signed_in_bob),
+            Err(RoomError::Removed),
+            "a signed-in name is the person"
+        );
     }
 
     /// With names from a sign-in proxy, the same name is the same person: a

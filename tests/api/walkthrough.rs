@@ -49,6 +49,44 @@ async fn the_readme_walkthrough_runs_as_written_with_real_curl() {
     assert_walkthrough_shown(&seen, &workdir);
 }
 
+/// The README's owner and private-room walkthrough runs as written with real
+/// `curl`, and prints exactly what the README says it prints.
+#[tokio::test]
+async fn the_readme_owner_walkthrough_prints_what_it_says() {
+    // Arrange
+    require_program("curl");
+    require_program("bash");
+    let mut server = RunningServer::start(&[]).await;
+    let workdir = TempDir::new("owners-walkthrough");
+    let script = workdir.path().join("owners.sh");
+    std::fs::write(&script, format!("{}\n", readme_block("owners", "sh"))).expect("write");
+
+    // Act
+    let mut command = Command::new("bash");
+    command
+        .arg(&script)
+        .current_dir(workdir.path())
+        .env("SERVER", server.url(""))
+        .env("CURL_HOME", workdir.path())
+        .env("NO_PROXY", "127.0.0.1,localhost")
+        .env("no_proxy", "127.0.0.1,localhost")
+        .env_remove("http_proxy")
+        .env_remove("HTTP_PROXY")
+        .env_remove("all_proxy")
+        .env_remove("ALL_PROXY");
+    let ran = run_to_end(&mut command, PATIENCE).await;
+    server.stop().await;
+
+    // Assert
+    assert!(ran.status.success(), "the script runs: {ran:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&ran.stdout).trim_end(),
+        readme_block("owners-output", "text"),
+        "stderr: {}",
+        String::from_utf8_lossy(&ran.stderr)
+    );
+}
+
 /// The same walkthrough works for someone behind a forward HTTP proxy
 /// (`tinyproxy`, used as `curl -x` would through `http_proxy`), and every request
 /// really went through the proxy.
@@ -387,6 +425,7 @@ async fn help_lists_every_option_and_an_invalid_environment_value_is_refused() {
         "--session-max-age",
         "--public-host",
         "--trust-proxy",
+        "--identity-header",
         "--max-rooms",
         "--max-members-per-room",
         "--max-connections",
@@ -490,21 +529,29 @@ async fn send_signal(signal: &str, target: &str) {
 
 /// The ```sh block between the README's walkthrough markers.
 fn readme_walkthrough() -> String {
+    format!("{}\n", readme_block("walkthrough", "sh"))
+}
+
+/// The fenced ```{language} block between the README's `<!-- {marker}:start -->`
+/// and `<!-- {marker}:end -->`, without its fences.
+fn readme_block(marker: &str, language: &str) -> String {
     let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"))
         .expect("read README.md");
+    let start = format!("<!-- {marker}:start -->");
+    let end = format!("<!-- {marker}:end -->");
     let (_, after_start) = readme
-        .split_once("<!-- walkthrough:start -->")
-        .expect("README.md has <!-- walkthrough:start -->");
+        .split_once(&start)
+        .unwrap_or_else(|| panic!("README.md has {start}"));
     let (section, _) = after_start
-        .split_once("<!-- walkthrough:end -->")
-        .expect("README.md has <!-- walkthrough:end --> after the start marker");
+        .split_once(&end)
+        .unwrap_or_else(|| panic!("README.md has {end} after {start}"));
     let (_, block) = section
-        .split_once("```sh\n")
-        .expect("a ```sh block between the walkthrough markers");
-    let (script, _) = block
+        .split_once(&format!("```{language}\n"))
+        .unwrap_or_else(|| panic!("a ```{language} block between the {marker} markers"));
+    let (text, _) = block
         .split_once("\n```")
-        .expect("the ```sh block is closed before the end marker");
-    format!("{script}\n")
+        .unwrap_or_else(|| panic!("the {marker} block is closed before its end marker"));
+    text.to_owned()
 }
 
 /// Panics (never skips) when a program the test drives is missing.
