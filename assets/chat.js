@@ -98,7 +98,14 @@
     }
     if (event.kind === 'lock' || event.kind === 'unlock') showLocked(event.kind === 'lock');
     if (event.kind === 'remove' && event.name === me) close('The owner removed you from this room.');
-    if (event.kind === 'owner' && event.name === me) document.getElementById('lock').hidden = false;
+    if (event.kind === 'owner' && event.name === me) {
+      document.getElementById('lock').hidden = false;
+      room.querySelector('.me').append(', the owner');
+    }
+    // Someone gone leaves the list at once (with the owner's Remove button).
+    if (event.kind === 'leave' || event.kind === 'remove') {
+      [...present.children].find((li) => li.querySelector('bdi')?.textContent === event.name)?.remove();
+    }
     item.dataset.id = event.id;
     log.insertBefore(item, log.querySelector('.pending')); // ours still sending stay last
     trimLog();
@@ -178,6 +185,7 @@
   }
 
   function openStream() {
+    if (closed) return;
     source?.close();
     const stream = (source = new EventSource(`/rooms/${code}/events?after=${lastId}`));
     let heartbeat = 15000;
@@ -218,6 +226,7 @@
   }
 
   function fallBack() {
+    if (closed) return;
     source?.close();
     source = null;
     clearTimeout(watchdog);

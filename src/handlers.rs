@@ -187,6 +187,14 @@ pub async fn join_room(
     let existing = session.pass(code);
     let already = existing.is_some_and(|token| state.rooms.check_member(&code, &token).is_ok());
     let mut passphrase_for = None;
+    // Someone removed hears so before anything else, and it costs them no guess.
+    if state.rooms.removed(&code, existing, session.id.as_str()) {
+        return Err(refuse(
+            StatusCode::FORBIDDEN,
+            format!("The owner removed you from room {code}: you cannot rejoin it."),
+        )
+        .into());
+    }
     if !already {
         let limits = &state.limits;
         limits.guess(client.key).map_err(AppError::Limited)?;
@@ -317,17 +325,19 @@ pub async fn room_page(
             .pages
             .room(code, &room, state.settings.max_message_chars),
         None => {
+            // Someone removed hears so, and it costs them no guess.
+            if let Some(session) = &session
+                && state
+                    .rooms
+                    .removed(&code, session.pass(code), session.id.as_str())
+            {
+                return Err(AppError::Removed(code).into());
+            }
             state.limits.guess(client.key).map_err(AppError::Limited)?;
             if !state.rooms.exists(&code) {
                 return Err(AppError::RoomNotFound.into());
             }
             // A shared link: whoever follows it may join.
-            if let Some(session) = &session
-                && let Some(token) = session.pass(code)
-                && state.rooms.check_member(&code, &token) == Err(RoomError::Removed)
-            {
-                return Err(AppError::Removed(code).into());
-            }
             let name = session.and_then(|s| s.name).unwrap_or_default();
             let identity = identity.as_ref().map(DisplayName::as_str);
             state.pages.join(code, &name, identity)

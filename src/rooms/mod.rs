@@ -248,6 +248,13 @@ impl Rooms {
         Ok(self.joined(&room, joined))
     }
 
+    /// Whether the owner of room `code` removed this membership or session
+    /// (no: if there is no such room).
+    pub fn removed(&self, code: &RoomCode, token: Option<MemberToken>, session: &str) -> bool {
+        self.room(code)
+            .is_ok_and(|room| room.removed(token, session))
+    }
+
     /// For a private room, the hash a joiner's passphrase must match, and the
     /// room's serial (what [`Joiner::passphrase_for`] names once it matched).
     pub fn passphrase(&self, code: &RoomCode) -> Result<Option<(u64, PassphraseHash)>, RoomError> {

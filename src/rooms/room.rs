@@ -261,10 +261,16 @@ impl Room {
         {
             return Ok(Joined::Already(token));
         }
+        // A signed-in name is the person only when it is exactly theirs: a
+        // look-alike login (`Alice`, `аlice`) is another person, refused below
+        // as a taken name.
         if joiner.identified
-            && let Some((token, _)) = state.member_named(&joiner.name)
+            && let Some((token, _)) = state
+                .members
+                .iter()
+                .find(|(_, member)| member.name.as_str() == joiner.name.as_str())
         {
-            return Ok(Joined::Already(token));
+            return Ok(Joined::Already(*token));
         }
         let removed = joiner
             .existing
@@ -274,7 +280,7 @@ impl Room {
             && state
                 .removed_names
                 .iter()
-                .any(|name| name.same_person_as(&joiner.name));
+                .any(|name| name.as_str() == joiner.name.as_str());
         if removed || removed_identity {
             return Err(RoomError::Removed);
         }
@@ -302,6 +308,13 @@ impl Room {
         state.owner.get_or_insert(token);
         state.publish(&self.outlet, EventKind::Join, joiner.name, None);
         Ok(Joined::New { token, epoch })
+    }
+
+    /// Whether the owner removed this membership or this session.
+    pub fn removed(&self, token: Option<MemberToken>, session: &str) -> bool {
+        let state = self.state();
+        token.is_some_and(|token| state.removed_members.contains(&token))
+            || state.removed_sessions.contains(session)
     }
 
     /// The hash a joiner's passphrase must match, if the room is private.
@@ -912,6 +925,15 @@ mod tests {
             room.join(Joiner::named("alice"), MAX_MEMBERS),
             Err(RoomError::NameTaken),
             "a typed name is not an identity"
+        );
+        let look_alike = Joiner {
+            identified: true,
+            ..Joiner::named("Alice")
+        };
+        assert_eq!(
+            room.join(look_alike, MAX_MEMBERS),
+            Err(RoomError::NameTaken),
+            "another login that looks the same is another person"
         );
     }
 

@@ -10,6 +10,7 @@ mod relay;
 
 mod harness;
 mod holding;
+mod owners;
 mod resilience;
 mod scenarios;
 mod sending;
