@@ -1,0 +1,342 @@
+//! The scenarios: each sets rooms and members up through the public contract
+//! (create, join, cookies), opens real streams or polls, posts real messages,
+//! and reads the target's CPU time and memory around what it measures.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+
+use crate::target::Target;
+use crate::wire::{self, Conn, Sources, Tally, tokio_stop::Stop};
+
+/// Setup requests in flight at once.
+const SETUP_AT_ONCE: usize = 64;
+
+/// One room, as a scenario uses it: where to stream and post, and each
+/// member's cookie. The floor has one channel and no sessions.
+#[derive(Clone)]
+pub struct Room {
+    pub code: Option<String>,
+    pub cookies: Vec<Option<String>>,
+}
+
+impl Room {
+    pub fn stream_path(&self) -> String {
+        match &self.code {
+            Some(code) => format!("/rooms/{code}/events"),
+            None => "/".to_owned(),
+        }
+    }
+
+    pub fn post_path(&self) -> String {
+        match &self.code {
+            Some(code) => format!("/rooms/{code}/messages"),
+            None => "/".to_owned(),
+        }
+    }
+
+    pub fn poll_path(&self, after: u64) -> String {
+        match &self.code {
+            Some(code) => format!("/rooms/{code}/poll?after={after}"),
+            None => "/".to_owned(),
+        }
+    }
+
+    pub fn cookie(&self, member: usize) -> Option<&str> {
+        self.cookies.get(member).and_then(Option::as_deref)
+    }
+}
+
+/// Rooms of `members` each, made through the contract (the floor needs none).
+pub async fn rooms(
+    target: &Target,
+    sources: &Arc<Sources>,
+    count: usize,
+    members: usize,
+) -> Vec<Room> {
+    if target.name == "floor" {
+        return vec![
+            Room {
+                code: None,
+                cookies: vec![None; members],
+            };
+            count
+        ];
+    }
+    let permits = Arc::new(Semaphore::new(SETUP_AT_ONCE));
+    let mut created = JoinSet::new();
+    for r in 0..count {
+        let (addr, sources, permits) = (target.addr, Arc::clone(sources), Arc::clone(&permits));
+        created.spawn(async move {
+            let _permit = permits.acquire().await;
+            let form = format!("name=r{r}m0");
+            let answer = wire::once(addr, sources.next(), "POST", "/rooms", None, Some(&form))
+                .await
+                .expect("create a room");
+            assert_eq!(answer.status, 303, "create: {answer:?}");
+            let code = answer
+                .location
+                .and_then(|l| l.rsplit('/').next().map(str::to_owned))
+                .expect("the room's code");
+            (r, code, answer.cookie)
+        });
+    }
+    let mut rooms: Vec<Room> = (0..count)
+        .map(|_| Room {
+            code: None,
+            cookies: Vec::new(),
+        })
+        .collect();
+    while let Some(done) = created.join_next().await {
+        let (r, code, cookie) = done.expect("a create task");
+        rooms[r] = Room {
+            code: Some(code),
+            cookies: vec![cookie],
+        };
+    }
+    let mut joined = JoinSet::new();
+    for (r, room) in rooms.iter().enumerate() {
+        let code = room.code.clone().unwrap_or_default();
+        for m in 1..members {
+            let (addr, sources, permits) = (target.addr, Arc::clone(sources), Arc::clone(&permits));
+            let code = code.clone();
+            joined.spawn(async move {
+                let _permit = permits.acquire().await;
+                let form = format!("name=r{r}m{m}&code={code}");
+                let answer = wire::once(addr, sources.next(), "POST", "/join", None, Some(&form))
+                    .await
+                    .expect("join a room");
+                assert_eq!(answer.status, 303, "join: {answer:?}");
+                (r, m, answer.cookie)
+            });
+        }
+    }
+    for room in &mut rooms {
+        room.cookies.resize(members, None);
+    }
+    while let Some(done) = joined.join_next().await {
+        let (r, m, cookie) = done.expect("a join task");
+        rooms[r].cookies[m] = cookie;
+    }
+    rooms
+}
+
+/// Open event streams, read by tasks that count (and maybe time) deliveries.
+pub struct Streams {
+    pub tally: Arc<Tally>,
+    pub stop: Stop,
+    readers: JoinSet<Option<Vec<u32>>>,
+}
+
+impl Streams {
+    /// One stream for each of the first `per_room` members of every room;
+    /// `timed`: record every message's delay.
+    pub async fn open(
+        addr: SocketAddr,
+        sources: &Arc<Sources>,
+        rooms: &[Room],
+        per_room: usize,
+        timed: bool,
+    ) -> Self {
+        let tally = Arc::new(Tally::default());
+        let stop = Stop::default();
+        let mut readers = JoinSet::new();
+        let count = (rooms.len() * per_room) as u64;
+        for room in rooms {
+            for member in 0..per_room {
+                let stream = wire::open_stream(
+                    addr,
+                    sources.next(),
+                    &room.stream_path(),
+                    room.cookie(member),
+                )
+                .await
+                .expect("open a stream");
+                let (tally, stop) = (Arc::clone(&tally), stop.clone());
+                readers.spawn(wire::read_stream(stream, tally, timed.then(Vec::new), stop));
+            }
+        }
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while tally.opened.load(Ordering::Relaxed) < count {
+            assert!(Instant::now() < deadline, "streams did not all open");
+            assert_eq!(
+                tally.errors.load(Ordering::Relaxed),
+                0,
+                "a stream was refused"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        Self {
+            tally,
+            stop,
+            readers,
+        }
+    }
+
+    pub fn deliveries(&self) -> u64 {
+        self.tally.deliveries.load(Ordering::Relaxed)
+    }
+
+    /// Waits until `total` deliveries have been counted (or `within` passed).
+    pub async fn wait_for(&self, total: u64, within: Duration) -> bool {
+        let deadline = Instant::now() + within;
+        while self.deliveries() < total {
+            if Instant::now() > deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        true
+    }
+
+    /// Closes every stream; the delays recorded, all together.
+    pub async fn close(mut self) -> Vec<u32> {
+        self.stop.set();
+        let mut all = Vec::new();
+        while let Some(done) = self.readers.join_next().await {
+            if let Ok(Some(mut latencies)) = done {
+                all.append(&mut latencies);
+            }
+        }
+        all
+    }
+}
+
+/// Posts one message to each room as its member 0 and waits until every open
+/// stream has it: the streams are all open and receiving.
+pub async fn prove_streams(
+    target: &Target,
+    sources: &Arc<Sources>,
+    rooms: &[Room],
+    streams: &Streams,
+    per_room: usize,
+) {
+    let before = streams.deliveries();
+    for room in rooms {
+        let mut conn = Conn::open(target.addr, sources.next())
+            .await
+            .expect("connect");
+        let answer = conn
+            .send(
+                "POST",
+                &room.post_path(),
+                room.cookie(0),
+                Some(&wire::message_form(0)),
+            )
+            .await
+            .expect("post");
+        assert!(answer.status == 204, "post: {answer:?}");
+    }
+    let expected = before + (rooms.len() * per_room) as u64;
+    assert!(
+        streams.wait_for(expected, Duration::from_secs(60)).await,
+        "every stream got the probe: {} of {expected}",
+        streams.deliveries()
+    );
+}
+
+/// Posters, each on its own keep-alive connection as a member of its room,
+/// posting `interval` apart (or as fast as answers come, without one).
+pub struct Posters {
+    pub stop: Stop,
+    pub tally: Arc<Tally>,
+    tasks: JoinSet<()>,
+}
+
+impl Posters {
+    pub async fn start(
+        addr: SocketAddr,
+        sources: &Arc<Sources>,
+        who: Vec<(Room, usize)>,
+        interval: Option<Duration>,
+        padding: usize,
+    ) -> Self {
+        let stop = Stop::default();
+        let tally = Arc::new(Tally::default());
+        let mut tasks = JoinSet::new();
+        for (room, member) in who {
+            let mut conn = Conn::open(addr, sources.next())
+                .await
+                .expect("connect a poster");
+            let (stop, tally) = (stop.clone(), Arc::clone(&tally));
+            tasks.spawn(async move {
+                let path = room.post_path();
+                let mut ticks = interval.map(|every| {
+                    let mut ticks = tokio::time::interval(every);
+                    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+                    ticks
+                });
+                while !stop.is_set() {
+                    if let Some(ticks) = ticks.as_mut() {
+                        tokio::select! {
+                            _ = ticks.tick() => {}
+                            () = stop.wait() => break,
+                        }
+                    }
+                    let form = wire::message_form(padding);
+                    match conn
+                        .send("POST", &path, room.cookie(member), Some(&form))
+                        .await
+                    {
+                        Ok(answer) if answer.status == 204 => {
+                            tally.deliveries.fetch_add(1, Ordering::Relaxed);
+                        }
+                        _ => {
+                            tally.errors.fetch_add(1, Ordering::Relaxed);
+                            break;
+                        }
+                    }
+                }
+            });
+        }
+        Self { stop, tally, tasks }
+    }
+
+    pub async fn stop(mut self) -> (u64, u64) {
+        self.stop.set();
+        while self.tasks.join_next().await.is_some() {}
+        (
+            self.tally.deliveries.load(Ordering::Relaxed),
+            self.tally.errors.load(Ordering::Relaxed),
+        )
+    }
+}
+
+/// What the target spent, and what the readers counted, over a window.
+pub struct Window {
+    pub seconds: f64,
+    pub cpu_seconds: f64,
+    pub deliveries: u64,
+}
+
+impl Window {
+    pub async fn measure(target: &Target, streams: &Streams, length: Duration) -> Self {
+        let (cpu, deliveries, started) =
+            (target.cpu_seconds(), streams.deliveries(), Instant::now());
+        tokio::time::sleep(length).await;
+        Self {
+            seconds: started.elapsed().as_secs_f64(),
+            cpu_seconds: target.cpu_seconds() - cpu,
+            deliveries: streams.deliveries() - deliveries,
+        }
+    }
+
+    /// CPU time per delivered event, in microseconds.
+    pub fn cpu_per_delivery_us(&self) -> f64 {
+        self.cpu_seconds * 1e6 / self.deliveries.max(1) as f64
+    }
+}
+
+/// The `p`th percentile of `samples` (sorted here), in milliseconds.
+pub fn percentile_ms(samples: &mut [u32], p: f64) -> f64 {
+    if samples.is_empty() {
+        return f64::NAN;
+    }
+    samples.sort_unstable();
+    let at = ((samples.len() - 1) as f64 * p / 100.0).round() as usize;
+    samples[at] as f64 / 1000.0
+}
