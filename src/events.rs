@@ -21,7 +21,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use futures_util::Stream;
 use tokio::time::{Instant, Sleep};
 use tokio_stream::wrappers::BroadcastStream;
@@ -113,6 +113,46 @@ fn reset_frame(last_id: u64) -> Bytes {
     ))
 }
 
+/// Most bytes of frames joined into one write.
+const MAX_BATCH: usize = 64 * 1024;
+
+/// Frames ready to send, joined so that a subscriber behind by several gets
+/// them in one write (one syscall), as the floor does. A frame alone is sent
+/// as it is, shared, without a copy.
+#[derive(Default)]
+struct Batch {
+    first: Option<Bytes>,
+    joined: BytesMut,
+}
+
+impl Batch {
+    fn push(&mut self, frame: Bytes) {
+        match &self.first {
+            None => self.first = Some(frame),
+            Some(first) => {
+                if self.joined.is_empty() {
+                    self.joined.extend_from_slice(first);
+                }
+                self.joined.extend_from_slice(&frame);
+            }
+        }
+    }
+
+    fn len(&self) -> usize {
+        match self.joined.is_empty() {
+            true => self.first.as_ref().map_or(0, Bytes::len),
+            false => self.joined.len(),
+        }
+    }
+
+    fn into_bytes(self) -> Option<Bytes> {
+        match self.joined.is_empty() {
+            true => self.first,
+            false => Some(self.joined.freeze()),
+        }
+    }
+}
+
 struct EventStream {
     live: BroadcastStream<Arc<Event>>,
     handle: StreamHandle,
@@ -197,18 +237,20 @@ impl Stream for EventStream {
             this.told_to_reconnect = true;
             return Poll::Ready(Some(Ok(Bytes::from_static(RECONNECT_FRAME))));
         }
-        loop {
+        // Everything ready goes out as one write: the queued frames, then what
+        // the channel holds, up to MAX_BATCH bytes.
+        let mut batch = Batch::default();
+        while batch.len() < MAX_BATCH {
             if let Some(frame) = this.queued.pop_front() {
-                this.sent_something();
-                return Poll::Ready(Some(Ok(frame)));
+                batch.push(frame);
+                continue;
             }
             match Pin::new(&mut this.live).poll_next(cx) {
                 Poll::Ready(Some(Ok(event))) => {
                     // Events already replayed from history come round again after a lag.
                     if event.id > this.last_id {
                         this.last_id = event.id;
-                        this.sent_something();
-                        return Poll::Ready(Some(Ok(event.frame().clone())));
+                        batch.push(event.frame().clone());
                     }
                 }
                 Poll::Ready(Some(Err(BroadcastStreamRecvError::Lagged(_)))) => {
@@ -216,11 +258,19 @@ impl Stream for EventStream {
                     this.queue_backlog(backlog, covered_up_to);
                 }
                 Poll::Ready(None) => {
+                    // The room closed: what is batched goes first.
                     this.ended = true;
-                    return Poll::Ready(None);
+                    break;
                 }
                 Poll::Pending => break,
             }
+        }
+        if let Some(frames) = batch.into_bytes() {
+            this.sent_something();
+            return Poll::Ready(Some(Ok(frames)));
+        }
+        if this.ended {
+            return Poll::Ready(None);
         }
         if membership_over {
             this.ended = true;
@@ -278,6 +328,21 @@ mod tests {
         }
     }
 
+    /// Frames from the stream until `n` have come, however they were joined
+    /// into writes.
+    async fn next_frames(stream: &mut EventStream, n: usize) -> Vec<String> {
+        let mut frames: Vec<String> = Vec::new();
+        while frames.len() < n {
+            let text = next_text(stream).await;
+            frames.extend(text.split_terminator("\n\n").map(str::to_owned));
+        }
+        frames
+    }
+
+    fn id_of(frame: &str) -> Option<u64> {
+        frame.lines().next()?.strip_prefix("id: ")?.parse().ok()
+    }
+
     /// A subscriber that falls behind the channel catches up from history,
     /// losing and repeating nothing.
     #[tokio::test]
@@ -286,23 +351,24 @@ mod tests {
 
         say(&rooms, &code, &alice, 20);
 
-        assert!(
-            next_text(&mut stream)
-                .await
-                .starts_with("retry: 2000\nevent: hello\n")
-        );
-        let mut ids = Vec::new();
-        for _ in 0..20 {
-            let frame = next_text(&mut stream).await;
-            let id = frame
-                .lines()
-                .next()
-                .and_then(|l| l.strip_prefix("id: "))
-                .expect("an event");
-            ids.push(id.parse::<u64>().unwrap());
-        }
+        let frames = next_frames(&mut stream, 21).await;
+        assert!(frames[0].starts_with("retry: 2000\nevent: hello\n"));
+        let ids: Vec<u64> = frames[1..].iter().filter_map(|f| id_of(f)).collect();
         // Id 1 is alice's join, published before her stream opened.
         assert_eq!(ids, (2..=21).collect::<Vec<_>>());
+    }
+
+    /// What is ready goes out in one write, up to the batch size: a subscriber
+    /// twenty events behind gets them in a few writes, not twenty.
+    #[tokio::test]
+    async fn frames_ready_together_go_out_together() {
+        let (rooms, code, alice, mut stream) = alice_streaming(100, 64, CancellationToken::new());
+
+        say(&rooms, &code, &alice, 20);
+
+        let first = next_text(&mut stream).await;
+        assert!(first.starts_with("retry: 2000\nevent: hello\n"));
+        assert_eq!(first.matches("event: message\n").count(), 20, "{first}");
     }
 
     /// When history no longer reaches back to where the subscriber fell behind,
@@ -311,15 +377,17 @@ mod tests {
     async fn a_subscriber_beyond_history_gets_reset_then_live_events() {
         let (rooms, code, alice, mut stream) = alice_streaming(3, 4, CancellationToken::new());
         say(&rooms, &code, &alice, 20);
-        assert!(
-            next_text(&mut stream)
-                .await
-                .starts_with("retry: 2000\nevent: hello\n")
-        );
 
-        assert!(next_text(&mut stream).await.starts_with("event: reset\n"));
+        let frames = next_frames(&mut stream, 2).await;
+        assert!(frames[0].starts_with("retry: 2000\nevent: hello\n"));
+        assert!(frames[1].starts_with("event: reset\n"), "{frames:?}");
         say(&rooms, &code, &alice, 1);
-        assert!(next_text(&mut stream).await.starts_with("id: 22\n"));
+        let live = next_frames(&mut stream, 1).await;
+        assert_eq!(
+            live.iter().filter_map(|f| id_of(f)).next_back(),
+            Some(22),
+            "{live:?}"
+        );
     }
 
     /// Shutdown tells the client to reconnect, then ends the stream, even while it

@@ -60,7 +60,11 @@ async fn connection(
             }
         };
         if buffer.starts_with(b"GET") {
-            return subscriber(stream, sender.subscribe()).await;
+            // A task of its own, so that the buffers of reading requests are
+            // gone: an idle subscriber holds its socket, its receiver and
+            // nothing else.
+            tokio::spawn(subscriber(stream, sender.subscribe()));
+            return Ok(());
         }
         let length = content_length(&buffer[..head_end]);
         let body_start = head_end + 4;
@@ -92,7 +96,7 @@ async fn subscriber(
     mut frames: broadcast::Receiver<Bytes>,
 ) -> std::io::Result<()> {
     stream.write_all(STREAM_HEAD).await?;
-    let mut out = Vec::with_capacity(4096);
+    let mut out = Vec::new();
     loop {
         out.clear();
         match frames.recv().await {

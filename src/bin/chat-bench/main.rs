@@ -461,7 +461,9 @@ impl Bench {
     /// while messages flow; memory afterwards against before.
     async fn churn(&mut self) {
         let s = self.sizes;
-        let target = self.server(&["--grace", "1"]).await;
+        // A grace long enough that a churner's gap between two opens under
+        // load never makes it leave.
+        let target = self.server(&["--grace", "5"]).await;
         let room = rooms(&target, &self.sources, 1, s.churners + 1)
             .await
             .remove(0);
@@ -511,9 +513,25 @@ impl Bench {
                     // Every other turn a poll, else a stream read for a moment.
                     let ok = if n.is_multiple_of(2) {
                         let path = format!("{}&wait=0", room.poll_path(0));
-                        matches!(wire::once(addr, sources.next(), "GET", &path, room.cookie(member), None).await, Ok(a) if a.status == 200)
+                        let answer = wire::once(
+                            addr,
+                            sources.next(),
+                            "GET",
+                            &path,
+                            room.cookie(member),
+                            None,
+                        )
+                        .await;
+                        matches!(answer, Ok(a) if a.status == 200)
                     } else {
-                        match wire::open_stream(addr, sources.next(), &room.stream_path(), room.cookie(member)).await {
+                        match wire::open_stream(
+                            addr,
+                            sources.next(),
+                            &room.stream_path(),
+                            room.cookie(member),
+                        )
+                        .await
+                        {
                             Ok(mut stream) => {
                                 let mut head = [0u8; 64];
                                 let read = tokio::time::timeout(
@@ -538,8 +556,8 @@ impl Bench {
         let seconds = started.elapsed().as_secs_f64();
         let (_, post_errors) = poster.stop().await;
         keeper.close().await;
-        // Everyone's grace (1 s) and the room's pass; then memory should be back.
-        wire::pause(Duration::from_secs(3)).await;
+        // Everyone's grace (5 s) and the room's pass; then memory should be back.
+        wire::pause(Duration::from_secs(7)).await;
         let after = target.rss_bytes();
         let present = wire::once(
             target.addr,
