@@ -13,7 +13,7 @@ use handlebars::Handlebars;
 use serde::Serialize;
 
 use crate::input::{DisplayName, IdempotencyKey, MAX_NAME_CHARS, RoomCode};
-use crate::rooms::{Event, EventKind, Presence, RoomSnapshot};
+use crate::rooms::{Event, EventContent, EventKind, Presence, RoomSnapshot};
 
 const LAYOUT: &str = "layout";
 const HOME: &str = "home";
@@ -69,22 +69,22 @@ const REMOVED: &str = "was removed from the room by its owner";
 const NOW_OWNER: &str = "is now the owner of the room";
 
 #[derive(Serialize)]
-struct EventView<'a> {
+struct EventView {
     id: u64,
     is_message: bool,
     mine: bool,
-    /// The author of a message, or who entered or left.
-    name: &'a str,
-    text: Option<&'a str>,
+    /// The author of a message, or whom a notice is about.
+    name: String,
+    text: Option<String>,
     /// For a notice, the words after the name; the view isolates the name.
     notice: &'static str,
-    at: &'a str,
+    at: String,
     /// `HH:MM` UTC, until the script shows the reader's local time.
-    clock: &'a str,
+    clock: String,
 }
 
-impl<'a> EventView<'a> {
-    fn new(event: &'a Event, me: &DisplayName) -> Self {
+impl EventView {
+    fn new(event: &Event, me: &DisplayName) -> Self {
         let notice = match event.kind {
             EventKind::Join => ENTERED,
             EventKind::Leave => LEFT,
@@ -94,15 +94,16 @@ impl<'a> EventView<'a> {
             EventKind::Owner => NOW_OWNER,
             EventKind::Message => "",
         };
+        let EventContent { name, text, at, .. } = event.content();
         Self {
             id: event.id,
             is_message: event.kind == EventKind::Message,
-            mine: event.kind == EventKind::Message && event.name == *me,
-            name: event.name.as_str(),
-            text: event.text.as_deref(),
+            mine: event.kind == EventKind::Message && name == me.as_str(),
+            clock: at.get(11..16).unwrap_or("").to_owned(),
+            name,
+            text,
             notice,
-            at: &event.at,
-            clock: event.at.get(11..16).unwrap_or(""),
+            at,
         }
     }
 }
@@ -159,7 +160,7 @@ impl Pages {
             /// Everyone in the room, in the order they joined, each marked
             /// connected (a stream open now) or not.
             present: &'a [Presence],
-            history: Vec<EventView<'a>>,
+            history: Vec<EventView>,
             last_id: u64,
             max_message_chars: u32,
             /// A fresh key for the form's next message: posted twice (a retry, a
@@ -262,9 +263,9 @@ mod tests {
         let page = room_page(
             vec![],
             vec![
-                Event::new(1, EventKind::Join, name(rtl), None),
-                Event::new(2, EventKind::Message, name(rtl), Some("שלום".into())),
-                Event::new(3, EventKind::Leave, name(rtl), None),
+                Event::new(1, EventKind::Join, &name(rtl), None),
+                Event::new(2, EventKind::Message, &name(rtl), Some("שלום")),
+                Event::new(3, EventKind::Leave, &name(rtl), None),
             ],
         );
         assert!(page.contains(&format!("<bdi>{rtl}</bdi> has entered the room")));

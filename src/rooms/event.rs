@@ -5,14 +5,14 @@
 //! `serde_json` call, not ten thousand.
 
 use bytes::Bytes;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use crate::input::DisplayName;
 
 /// What kind of thing happened; also the SSE `event:` name.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum EventKind {
     Message,
@@ -43,50 +43,75 @@ impl EventKind {
     }
 }
 
-/// An event as kept in a room's history and sent to its subscribers.
-#[derive(Debug, Serialize)]
+/// An event as kept in a room's history and sent to its subscribers: its id,
+/// its kind, and its SSE frame. Everything else it says (who, the text, when)
+/// lives only in the frame's JSON, so a kept message costs its frame and little
+/// more; a page that shows it reads it back with [`Event::content`].
+#[derive(Debug)]
 pub struct Event {
     /// Per-room sequence number; only grows. Also the SSE `id:`.
     pub id: u64,
     pub kind: EventKind,
-    /// Who sent the message, entered, left, locked or unlocked the room, was
-    /// removed, or owns it now.
-    pub name: DisplayName,
-    /// The message text; absent for join and leave.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub text: Option<String>,
-    /// When the server accepted it, RFC 3339 in UTC.
-    pub at: String,
     /// The complete SSE frame (`id`, `event`, `data`, blank line).
-    #[serde(skip)]
     frame: Bytes,
     /// Where in `frame` the JSON of the `data:` line is: long polls send it
     /// without formatting it again.
-    #[serde(skip)]
-    data: std::ops::Range<usize>,
+    data: std::ops::Range<u32>,
+}
+
+/// What an event says, as its JSON carries it.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct EventContent {
+    pub id: u64,
+    pub kind: EventKind,
+    /// Who sent the message, entered, left, locked or unlocked the room, was
+    /// removed, or owns it now.
+    pub name: String,
+    /// The message text; absent for every other kind.
+    #[serde(default)]
+    pub text: Option<String>,
+    /// When the server accepted it, RFC 3339 in UTC.
+    pub at: String,
 }
 
 impl Event {
-    pub fn new(id: u64, kind: EventKind, name: DisplayName, text: Option<String>) -> Self {
+    pub fn new(id: u64, kind: EventKind, name: &DisplayName, text: Option<&str>) -> Self {
         let at = OffsetDateTime::now_utc()
             .format(&Rfc3339)
             .unwrap_or_else(|_| String::from("1970-01-01T00:00:00Z"));
-        let mut event = Self {
+        #[derive(Serialize)]
+        struct Json<'a> {
+            id: u64,
+            kind: EventKind,
+            name: &'a str,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            text: Option<&'a str>,
+            at: &'a str,
+        }
+        let json = Json {
             id,
             kind,
-            name,
+            name: name.as_str(),
             text,
-            at,
-            frame: Bytes::new(),
-            data: 0..0,
+            at: &at,
         };
         // serde_json escapes every line break inside strings, so the JSON is one line
         // and one `data:` field carries it whole.
-        let data = serde_json::to_string(&event).unwrap_or_else(|_| String::from("{}"));
-        let head = format!("id: {}\nevent: {}\ndata: ", event.id, event.kind.name());
-        event.data = head.len()..head.len() + data.len();
-        event.frame = Bytes::from(format!("{head}{data}\n\n"));
-        event
+        let data = serde_json::to_string(&json).unwrap_or_else(|_| String::from("{}"));
+        let head = format!("id: {id}\nevent: {}\ndata: ", kind.name());
+        let span = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
+        // Exactly as long as it must be: history keeps this allocation as it
+        // is, and `format!` would leave up to half of it spare.
+        let mut frame = String::with_capacity(head.len() + data.len() + 2);
+        frame.push_str(&head);
+        frame.push_str(&data);
+        frame.push_str("\n\n");
+        Self {
+            id,
+            kind,
+            data: span(head.len())..span(head.len() + data.len()),
+            frame: Bytes::from(frame),
+        }
     }
 
     /// The bytes every subscriber receives for this event.
@@ -96,7 +121,20 @@ impl Event {
 
     /// The event as JSON (the `data:` line's), sharing the frame's bytes.
     pub fn json(&self) -> Bytes {
-        self.frame.slice(self.data.clone())
+        self.frame
+            .slice(self.data.start as usize..self.data.end as usize)
+    }
+
+    /// What the event says, read back from its JSON (for pages, not for the
+    /// hot path: streams and polls send the bytes as they are).
+    pub fn content(&self) -> EventContent {
+        serde_json::from_slice(&self.json()).unwrap_or_else(|_| EventContent {
+            id: self.id,
+            kind: self.kind,
+            name: String::new(),
+            text: None,
+            at: String::new(),
+        })
     }
 }
 
@@ -107,7 +145,7 @@ mod tests {
     #[test]
     fn frame_is_one_sse_event_with_matching_id_and_kind() {
         let name = DisplayName::parse("alice").unwrap();
-        let event = Event::new(7, EventKind::Message, name, Some("two\nlines".into()));
+        let event = Event::new(7, EventKind::Message, &name, Some("two\nlines"));
         let frame = std::str::from_utf8(event.frame()).unwrap();
         let lines: Vec<&str> = frame.strip_suffix("\n\n").unwrap().split('\n').collect();
         assert_eq!(lines[0], "id: 7");
@@ -125,7 +163,7 @@ mod tests {
     #[test]
     fn the_json_is_the_data_line() {
         let name = DisplayName::parse("alice").unwrap();
-        let event = Event::new(3, EventKind::Message, name, Some("hi".into()));
+        let event = Event::new(3, EventKind::Message, &name, Some("hi"));
         let frame = std::str::from_utf8(event.frame()).unwrap();
         let json = std::str::from_utf8(&event.json()).unwrap().to_owned();
         assert!(frame.contains(&format!("\ndata: {json}\n\n")), "{frame}");
@@ -133,10 +171,24 @@ mod tests {
         assert_eq!(value["text"], "hi");
     }
 
+    /// What a page shows is read back from the frame: nothing is kept twice.
+    #[test]
+    fn the_content_is_what_the_json_says() {
+        let name = DisplayName::parse("Zoë").unwrap();
+        let event = Event::new(9, EventKind::Message, &name, Some("\"quoted\" <b>\n"));
+        let content = event.content();
+        assert_eq!((content.id, content.kind), (9, EventKind::Message));
+        assert_eq!(content.name, "Zoë");
+        assert_eq!(content.text.as_deref(), Some("\"quoted\" <b>\n"));
+        assert!(content.at.ends_with('Z'));
+        let notice = Event::new(10, EventKind::Lock, &name, None).content();
+        assert_eq!((notice.kind, notice.text), (EventKind::Lock, None));
+    }
+
     #[test]
     fn notices_carry_no_text() {
         let name = DisplayName::parse("bob").unwrap();
-        let event = Event::new(1, EventKind::Leave, name, None);
+        let event = Event::new(1, EventKind::Leave, &name, None);
         let frame = std::str::from_utf8(event.frame()).unwrap();
         assert!(frame.contains("event: leave\n"));
         assert!(!frame.contains("\"text\""));

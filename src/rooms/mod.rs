@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
-pub use self::event::{Event, EventKind};
+pub use self::event::{Event, EventContent, EventKind};
 pub use self::room::{Backlog, Joiner, Presence, Published, RoomSnapshot};
 use self::room::{IdleTimers, Joined, Room};
 use self::timers::{Due, Timers};

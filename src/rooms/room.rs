@@ -662,7 +662,7 @@ impl RoomState {
     ) -> u64 {
         let id = self.next_id;
         self.next_id += 1;
-        let event = Arc::new(Event::new(id, kind, name, text));
+        let event = Arc::new(Event::new(id, kind, &name, text.as_deref()));
         if self.history.len() == outlet.history_limit
             && let Some(dropped) = self.history.pop_front()
         {
@@ -786,7 +786,7 @@ mod tests {
 
     fn kinds_and_names(rx: &mut broadcast::Receiver<Arc<Event>>) -> Vec<(EventKind, String)> {
         std::iter::from_fn(|| rx.try_recv().ok())
-            .map(|e| (e.kind, e.name.to_string()))
+            .map(|e| (e.kind, e.content().name))
             .collect()
     }
 
