@@ -15,6 +15,7 @@ use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::pin;
+use std::sync::Arc;
 use std::time::Duration;
 
 use hyper::body::Incoming;
@@ -98,6 +99,9 @@ pub async fn serve<F>(
     // Cancelled when the drain time is over: connections still open are dropped.
     let abandon = CancellationToken::new();
     let mut shutdown = pin!(shutdown);
+    // One service for the whole server: each connection holds a pointer to
+    // it, not a copy of every route.
+    let routes = Arc::new(warp::service(filter));
     loop {
         let (tcp, addr) = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -137,7 +141,7 @@ pub async fn serve<F>(
         };
         match place {
             Ok(place) => {
-                tokio::spawn(connection.serve(tcp, filter.clone(), place));
+                tokio::spawn(connection.serve(tcp, Arc::clone(&routes), place));
             }
             Err(refused) => {
                 tracing::debug!(%addr, ?refused.limit, "connection refused by a limit");
@@ -182,15 +186,19 @@ struct Connection {
 
 impl Connection {
     /// Serves the routes on the connection, holding its place in the limits.
-    async fn serve<F>(self, tcp: TcpStream, filter: F, place: Option<ConnectionPlace>)
+    async fn serve<R>(self, tcp: TcpStream, routes: Arc<R>, place: Option<ConnectionPlace>)
     where
-        F: Filter<Extract = (Response,), Error = Rejection> + Clone + Send + Sync + 'static,
+        R: Service<Request<Incoming>, Response = Response, Error = Infallible>
+            + Clone
+            + Send
+            + Sync
+            + 'static,
+        R::Future: Send + 'static,
     {
         let peer = self.peer;
-        let routes = warp::service(filter);
         let service = service_fn(move |mut request: Request<Incoming>| {
             request.extensions_mut().insert(peer);
-            routes.clone().call(request)
+            R::clone(&routes).call(request)
         });
         self.run(tcp, service, KeepAlive::Yes).await;
         drop(place);
@@ -231,10 +239,15 @@ impl Connection {
                 },
                 () = self.stopping.cancelled() => return,
             };
-            self.http(tcp, protocol, service, keep_alive).await;
+            // Boxed, like the TLS path below: a task holds only the path its
+            // connection takes, not room for the larger of the two.
+            Box::pin(self.http(tcp, protocol, service, keep_alive)).await;
             return;
         };
-        let handshake = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp));
+        let handshake = Box::pin(tokio::time::timeout(
+            HANDSHAKE_TIMEOUT,
+            acceptor.accept(tcp),
+        ));
         let stream = tokio::select! {
             outcome = handshake => match outcome {
                 Ok(Ok(stream)) => stream,
@@ -253,7 +266,7 @@ impl Connection {
             Some(b"h2") => Protocol::Http2,
             _ => Protocol::Http1,
         };
-        self.http(stream, protocol, service, keep_alive).await;
+        Box::pin(self.http(stream, protocol, service, keep_alive)).await;
     }
 
     async fn http<I, S>(self, io: I, protocol: Protocol, service: S, keep_alive: KeepAlive)
