@@ -160,9 +160,7 @@ impl AppError {
                 format!("Your sign-in name cannot be used as a name here. {reason}")
             }
             Self::NotOwner(code) => format!("Only the owner of room {code} can do that."),
-            Self::Removed(code) => {
-                format!("The owner removed you from room {code}: you cannot rejoin it.")
-            }
+            Self::Removed(code) => removed_from(*code),
             Self::Internal => "Something went wrong on our side; please try again.".into(),
         }
     }
@@ -205,6 +203,11 @@ impl AppError {
         }
         response
     }
+}
+
+/// What someone the owner removed from room `code` is told, wherever they ask.
+pub fn removed_from(code: RoomCode) -> String {
+    format!("The owner removed you from room {code}: you cannot rejoin it.")
 }
 
 fn limit_status(refused: &Refused) -> StatusCode {

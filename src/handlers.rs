@@ -16,9 +16,9 @@ use warp::reply::Response;
 use warp::{Rejection, Reply};
 
 use crate::client::Client;
-use crate::error::AppError;
+use crate::error::{AppError, removed_from};
 use crate::http::Format;
-use crate::input::{DisplayName, IdempotencyKey, MessageText, RoomCode};
+use crate::input::{DisplayName, IdempotencyKey, Invalid, MessageText, RoomCode};
 use crate::limits::{Limit, Refused, StreamPlace};
 use crate::pages::HomeForm;
 use crate::passphrase::Passphrase;
@@ -118,10 +118,8 @@ pub async fn create_room(
     let refuse = |status, message: String| {
         AppError::form(status, message, &form.name, "").signed_in_as(identity.as_ref())
     };
-    let name = match identity.clone() {
-        Some(name) => name,
-        None => DisplayName::parse(&form.name).map_err(|e| refuse(StatusCode::BAD_REQUEST, e.0))?,
-    };
+    let name = name_to_use(identity.as_ref(), &form.name)
+        .map_err(|e| refuse(StatusCode::BAD_REQUEST, e.0))?;
     let passphrase =
         Passphrase::parse(&form.passphrase).map_err(|e| refuse(StatusCode::BAD_REQUEST, e.0))?;
     let mut session = session.unwrap_or_default();
@@ -176,11 +174,10 @@ pub async fn join_room(
     let refuse = |status, message: String| {
         AppError::form(status, message, &form.name, &form.code).signed_in_as(identity.as_ref())
     };
-    let name = match identity.clone() {
-        Some(name) => name,
-        None => DisplayName::parse(&form.name).map_err(|e| refuse(StatusCode::BAD_REQUEST, e.0))?,
-    };
+    let name = name_to_use(identity.as_ref(), &form.name)
+        .map_err(|e| refuse(StatusCode::BAD_REQUEST, e.0))?;
     let code = RoomCode::parse(&form.code).map_err(|e| refuse(StatusCode::BAD_REQUEST, e.0))?;
+    let refused = |error| join_refused(code, error, refuse);
     let passphrase =
         Passphrase::parse(&form.passphrase).map_err(|e| refuse(StatusCode::BAD_REQUEST, e.0))?;
     let mut session = session.unwrap_or_default();
@@ -189,11 +186,7 @@ pub async fn join_room(
     let mut passphrase_for = None;
     // Someone removed hears so before anything else, and it costs them no guess.
     if state.rooms.removed(&code, existing, session.id.as_str()) {
-        return Err(refuse(
-            StatusCode::FORBIDDEN,
-            format!("The owner removed you from room {code}: you cannot rejoin it."),
-        )
-        .into());
+        return Err(refused(RoomError::Removed).into());
     }
     if !already {
         let limits = &state.limits;
@@ -202,11 +195,7 @@ pub async fn join_room(
         room_for_one_more(&state, &mut session)?;
         if let Ok(Some((serial, hash))) = state.rooms.passphrase(&code) {
             let Some(passphrase) = passphrase else {
-                return Err(refuse(
-                    StatusCode::FORBIDDEN,
-                    format!("Room {code} is private: type its passphrase to join."),
-                )
-                .into());
+                return Err(refused(RoomError::WrongPassphrase).into());
             };
             let matches = state.hasher.matches(hash, passphrase).await;
             match matches.map_err(|_| AppError::Internal)? {
@@ -228,40 +217,7 @@ pub async fn join_room(
         identified: identity.is_some(),
         passphrase_for,
     };
-    let token = state
-        .rooms
-        .join(&code, joiner)
-        .map_err(|error| match error {
-            RoomError::NotFound => refuse(
-                StatusCode::NOT_FOUND,
-                format!("There is no room {code}. Check the code, or create a room."),
-            ),
-            RoomError::NameTaken => refuse(
-                StatusCode::CONFLICT,
-                format!(
-                    "Someone in room {code} already has that name, or one that looks the same. Please pick another name."
-                ),
-            ),
-            RoomError::NameRemoved => refuse(
-                StatusCode::CONFLICT,
-                format!(
-                    "The owner of room {code} removed someone of that name. Please pick another name."
-                ),
-            ),
-            RoomError::Locked => refuse(
-                StatusCode::LOCKED,
-                format!("Room {code} is locked: its owner lets no one new in for now."),
-            ),
-            RoomError::Removed => refuse(
-                StatusCode::FORBIDDEN,
-                format!("The owner removed you from room {code}: you cannot rejoin it."),
-            ),
-            RoomError::WrongPassphrase => refuse(
-                StatusCode::FORBIDDEN,
-                format!("Room {code} is private: type its passphrase to join."),
-            ),
-            other => refusal(code)(other),
-        })?;
+    let token = state.rooms.join(&code, joiner).map_err(refused)?;
     session.add_pass(code, token);
     session.name = Some(name.to_string());
     Ok(see_other(
@@ -486,7 +442,7 @@ pub async fn post_message(
 ) -> Result<Response, Rejection> {
     let code = parse_code(&code)?;
     let (_, token) = member(&state, code, client, session)?;
-    let reason = |e: crate::input::Invalid| AppError::BadMessage { code, reason: e.0 };
+    let reason = |e: Invalid| AppError::BadMessage { code, reason: e.0 };
     let key = key_header
         .or(form.idempotency_key)
         .map(|key| IdempotencyKey::parse(&key))
@@ -613,6 +569,52 @@ fn room_for_one_more(state: &AppState, session: &mut Session) -> Result<(), AppE
         .map_err(AppError::Limited)
 }
 
+/// The name to join or create under: the signed-in identity, else what was
+/// typed.
+fn name_to_use(identity: Option<&DisplayName>, typed: &str) -> Result<DisplayName, Invalid> {
+    identity
+        .cloned()
+        .map_or_else(|| DisplayName::parse(typed), Ok)
+}
+
+/// How a refused join reads: why the room would not let them in, on the form
+/// shown again (`refuse` makes it); any other refusal as [`refusal`] says.
+fn join_refused(
+    code: RoomCode,
+    error: RoomError,
+    refuse: impl Fn(StatusCode, String) -> AppError,
+) -> AppError {
+    let (status, message) = match error {
+        RoomError::NotFound => (
+            StatusCode::NOT_FOUND,
+            format!("There is no room {code}. Check the code, or create a room."),
+        ),
+        RoomError::NameTaken => (
+            StatusCode::CONFLICT,
+            format!(
+                "Someone in room {code} already has that name, or one that looks the same. Please pick another name."
+            ),
+        ),
+        RoomError::NameRemoved => (
+            StatusCode::CONFLICT,
+            format!(
+                "The owner of room {code} removed someone of that name. Please pick another name."
+            ),
+        ),
+        RoomError::Locked => (
+            StatusCode::LOCKED,
+            format!("Room {code} is locked: its owner lets no one new in for now."),
+        ),
+        RoomError::Removed => (StatusCode::FORBIDDEN, removed_from(code)),
+        RoomError::WrongPassphrase => (
+            StatusCode::FORBIDDEN,
+            format!("Room {code} is private: type its passphrase to join."),
+        ),
+        other => return refusal(code)(other),
+    };
+    refuse(status, message)
+}
+
 /// How a refusal from the room store reads for a request about room `code`.
 fn refusal(code: RoomCode) -> impl Fn(RoomError) -> AppError {
     move |error| match error {
@@ -621,26 +623,14 @@ fn refusal(code: RoomCode) -> impl Fn(RoomError) -> AppError {
         RoomError::NoFreeCode => AppError::NoFreeCode,
         RoomError::RoomFull => AppError::Limited(Refused::full(Limit::MembersPerRoom)),
         RoomError::TooManyRooms => AppError::Limited(Refused::full(Limit::Rooms)),
-        RoomError::NameTaken | RoomError::NameRemoved => AppError::form(
-            StatusCode::CONFLICT,
-            format!("That name is taken in room {code}."),
-            "",
-            code.as_str(),
-        ),
-        RoomError::NotOwner => AppError::NotOwner(code),
         RoomError::Removed => AppError::Removed(code),
-        RoomError::Locked => AppError::form(
-            StatusCode::LOCKED,
-            format!("Room {code} is locked: its owner lets no one new in for now."),
-            "",
-            code.as_str(),
-        ),
-        RoomError::WrongPassphrase => AppError::form(
-            StatusCode::FORBIDDEN,
-            format!("Room {code} is private: type its passphrase to join."),
-            "",
-            code.as_str(),
-        ),
+        RoomError::NameTaken
+        | RoomError::NameRemoved
+        | RoomError::Locked
+        | RoomError::WrongPassphrase => join_refused(code, error, |status, message| {
+            AppError::form(status, message, "", code.as_str())
+        }),
+        RoomError::NotOwner => AppError::NotOwner(code),
         RoomError::NoSuchMember => {
             AppError::BadRequest(format!("Nobody of that name is in room {code}."))
         }

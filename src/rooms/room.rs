@@ -272,10 +272,7 @@ impl Room {
         {
             return Ok(Joined::Already(*token));
         }
-        let removed = joiner
-            .existing
-            .is_some_and(|token| state.removed_members.contains(&token))
-            || state.removed_sessions.contains(&joiner.session);
+        let removed = state.removed(joiner.existing, &joiner.session);
         let removed_identity = joiner.identified
             && state
                 .removed_names
@@ -312,9 +309,7 @@ impl Room {
 
     /// Whether the owner removed this membership or this session.
     pub fn removed(&self, token: Option<MemberToken>, session: &str) -> bool {
-        let state = self.state();
-        token.is_some_and(|token| state.removed_members.contains(&token))
-            || state.removed_sessions.contains(session)
+        self.state().removed(token, session)
     }
 
     /// The hash a joiner's passphrase must match, if the room is private.
@@ -580,6 +575,12 @@ impl RoomState {
     fn tick(&mut self) -> u64 {
         self.ticks += 1;
         self.ticks
+    }
+
+    /// Whether the owner removed this membership or this session.
+    fn removed(&self, token: Option<MemberToken>, session: &str) -> bool {
+        token.is_some_and(|token| self.removed_members.contains(&token))
+            || self.removed_sessions.contains(session)
     }
 
     /// `Ok` for a member; `Removed` for one the owner removed.

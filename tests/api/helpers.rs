@@ -952,7 +952,13 @@ impl RunningServer {
     /// Starts the binary with `args` (logging at `info`), and waits for the line
     /// naming its address (and the metrics line, with `--metrics-bind`).
     pub async fn start(args: &[&str]) -> Self {
-        let mut child = server_command("info,warp::server=off")
+        Self::start_logging("info,warp::server=off", args).await
+    }
+
+    /// Like [`RunningServer::start`], but logging with `RUST_LOG={rust_log}`
+    /// (`trace`: to show that something is never logged, at any level).
+    pub async fn start_logging(rust_log: &str, args: &[&str]) -> Self {
+        let mut child = server_command(rust_log)
             .args(["--bind", "127.0.0.1:0"])
             .args(args)
             .stdout(Stdio::piped())
@@ -1430,45 +1436,5 @@ impl Drop for PollingTab {
         if let Some(polling) = self.polling.take() {
             polling.abort();
         }
-    }
-}
-
-// ----- logging helpers -----
-
-impl RunningServer {
-    /// Like [`RunningServer::start`], but logging with `RUST_LOG={rust_log}`
-    /// (`trace`: to show that something is never logged, at any level).
-    pub async fn start_logging(rust_log: &str, args: &[&str]) -> Self {
-        let mut child = server_command(rust_log)
-            .args(["--bind", "127.0.0.1:0"])
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start the server binary");
-        let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
-        let printed = std::sync::Arc::new(tokio::sync::Notify::new());
-        let stdout = child.stdout.take().expect("piped stdout");
-        let stderr = child.stderr.take().expect("piped stderr");
-        tokio::spawn(collect_output(stdout, log.clone(), printed.clone()));
-        tokio::spawn(collect_output(stderr, log.clone(), printed.clone()));
-        let mut server = Self {
-            child,
-            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
-            metrics_addr: None,
-            log,
-            printed,
-        };
-        let wait = Duration::from_secs(10);
-        server.addr = server
-            .logged_address("listening on http://", wait)
-            .await
-            .unwrap_or_else(|| {
-                panic!(
-                    "no `listening on http://…` line within {wait:?}:\n{}",
-                    server.log()
-                )
-            });
-        server
     }
 }

@@ -10,7 +10,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::ops::RangeInclusive;
 use std::time::Duration;
 
-use reqwest::header::{CONTENT_TYPE, LOCATION, RETRY_AFTER, SET_COOKIE};
+use reqwest::header::{CONTENT_TYPE, LOCATION, SET_COOKIE};
 use reqwest::{Response, StatusCode};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::{TcpSocket, TcpStream};
@@ -20,24 +20,13 @@ use crate::helpers::{
     PATIENCE, TestApp, User, alice_and_bob_streaming, next_loopback_address, spawn_app_with,
     unused_code,
 };
+use crate::web::retry_after;
 
 /// What a client sees once its address has spent its guesses.
 const GUESSES_SPENT: &str = "Too many requests for rooms you are not in, from your address: wait a little before trying another code.";
 
 /// How often a poll loop looks again.
 const POLL: Duration = Duration::from_millis(25);
-
-/// `Retry-After` of a response, in whole seconds.
-fn retry_after(response: &Response) -> u64 {
-    response
-        .headers()
-        .get(RETRY_AFTER)
-        .expect("a Retry-After header")
-        .to_str()
-        .expect("an ascii Retry-After")
-        .parse()
-        .expect("Retry-After in whole seconds")
-}
 
 /// Asserts `response` is a refusal by a limit, as curl sees it: `status`, a
 /// `Retry-After` within `wait` (seconds), no cookie, no redirect, and one line

@@ -16,7 +16,7 @@ use crate::helpers::{
     polled_last_id, spawn_app, spawn_app_with, unused_code,
 };
 use crate::lifecycle::{QUIET, expect_quiet, wait_until_room_is_gone};
-use crate::web::header;
+use crate::web::{header, retry_after};
 
 /// What "at once" and "promptly" mean for an answer.
 const PROMPT: Duration = Duration::from_secs(1);
@@ -403,10 +403,7 @@ async fn polling_too_fast_is_refused_with_429() {
     // Assert
     assert_eq!(burst, [StatusCode::OK; 3], "the burst is served");
     assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
-    let retry_after: u64 = header(&refused, RETRY_AFTER)
-        .expect("a Retry-After header")
-        .parse()
-        .expect("Retry-After in whole seconds");
+    let retry_after = retry_after(&refused);
     assert!(
         (1..=60).contains(&retry_after),
         "Retry-After: {retry_after}"

@@ -4,14 +4,14 @@
 //! passphrases cannot be tried for long. The passphrase is kept only as a hash:
 //! no page, list, event, refusal or log line ever shows it.
 
-use reqwest::header::{ORIGIN, RETRY_AFTER};
+use reqwest::header::ORIGIN;
 use reqwest::{RequestBuilder, Response, StatusCode};
 
 use crate::helpers::{
     PATIENCE, RunningServer, TestApp, User, location, polled_events, send_as_browser,
     session_cookie, spawn_app, spawn_app_with,
 };
-use crate::web::{assert_changes_nothing, header, html_body, own_origin, plain_text_line};
+use crate::web::{assert_changes_nothing, html_body, own_origin, plain_text_line, retry_after};
 
 /// A passphrase no page or log line would contain by chance.
 const PASSPHRASE: &str = "correct-horse-battery-staple-7731";
@@ -269,10 +269,7 @@ async fn wrong_passphrases_spend_the_guessing_budget() {
         StatusCode::TOO_MANY_REQUESTS,
         "the right passphrase, once the guesses are spent"
     );
-    let retry_after: u64 = header(&right_but_late, RETRY_AFTER)
-        .expect("a Retry-After header")
-        .parse()
-        .expect("Retry-After in whole seconds");
+    let retry_after = retry_after(&right_but_late);
     assert!(
         (1..=60).contains(&retry_after),
         "Retry-After: {retry_after}"

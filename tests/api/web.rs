@@ -2,7 +2,7 @@
 //! pages, their form fields and lists, escaped text) and what curl gets (one line
 //! of text), and the arrangements and checks several of those files use.
 
-use reqwest::header::{CONTENT_TYPE, HeaderName, HeaderValue, LOCATION, SET_COOKIE};
+use reqwest::header::{CONTENT_TYPE, HeaderName, HeaderValue, LOCATION, RETRY_AFTER, SET_COOKIE};
 use reqwest::{Method, Response, StatusCode};
 
 use crate::helpers::{TestApp, User};
@@ -99,6 +99,14 @@ pub fn header(response: &Response, name: HeaderName) -> Option<String> {
         .headers()
         .get(name)
         .map(|v| v.to_str().expect("ascii header").to_owned())
+}
+
+/// `Retry-After` of a response, in whole seconds.
+pub fn retry_after(response: &Response) -> u64 {
+    header(response, RETRY_AFTER)
+        .expect("a Retry-After header")
+        .parse()
+        .expect("Retry-After in whole seconds")
 }
 
 /// The body of an HTML page (asserting it is one).

@@ -179,6 +179,22 @@ impl Bench {
         }
     }
 
+    /// Rows of figures the floor has no counterpart for.
+    fn ours(
+        &mut self,
+        scenario: &'static str,
+        figures: impl IntoIterator<Item = (&'static str, f64)>,
+    ) {
+        for (figure, ours) in figures {
+            self.rows.push(Row {
+                scenario,
+                figure,
+                ours,
+                floor: None,
+            });
+        }
+    }
+
     async fn server(&self, args: &[&str]) -> Target {
         Target::server(&self.server, args).await
     }
@@ -321,12 +337,7 @@ impl Bench {
             ours: per_stream[0],
             floor: Some(per_stream[1]),
         });
-        self.rows.push(Row {
-            scenario: "idle",
-            figure: "CPU per heartbeat (µs)",
-            ours: heartbeat_cpu,
-            floor: None,
-        });
+        self.ours("idle", [("CPU per heartbeat (µs)", heartbeat_cpu)]);
     }
 
     /// N members long-polling one room while one posts at a steady rate.
@@ -405,18 +416,14 @@ impl Bench {
             0,
             "polling failed"
         );
-        for (figure, ours) in [
-            ("CPU per delivery (µs)", cpu * 1e6 / delivered.max(1) as f64),
-            ("p50 latency (ms)", percentile_ms(&mut delays, 50.0)),
-            ("p99 latency (ms)", percentile_ms(&mut delays, 99.0)),
-        ] {
-            self.rows.push(Row {
-                scenario: "polling",
-                figure,
-                ours,
-                floor: None,
-            });
-        }
+        self.ours(
+            "polling",
+            [
+                ("CPU per delivery (µs)", cpu * 1e6 / delivered.max(1) as f64),
+                ("p50 latency (ms)", percentile_ms(&mut delays, 50.0)),
+                ("p99 latency (ms)", percentile_ms(&mut delays, 99.0)),
+            ],
+        );
     }
 
     /// Many small rooms, each member streaming, one member of each posting.
@@ -439,22 +446,19 @@ impl Bench {
         wire::pause(Duration::from_secs(1)).await;
         let window = Window::measure(&target, &streams, s.window).await;
         let (_, errors) = posters.stop().await;
+        let stream_errors = Arc::clone(&streams.tally);
         let mut delays = streams.close().await;
-        let stream_errors = 0;
         target.stop().await;
+        let stream_errors = stream_errors.errors.load(Ordering::Relaxed);
         assert_eq!(errors + stream_errors, 0, "many rooms: errors");
-        for (figure, ours) in [
-            ("CPU per delivery (µs)", window.cpu_per_delivery_us()),
-            ("p50 latency (ms)", percentile_ms(&mut delays, 50.0)),
-            ("p99 latency (ms)", percentile_ms(&mut delays, 99.0)),
-        ] {
-            self.rows.push(Row {
-                scenario: "many-rooms",
-                figure,
-                ours,
-                floor: None,
-            });
-        }
+        self.ours(
+            "many-rooms",
+            [
+                ("CPU per delivery (µs)", window.cpu_per_delivery_us()),
+                ("p50 latency (ms)", percentile_ms(&mut delays, 50.0)),
+                ("p99 latency (ms)", percentile_ms(&mut delays, 99.0)),
+            ],
+        );
     }
 
     /// Streams and polls opening and closing all the time (a reload storm)
@@ -574,24 +578,20 @@ impl Bench {
             "the server still answers"
         );
         let failed = failed.load(Ordering::Relaxed) + post_errors;
-        for (figure, ours) in [
-            (
-                "streams and polls opened per second",
-                opened.load(Ordering::Relaxed) as f64 / seconds,
-            ),
-            ("errors", failed as f64),
-            (
-                "memory after, against before (MiB)",
-                (after as f64 - before as f64) / 1048576.0,
-            ),
-        ] {
-            self.rows.push(Row {
-                scenario: "churn",
-                figure,
-                ours,
-                floor: None,
-            });
-        }
+        self.ours(
+            "churn",
+            [
+                (
+                    "streams and polls opened per second",
+                    opened.load(Ordering::Relaxed) as f64 / seconds,
+                ),
+                ("errors", failed as f64),
+                (
+                    "memory after, against before (MiB)",
+                    (after as f64 - before as f64) / 1048576.0,
+                ),
+            ],
+        );
     }
 
     /// Rooms each holding their full history of long messages: memory per kept
@@ -619,18 +619,13 @@ impl Bench {
         target.stop().await;
         assert_eq!(errors, 0, "history: errors after {sent} posts");
         let text = ("b 12345678 ".len() + s.history_padding) as f64;
-        self.rows.push(Row {
-            scenario: "history",
-            figure: "memory per kept message (bytes)",
-            ours: per_message,
-            floor: None,
-        });
-        self.rows.push(Row {
-            scenario: "history",
-            figure: "the message's text (bytes)",
-            ours: text,
-            floor: None,
-        });
+        self.ours(
+            "history",
+            [
+                ("memory per kept message (bytes)", per_message),
+                ("the message's text (bytes)", text),
+            ],
+        );
     }
 }
 
