@@ -161,7 +161,11 @@ struct EventStream {
     /// Id of the last event this subscriber was given or told to skip.
     last_id: u64,
     keepalive_every: Duration,
+    /// Fires at the earliest moment a heartbeat may be due; moved on only
+    /// when it fires, not at every send (a timer-wheel update per delivery).
     keepalive: Pin<Box<Sleep>>,
+    /// When the stream last sent anything.
+    last_sent: Instant,
     shutdown: Pin<Box<WaitForCancellationFutureOwned>>,
     /// The member left the room (from this tab or another).
     membership_ended: Pin<Box<WaitForCancellationFutureOwned>>,
@@ -192,6 +196,7 @@ impl EventStream {
             last_id: resume_after,
             keepalive_every,
             keepalive: Box::pin(tokio::time::sleep(keepalive_every)),
+            last_sent: Instant::now(),
             shutdown: Box::pin(shutdown.cancelled_owned()),
             membership_ended: Box::pin(membership_ended.cancelled_owned()),
             told_to_reconnect: false,
@@ -216,8 +221,20 @@ impl EventStream {
     }
 
     fn sent_something(&mut self) {
-        let next = Instant::now() + self.keepalive_every;
-        self.keepalive.as_mut().reset(next);
+        self.last_sent = Instant::now();
+    }
+
+    /// Whether the stream has been silent for the keep-alive period; if not,
+    /// the timer is set for when it will have been.
+    fn heartbeat_due(&mut self, cx: &mut Context<'_>) -> bool {
+        while self.keepalive.as_mut().poll(cx).is_ready() {
+            let due = self.last_sent + self.keepalive_every;
+            if due <= Instant::now() {
+                return true;
+            }
+            self.keepalive.as_mut().reset(due);
+        }
+        false
     }
 }
 
@@ -276,8 +293,10 @@ impl Stream for EventStream {
             this.ended = true;
             return Poll::Ready(None);
         }
-        if this.keepalive.as_mut().poll(cx).is_ready() {
+        if this.heartbeat_due(cx) {
             this.sent_something();
+            let next = this.last_sent + this.keepalive_every;
+            this.keepalive.as_mut().reset(next);
             return Poll::Ready(Some(Ok(Bytes::from_static(HEARTBEAT_FRAME))));
         }
         Poll::Pending

@@ -15,7 +15,6 @@ use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::pin;
-use std::sync::Arc;
 use std::time::Duration;
 
 use hyper::body::Incoming;
@@ -99,9 +98,10 @@ pub async fn serve<F>(
     // Cancelled when the drain time is over: connections still open are dropped.
     let abandon = CancellationToken::new();
     let mut shutdown = pin!(shutdown);
-    // One service for the whole server: each connection holds a pointer to
-    // it, not a copy of every route.
-    let routes = Arc::new(warp::service(filter));
+    // One service for the whole server, boxed: each connection holds a
+    // pointer to it, not a copy of every route, and a request's copy of it
+    // (hyper asks for one per request) is one reference count.
+    let routes = warp::service(filter.boxed());
     loop {
         let (tcp, addr) = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -141,7 +141,7 @@ pub async fn serve<F>(
         };
         match place {
             Ok(place) => {
-                tokio::spawn(connection.serve(tcp, Arc::clone(&routes), place));
+                tokio::spawn(connection.serve(tcp, routes.clone(), place));
             }
             Err(refused) => {
                 tracing::debug!(%addr, ?refused.limit, "connection refused by a limit");
@@ -186,7 +186,7 @@ struct Connection {
 
 impl Connection {
     /// Serves the routes on the connection, holding its place in the limits.
-    async fn serve<R>(self, tcp: TcpStream, routes: Arc<R>, place: Option<ConnectionPlace>)
+    async fn serve<R>(self, tcp: TcpStream, routes: R, place: Option<ConnectionPlace>)
     where
         R: Service<Request<Incoming>, Response = Response, Error = Infallible>
             + Clone
@@ -198,7 +198,7 @@ impl Connection {
         let peer = self.peer;
         let service = service_fn(move |mut request: Request<Incoming>| {
             request.extensions_mut().insert(peer);
-            R::clone(&routes).call(request)
+            routes.clone().call(request)
         });
         self.run(tcp, service, KeepAlive::Yes).await;
         drop(place);

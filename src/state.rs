@@ -1,6 +1,8 @@
 //! Everything a handler may use, built once from the configuration; cheap to clone.
 
 use std::net::IpAddr;
+use std::ops::Deref;
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
@@ -32,8 +34,21 @@ pub struct Settings {
     pub poll_wait: Duration,
 }
 
+/// A handle on the [`Shared`] state: the routes hold many copies of it, and
+/// warp clones each with its closure on every request, so a copy is one
+/// reference count, not one per field (the shutdown token's takes a lock).
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+impl Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+pub struct Shared {
     pub rooms: Rooms,
     pub cookies: SessionCookies,
     pub pages: Pages,
@@ -62,7 +77,7 @@ impl AppState {
             max_members: config.limits.max_members_per_room,
         });
         let limits = Limits::new(config.limits.clone());
-        Self {
+        Self(Arc::new(Shared {
             metrics: Metrics::new(rooms.clone(), limits.clone()),
             rooms,
             limits,
@@ -86,6 +101,6 @@ impl AppState {
             ),
             hasher: Hasher::default(),
             shutdown: CancellationToken::new(),
-        }
+        }))
     }
 }
