@@ -74,6 +74,10 @@ pub struct EventContent {
     pub at: String,
 }
 
+/// Room in a frame for the JSON's field names and punctuation (about 60 bytes)
+/// and a few escaped characters; text with more is written with a grown buffer.
+const FRAME_SLACK: usize = 96;
+
 impl Event {
     pub fn new(id: u64, kind: EventKind, name: &DisplayName, text: Option<&str>) -> Self {
         let at = OffsetDateTime::now_utc()
@@ -95,21 +99,32 @@ impl Event {
             text,
             at: &at,
         };
+        // The frame is written in one buffer, sized for the usual case (JSON
+        // as long as what it quotes, plus its field names): history keeps this
+        // allocation as it is, so it must be neither half spare (as `format!`
+        // and growing leave it) nor the survivor of temporary copies, whose
+        // freed holes between kept frames stay resident.
+        let head = format!("id: {id}\nevent: {}\ndata: ", kind.name());
+        let quoted = name.as_str().len() + text.map_or(0, str::len) + at.len();
+        let mut frame = Vec::with_capacity(head.len() + quoted + FRAME_SLACK);
+        frame.extend_from_slice(head.as_bytes());
         // serde_json escapes every line break inside strings, so the JSON is one line
         // and one `data:` field carries it whole.
-        let data = serde_json::to_string(&json).unwrap_or_else(|_| String::from("{}"));
-        let head = format!("id: {id}\nevent: {}\ndata: ", kind.name());
+        if serde_json::to_writer(&mut frame, &json).is_err() {
+            frame.truncate(head.len());
+            frame.extend_from_slice(b"{}");
+        }
+        let data_end = frame.len();
+        frame.extend_from_slice(b"\n\n");
+        // Shrunk in place (the few spare bytes go back to the allocator, the
+        // size of the event itself, allocated next), and exact so that `Bytes`
+        // takes the buffer as it is, with no shared header of its own.
+        frame.shrink_to_fit();
         let span = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
-        // Exactly as long as it must be: history keeps this allocation as it
-        // is, and `format!` would leave up to half of it spare.
-        let mut frame = String::with_capacity(head.len() + data.len() + 2);
-        frame.push_str(&head);
-        frame.push_str(&data);
-        frame.push_str("\n\n");
         Self {
             id,
             kind,
-            data: span(head.len())..span(head.len() + data.len()),
+            data: span(head.len())..span(data_end),
             frame: Bytes::from(frame),
         }
     }
@@ -183,6 +198,24 @@ mod tests {
         assert!(content.at.ends_with('Z'));
         let notice = Event::new(10, EventKind::Lock, &name, None).content();
         assert_eq!((notice.kind, notice.text), (EventKind::Lock, None));
+    }
+
+    /// Text that escapes to several times its length (control characters
+    /// become `\u00XX`) outgrows the frame's first estimate and still makes one
+    /// whole frame whose JSON reads back as the text.
+    #[test]
+    fn text_that_escapes_long_still_makes_a_whole_frame() {
+        let name = DisplayName::parse("alice").unwrap();
+        let text = "\u{1}\"\\".repeat(300);
+        let event = Event::new(4, EventKind::Message, &name, Some(&text));
+        let frame = std::str::from_utf8(event.frame()).unwrap();
+        assert!(
+            frame.starts_with("id: 4\nevent: message\ndata: {"),
+            "{frame}"
+        );
+        assert!(frame.ends_with("}\n\n"));
+        assert_eq!(frame.matches('\n').count(), 4, "one data line");
+        assert_eq!(event.content().text.as_deref(), Some(text.as_str()));
     }
 
     #[test]
