@@ -112,6 +112,10 @@ impl Collector for Now {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), fmt::Error> {
         let stats = self.rooms.stats();
         let connections = self.limits.open_connections() as u64;
+        // Every connection, stream and timer is a task: a number that keeps
+        // growing while the others fall back is a leak.
+        let tasks = tokio::runtime::Handle::try_current()
+            .map_or(0, |runtime| runtime.metrics().num_alive_tasks()) as u64;
         let gauges = [
             ("chat_rooms", "Rooms open.", stats.rooms),
             ("chat_members", "Members of open rooms.", stats.members),
@@ -121,6 +125,7 @@ impl Collector for Now {
                 "Client connections open (the metrics listener's are not counted).",
                 connections,
             ),
+            ("chat_tasks", "Tokio tasks alive in the server.", tasks),
         ];
         for (name, help, value) in gauges {
             let gauge = ConstGauge::new(i64::try_from(value).unwrap_or(i64::MAX));

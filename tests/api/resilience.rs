@@ -600,7 +600,8 @@ async fn metrics_count_what_happened_and_return_to_zero() {
         let settled = ["chat_rooms", "chat_members", "chat_streams"]
             .iter()
             .all(|gauge| sample(&after, gauge) == 0.0)
-            && sample(&after, "chat_connections") == 0.0;
+            && sample(&after, "chat_connections") == 0.0
+            && sample(&after, "chat_tasks") <= sample(&before, "chat_tasks");
         if settled || Instant::now() >= deadline {
             break after;
         }
@@ -629,6 +630,15 @@ async fn metrics_count_what_happened_and_return_to_zero() {
         sample(&after, "chat_connections"),
         0.0,
         "no client connection is left (the scrape's does not count)"
+    );
+    assert!(
+        sample(&during, "chat_tasks") > sample(&before, "chat_tasks"),
+        "streams and connections are tasks: {during:#?}"
+    );
+    assert_eq!(
+        sample(&after, "chat_tasks"),
+        sample(&before, "chat_tasks"),
+        "no task is left behind by the rooms, streams and connections that ended"
     );
 }
 
