@@ -1,7 +1,10 @@
-//! The scenarios: each sets rooms and members up through the public contract
-//! (create, join, cookies), opens real streams or polls, posts real messages,
-//! and reads the target's CPU time and memory around what it measures.
+//! The scenarios' parts: each scenario sets rooms and members up through the
+//! public contract (create, join, cookies), opens real streams or polls, posts
+//! real messages, and reads the target's CPU time and memory around what it
+//! measures. Requests go through a [`Client`], so the same setup, probes and
+//! posters serve HTTP/1.1 and HTTP/2 over TLS alike.
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -11,7 +14,7 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 use crate::target::Target;
-use crate::wire::{self, Conn, Sources, Tally, tokio_stop::Stop};
+use crate::wire::{self, Client, Conn, Fresh, Sources, Tally, tokio_stop::Stop};
 
 /// Setup requests in flight at once.
 const SETUP_AT_ONCE: usize = 64;
@@ -51,7 +54,8 @@ impl Room {
     }
 }
 
-/// Rooms of `members` each, made through the contract (the floor needs none).
+/// Rooms of `members` each, made through the contract over plain HTTP/1.1, a
+/// connection per request (the floor needs none).
 pub async fn rooms(
     target: &Target,
     sources: &Arc<Sources>,
@@ -67,14 +71,28 @@ pub async fn rooms(
             count
         ];
     }
+    let client = Fresh {
+        to: target.addr,
+        sources: Arc::clone(sources),
+    };
+    rooms_via(&client, count, members).await
+}
+
+/// Rooms of `members` each, made through the contract by `client`: member 0
+/// creates each room, the others join it.
+pub async fn rooms_via<C>(client: &C, count: usize, members: usize) -> Vec<Room>
+where
+    C: Client + Clone + 'static,
+{
     let permits = Arc::new(Semaphore::new(SETUP_AT_ONCE));
     let mut created = JoinSet::new();
     for r in 0..count {
-        let (addr, sources, permits) = (target.addr, Arc::clone(sources), Arc::clone(&permits));
+        let (mut client, permits) = (client.clone(), Arc::clone(&permits));
         created.spawn(async move {
             let _permit = permits.acquire().await;
             let form = format!("name=r{r}m0");
-            let answer = wire::once(addr, sources.next(), "POST", "/rooms", None, Some(&form))
+            let answer = client
+                .send("POST", "/rooms", None, Some(&form))
                 .await
                 .expect("create a room");
             assert_eq!(answer.status, 303, "create: {answer:?}");
@@ -102,12 +120,13 @@ pub async fn rooms(
     for (r, room) in rooms.iter().enumerate() {
         let code = room.code.clone().unwrap_or_default();
         for m in 1..members {
-            let (addr, sources, permits) = (target.addr, Arc::clone(sources), Arc::clone(&permits));
+            let (mut client, permits) = (client.clone(), Arc::clone(&permits));
             let code = code.clone();
             joined.spawn(async move {
                 let _permit = permits.acquire().await;
                 let form = format!("name=r{r}m{m}&code={code}");
-                let answer = wire::once(addr, sources.next(), "POST", "/join", None, Some(&form))
+                let answer = client
+                    .send("POST", "/join", None, Some(&form))
                     .await
                     .expect("join a room");
                 assert_eq!(answer.status, 303, "join: {answer:?}");
@@ -133,8 +152,9 @@ pub struct Streams {
 }
 
 impl Streams {
-    /// One stream for each of the first `per_room` members of every room;
-    /// `timed`: record every message's delay.
+    /// One HTTP/1.1 stream for each of the first `per_room` members of every
+    /// room, each on a connection of its own; `timed`: record every message's
+    /// delay.
     pub async fn open(
         addr: SocketAddr,
         sources: &Arc<Sources>,
@@ -142,10 +162,7 @@ impl Streams {
         per_room: usize,
         timed: bool,
     ) -> Self {
-        let tally = Arc::new(Tally::default());
-        let stop = Stop::default();
-        let mut readers = JoinSet::new();
-        let count = (rooms.len() * per_room) as u64;
+        let mut streams = Self::none();
         for room in rooms {
             for member in 0..per_room {
                 let stream = wire::open_stream(
@@ -156,24 +173,40 @@ impl Streams {
                 )
                 .await
                 .expect("open a stream");
-                let (tally, stop) = (Arc::clone(&tally), stop.clone());
-                readers.spawn(wire::read_stream(stream, tally, timed.then(Vec::new), stop));
+                let (tally, stop) = (Arc::clone(&streams.tally), streams.stop.clone());
+                streams.read(wire::read_stream(stream, tally, timed.then(Vec::new), stop));
             }
         }
+        streams.wait_open((rooms.len() * per_room) as u64).await;
+        streams
+    }
+
+    /// No streams yet: [`Streams::read`] adds them.
+    pub fn none() -> Self {
+        Self {
+            tally: Arc::new(Tally::default()),
+            stop: Stop::default(),
+            readers: JoinSet::new(),
+        }
+    }
+
+    /// Runs a stream's reader, which counts into `self.tally` until
+    /// `self.stop`; it returns the delays it recorded, if asked to.
+    pub fn read(&mut self, reader: impl Future<Output = Option<Vec<u32>>> + Send + 'static) {
+        self.readers.spawn(reader);
+    }
+
+    /// Waits until `count` streams have their answer's head (`200`).
+    pub async fn wait_open(&self, count: u64) {
         let deadline = Instant::now() + Duration::from_secs(120);
-        while tally.opened.load(Ordering::Relaxed) < count {
+        while self.tally.opened.load(Ordering::Relaxed) < count {
             assert!(Instant::now() < deadline, "streams did not all open");
             assert_eq!(
-                tally.errors.load(Ordering::Relaxed),
+                self.tally.errors.load(Ordering::Relaxed),
                 0,
                 "a stream was refused"
             );
             tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        Self {
-            tally,
-            stop,
-            readers,
         }
     }
 
@@ -206,8 +239,9 @@ impl Streams {
     }
 }
 
-/// Posts one message to each room as its member 0 and waits until every open
-/// stream has it: the streams are all open and receiving.
+/// Posts one message to each room as its member 0 (over plain HTTP/1.1, a
+/// connection per room) and waits until every open stream has it: the streams
+/// are all open and receiving.
 pub async fn prove_streams(
     target: &Target,
     sources: &Arc<Sources>,
@@ -215,12 +249,23 @@ pub async fn prove_streams(
     streams: &Streams,
     per_room: usize,
 ) {
+    let mut client = Fresh {
+        to: target.addr,
+        sources: Arc::clone(sources),
+    };
+    prove_streams_via(&mut client, rooms, streams, per_room).await;
+}
+
+/// [`prove_streams`], posting through `client`.
+pub async fn prove_streams_via(
+    client: &mut impl Client,
+    rooms: &[Room],
+    streams: &Streams,
+    per_room: usize,
+) {
     let before = streams.deliveries();
     for room in rooms {
-        let mut conn = Conn::open(target.addr, sources.next())
-            .await
-            .expect("connect");
-        let answer = conn
+        let answer = client
             .send(
                 "POST",
                 &room.post_path(),
@@ -239,8 +284,20 @@ pub async fn prove_streams(
     );
 }
 
-/// Posters, each on its own keep-alive connection as a member of its room,
-/// posting `interval` apart (or as fast as answers come, without one).
+/// How often posters post.
+#[derive(Clone, Copy, Debug)]
+pub enum Pace {
+    /// Each posts again as soon as its last post is answered.
+    Saturated,
+    /// Each posts once every interval, all of them at about the same instants.
+    Together(Duration),
+    /// Each posts once every interval, their turns spread evenly over it:
+    /// together, a steady `posters / interval` messages a second.
+    Spread(Duration),
+}
+
+/// Posters, each as a member of its room, posting at a [`Pace`]; the tally
+/// counts posts answered `204` (as `deliveries`) and failures.
 pub struct Posters {
     pub stop: Stop,
     pub tally: Arc<Tally>,
@@ -248,25 +305,44 @@ pub struct Posters {
 }
 
 impl Posters {
+    /// Each poster on a keep-alive HTTP/1.1 connection of its own.
     pub async fn start(
         addr: SocketAddr,
         sources: &Arc<Sources>,
         who: Vec<(Room, usize)>,
-        interval: Option<Duration>,
+        pace: Pace,
         padding: usize,
     ) -> Self {
+        let mut posters = Vec::with_capacity(who.len());
+        for (room, member) in who {
+            let conn = Conn::open(addr, sources.next())
+                .await
+                .expect("connect a poster");
+            posters.push((conn, room, member));
+        }
+        Self::with(posters, pace, padding)
+    }
+
+    /// Each poster posting through its own client.
+    pub fn with<C>(posters: Vec<(C, Room, usize)>, pace: Pace, padding: usize) -> Self
+    where
+        C: Client + 'static,
+    {
         let stop = Stop::default();
         let tally = Arc::new(Tally::default());
         let mut tasks = JoinSet::new();
-        for (room, member) in who {
-            let mut conn = Conn::open(addr, sources.next())
-                .await
-                .expect("connect a poster");
+        let (start, count) = (tokio::time::Instant::now(), posters.len() as u32);
+        for (n, (mut client, room, member)) in posters.into_iter().enumerate() {
             let (stop, tally) = (stop.clone(), Arc::clone(&tally));
+            let first = match pace {
+                Pace::Saturated => None,
+                Pace::Together(every) => Some((start, every)),
+                Pace::Spread(every) => Some((start + every * n as u32 / count, every)),
+            };
             tasks.spawn(async move {
                 let path = room.post_path();
-                let mut ticks = interval.map(|every| {
-                    let mut ticks = tokio::time::interval(every);
+                let mut ticks = first.map(|(first, every)| {
+                    let mut ticks = tokio::time::interval_at(first, every);
                     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
                     ticks
                 });
@@ -278,7 +354,7 @@ impl Posters {
                         }
                     }
                     let form = wire::message_form(padding);
-                    match conn
+                    match client
                         .send("POST", &path, room.cookie(member), Some(&form))
                         .await
                     {
@@ -306,21 +382,36 @@ impl Posters {
     }
 }
 
-/// What the target spent, and what the readers counted, over a window.
+/// What the target spent, what the posters had accepted and what the readers
+/// counted, over a window.
 pub struct Window {
     pub seconds: f64,
     pub cpu_seconds: f64,
+    /// Posts answered `204`.
+    pub posts: u64,
+    /// Messages the stream readers counted: what arrived, not what was sent.
     pub deliveries: u64,
 }
 
 impl Window {
-    pub async fn measure(target: &Target, streams: &Streams, length: Duration) -> Self {
-        let (cpu, deliveries, started) =
-            (target.cpu_seconds(), streams.deliveries(), Instant::now());
+    pub async fn measure(
+        target: &Target,
+        streams: &Streams,
+        posters: &Posters,
+        length: Duration,
+    ) -> Self {
+        let posted = || posters.tally.deliveries.load(Ordering::Relaxed);
+        let (cpu, posts, deliveries, started) = (
+            target.cpu_seconds(),
+            posted(),
+            streams.deliveries(),
+            Instant::now(),
+        );
         tokio::time::sleep(length).await;
         Self {
             seconds: started.elapsed().as_secs_f64(),
             cpu_seconds: target.cpu_seconds() - cpu,
+            posts: posted() - posts,
             deliveries: streams.deliveries() - deliveries,
         }
     }
@@ -328,6 +419,14 @@ impl Window {
     /// CPU time per delivered event, in microseconds.
     pub fn cpu_per_delivery_us(&self) -> f64 {
         self.cpu_seconds * 1e6 / self.deliveries.max(1) as f64
+    }
+
+    pub fn posts_per_second(&self) -> f64 {
+        self.posts as f64 / self.seconds
+    }
+
+    pub fn deliveries_per_second(&self) -> f64 {
+        self.deliveries as f64 / self.seconds
     }
 }
 

@@ -58,7 +58,8 @@ pub const UNLIMITED: &[&str] = &[
 ];
 
 impl Target {
-    /// The chat server at `binary`, with `args` after the unlimited limits.
+    /// The chat server at `binary`, with `args` after the unlimited limits
+    /// (HTTPS with `--tls-cert` and `--tls-key`).
     pub async fn server(binary: &PathBuf, args: &[&str]) -> Self {
         let mut command = Command::new(binary);
         command
@@ -66,7 +67,7 @@ impl Target {
             .args(UNLIMITED)
             .args(args)
             .env("RUST_LOG", "info");
-        Self::start("server", command, "listening on http://").await
+        Self::start("server", command, "listening on ").await
     }
 
     /// The floor, this same program with `floor`.
@@ -154,6 +155,9 @@ impl BoxedLines {
             };
             let rest = &line[at + prefix.len()..];
             let word = rest.split_whitespace().next().unwrap_or_default();
+            // `http://ADDR` or `https://ADDR` from the server, a bare address
+            // from the floor.
+            let word = word.rsplit("://").next().unwrap_or(word);
             if let Ok(addr) = word.parse() {
                 tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
                 return addr;

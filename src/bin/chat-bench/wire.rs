@@ -1,12 +1,15 @@
 //! The load tool's side of the wire: plain HTTP/1.1 over tokio sockets, from a
 //! spread of loopback source addresses, written by hand so that the client
-//! costs little next to the server it measures.
+//! costs little next to the server it measures. (HTTP/2 over TLS is in
+//! `https.rs`; scenarios send requests over either through [`Client`].)
 //!
 //! Messages carry their send time: the text of every benchmark message is
 //! `b <microseconds since the run began>`, and a reader finds `"text":"b ` in
 //! whatever arrives (the server's JSON and the floor's frames both carry it), so
 //! no reader parses JSON or de-chunks a body.
 
+use std::future::Future;
+use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -52,6 +55,20 @@ pub struct Answer {
     pub cookie: Option<String>,
     pub location: Option<String>,
     pub body: Vec<u8>,
+}
+
+/// Sends a request and reads its whole answer: a keep-alive HTTP/1.1
+/// connection ([`Conn`]), a connection per request ([`Fresh`]), or a stream of
+/// a shared HTTP/2 connection (`https::H2`). Setup, probes and posters work
+/// through it, so a scenario picks the transport and nothing else changes.
+pub trait Client: Send {
+    fn send(
+        &mut self,
+        method: &str,
+        path: &str,
+        cookie: Option<&str>,
+        form: Option<&str>,
+    ) -> impl Future<Output = io::Result<Answer>> + Send;
 }
 
 /// One keep-alive HTTP/1.1 connection for requests with small answers.
@@ -142,6 +159,37 @@ impl Conn {
                 Ok(())
             }
         }
+    }
+}
+
+impl Client for Conn {
+    fn send(
+        &mut self,
+        method: &str,
+        path: &str,
+        cookie: Option<&str>,
+        form: Option<&str>,
+    ) -> impl Future<Output = io::Result<Answer>> + Send {
+        Conn::send(self, method, path, cookie, form)
+    }
+}
+
+/// Each request on a new HTTP/1.1 connection, from the next source address.
+#[derive(Clone)]
+pub struct Fresh {
+    pub to: SocketAddr,
+    pub sources: Arc<Sources>,
+}
+
+impl Client for Fresh {
+    fn send(
+        &mut self,
+        method: &str,
+        path: &str,
+        cookie: Option<&str>,
+        form: Option<&str>,
+    ) -> impl Future<Output = io::Result<Answer>> + Send {
+        once(self.to, self.sources.next(), method, path, cookie, form)
     }
 }
 
@@ -241,17 +289,23 @@ pub async fn read_stream(
             head_done = true;
             tally.opened.fetch_add(1, Ordering::Relaxed);
         }
-        let now = now_micros();
-        let mut count = 0;
-        take_messages(&mut buffer, |sent| {
-            count += 1;
-            if let Some(latencies) = latencies.as_mut() {
-                latencies.push(now.saturating_sub(sent).min(u32::MAX as u64) as u32);
-            }
-        });
-        tally.deliveries.fetch_add(count, Ordering::Relaxed);
+        count_messages(&mut buffer, &tally, latencies.as_mut());
     }
     latencies
+}
+
+/// Counts every benchmark message complete in `buffer` as a delivery and, with
+/// `latencies`, records each one's delay in microseconds.
+pub fn count_messages(buffer: &mut Vec<u8>, tally: &Tally, mut latencies: Option<&mut Vec<u32>>) {
+    let now = now_micros();
+    let mut count = 0;
+    take_messages(buffer, |sent| {
+        count += 1;
+        if let Some(latencies) = latencies.as_mut() {
+            latencies.push(now.saturating_sub(sent).min(u32::MAX as u64) as u32);
+        }
+    });
+    tally.deliveries.fetch_add(count, Ordering::Relaxed);
 }
 
 /// Opens an event stream at `path` (with `cookie`), returning the socket once
