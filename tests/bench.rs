@@ -2,7 +2,9 @@
 //! (over HTTP/1.1, and over HTTP/2 with TLS) and the floor, prints a row of
 //! figures each. Its timings mean nothing here (a debug build, sharing the
 //! machine with the other tests); the benchmark itself runs with
-//! `cargo run --release --bin chat-bench`.
+//! `cargo run --release --bin chat-bench`. What the rows say is checked only
+//! where it proves the tool itself works: the leak checks read the server's
+//! metrics, and the history scenario read a real frame.
 
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -24,6 +26,20 @@ const COMPARED: [&str; 3] = [
     "| latency | p50 latency (ms) |",
     "| latency | p99 latency (ms) |",
 ];
+
+/// Rows whose figure must be 0: the scenarios read the server's metrics, and
+/// it closed everything their clients opened.
+const NOTHING_LEFT: [&str; 4] = [
+    "| churn | rooms left open |",
+    "| churn | streams left open |",
+    "| many-rooms | rooms left open |",
+    "| many-rooms | streams left open |",
+];
+
+/// The frame the history scenario read: at least its quick messages' padding
+/// (200 characters) and what the JSON says besides, at most a few hundred
+/// bytes more.
+const FRAME: &str = "| history | its frame, as sent (bytes) |";
 
 #[test]
 fn every_scenario_runs_and_reports_against_the_floor() {
@@ -74,8 +90,26 @@ fn every_scenario_runs_and_reports_against_the_floor() {
             "a ratio to the floor, not {ratio:?}:\n{report}"
         );
     }
+    for row in NOTHING_LEFT {
+        assert_eq!(
+            ours(&report, row),
+            Some(0.0),
+            "{row} should read 0:\n{report}"
+        );
+    }
+    let frame = ours(&report, FRAME).unwrap_or(f64::NAN);
+    assert!(
+        (250.0..1000.0).contains(&frame),
+        "{FRAME} a frame's size, not {frame}:\n{report}"
+    );
     assert!(
         started.elapsed() < Duration::from_secs(300),
         "the quick run stays quick"
     );
+}
+
+/// The figure of ours in the report's row that starts with `row`.
+fn ours(report: &str, row: &str) -> Option<f64> {
+    let line = report.lines().find(|l| l.starts_with(row))?;
+    line[row.len()..].split('|').next()?.trim().parse().ok()
 }

@@ -23,7 +23,7 @@ use tokio_rustls::TlsConnector;
 use tokio_rustls::rustls::pki_types::{CertificateDer, ServerName};
 use tokio_rustls::rustls::{self, ClientConfig, RootCertStore};
 
-use crate::scenarios::{Room, Streams};
+use crate::parts::{Room, Streams};
 use crate::wire::{self, Answer, Client, Sources, Tally, tokio_stop::Stop};
 
 /// The connection-level receive window the client grants (the stream-level one

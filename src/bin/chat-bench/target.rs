@@ -1,14 +1,15 @@
 //! The process under measurement, the server or the floor: started with the
-//! flags a scenario needs, its address read from what it prints, its CPU time
-//! and resident memory read from `/proc`, and killed when dropped.
+//! flags a scenario needs, its address (and the server's metrics address, when
+//! asked for) read from what it prints, its CPU time and resident memory read
+//! from `/proc`, and killed when dropped.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
 
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
+use tokio::io::{AsyncBufReadExt, BufReader, Lines};
+use tokio::process::{Child, ChildStdout, Command};
 
 /// Clock ticks per second for `/proc/PID/stat` (`getconf CLK_TCK`, 100 on Linux).
 const TICKS_PER_SECOND: f64 = 100.0;
@@ -16,6 +17,9 @@ const TICKS_PER_SECOND: f64 = 100.0;
 pub struct Target {
     pub name: &'static str,
     pub addr: SocketAddr,
+    /// Where the server serves `GET /metrics`, if started with a metrics
+    /// listener ([`Target::watched_server`]).
+    pub metrics: Option<SocketAddr>,
     child: Child,
     pid: u32,
 }
@@ -61,13 +65,29 @@ impl Target {
     /// The chat server at `binary`, with `args` after the unlimited limits
     /// (HTTPS with `--tls-cert` and `--tls-key`).
     pub async fn server(binary: &PathBuf, args: &[&str]) -> Self {
+        Self::start_server(binary, args, false).await
+    }
+
+    /// [`Target::server`] with a metrics listener as well, on a port of its
+    /// own (`--metrics-bind 127.0.0.1:0`), at [`Target::metrics`].
+    pub async fn watched_server(binary: &PathBuf, args: &[&str]) -> Self {
+        Self::start_server(binary, args, true).await
+    }
+
+    async fn start_server(binary: &PathBuf, args: &[&str], metrics: bool) -> Self {
         let mut command = Command::new(binary);
         command
             .args(["--bind", "127.0.0.1:0"])
             .args(UNLIMITED)
             .args(args)
             .env("RUST_LOG", "info");
-        Self::start("server", command, "listening on ").await
+        // The server logs where it listens, then where its metrics are.
+        let mut says = vec!["listening on "];
+        if metrics {
+            command.args(["--metrics-bind", "127.0.0.1:0"]);
+            says.push("metrics on ");
+        }
+        Self::start("server", command, &says).await
     }
 
     /// The floor, this same program with `floor`.
@@ -75,10 +95,13 @@ impl Target {
         let exe = std::env::current_exe().expect("the benchmark's own path");
         let mut command = Command::new(exe);
         command.arg("floor");
-        Self::start("floor", command, "").await
+        Self::start("floor", command, &[""]).await
     }
 
-    async fn start(name: &'static str, mut command: Command, prefix: &str) -> Self {
+    /// Starts `command` and reads from what it prints an address after each
+    /// of `prefixes`, in that order: where it listens, then (if asked) where
+    /// its metrics are.
+    async fn start(name: &'static str, mut command: Command, prefixes: &[&str]) -> Self {
         let mut child = command
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -88,13 +111,20 @@ impl Target {
             .unwrap_or_else(|e| panic!("start the {name}: {e}"));
         let pid = child.id().expect("a running child");
         // Both say where they listen on stdout (the server in its log).
-        let out = BoxedLines::new(child.stdout.take().expect("stdout"));
-        let addr = tokio::time::timeout(Duration::from_secs(20), out.find_addr(prefix))
-            .await
-            .unwrap_or_else(|_| panic!("the {name} did not say where it listens"));
+        let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+        let mut addrs = Vec::with_capacity(prefixes.len());
+        for prefix in prefixes {
+            let addr = tokio::time::timeout(Duration::from_secs(20), find_addr(&mut lines, prefix))
+                .await
+                .unwrap_or_else(|_| panic!("the {name} did not say where it listens"));
+            addrs.push(addr);
+        }
+        // The rest is drained, so that the child never blocks on a full pipe.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
         Self {
             name,
-            addr,
+            addr: addrs[0],
+            metrics: addrs.get(1).copied(),
             child,
             pid,
         }
@@ -138,31 +168,23 @@ impl Target {
     }
 }
 
-/// The lines a child prints, read until its address appears; the rest is
-/// drained in the background so that the child never blocks on a full pipe.
-struct BoxedLines(Box<dyn tokio::io::AsyncRead + Unpin + Send>);
-
-impl BoxedLines {
-    fn new(reader: impl tokio::io::AsyncRead + Unpin + Send + 'static) -> Self {
-        Self(Box::new(reader))
-    }
-
-    async fn find_addr(self, prefix: &str) -> SocketAddr {
-        let mut lines = BufReader::new(self.0).lines();
-        while let Ok(Some(line)) = lines.next_line().await {
-            let Some(at) = line.find(prefix) else {
-                continue;
-            };
-            let rest = &line[at + prefix.len()..];
-            let word = rest.split_whitespace().next().unwrap_or_default();
-            // `http://ADDR` or `https://ADDR` from the server, a bare address
-            // from the floor.
-            let word = word.rsplit("://").next().unwrap_or(word);
-            if let Ok(addr) = word.parse() {
-                tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-                return addr;
-            }
+/// The address on the first line of `lines` that holds `prefix`, right after
+/// it: `http://ADDR`, `https://ADDR` or `http://ADDR/metrics` from the server,
+/// a bare address from the floor.
+async fn find_addr(lines: &mut Lines<BufReader<ChildStdout>>, prefix: &str) -> SocketAddr {
+    while let Ok(Some(line)) = lines.next_line().await {
+        let Some(at) = line.find(prefix) else {
+            continue;
+        };
+        let word = line[at + prefix.len()..]
+            .split_whitespace()
+            .next()
+            .unwrap_or_default();
+        let authority = word.rsplit("://").next().unwrap_or(word);
+        let authority = authority.split('/').next().unwrap_or(authority);
+        if let Ok(addr) = authority.parse() {
+            return addr;
         }
-        panic!("ended before saying where it listens");
     }
+    panic!("ended before saying where it listens");
 }

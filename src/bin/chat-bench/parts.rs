@@ -430,6 +430,17 @@ impl Window {
     }
 }
 
+/// The `"last_id":N` of a poll's answer.
+pub fn last_id(body: &[u8]) -> Option<u64> {
+    let at = wire::find(body, b"\"last_id\":")? + b"\"last_id\":".len();
+    let digits: String = body[at..]
+        .iter()
+        .take_while(|b| b.is_ascii_digit())
+        .map(|&b| b as char)
+        .collect();
+    digits.parse().ok()
+}
+
 /// The `p`th percentile of `samples` (sorted here), in milliseconds.
 pub fn percentile_ms(samples: &mut [u32], p: f64) -> f64 {
     if samples.is_empty() {

@@ -1,0 +1,143 @@
+//! The scenarios, one module each, and what every one of them is given: the
+//! server to start, how big to be ([`Sizes`]), the loopback source addresses
+//! to connect from, and the report's rows to add its figures to.
+
+pub mod churn;
+pub mod fan_out;
+pub mod history;
+pub mod http2;
+pub mod idle;
+pub mod latency;
+pub mod many_rooms;
+pub mod polling;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::target::Target;
+use crate::wire::Sources;
+
+/// How big each scenario is: the sizes, or tiny ones (`--quick`).
+#[derive(Clone, Copy)]
+pub struct Sizes {
+    /// fan-out: streams of the one room.
+    pub fan_out_subscribers: usize,
+    /// fan-out: how many of those members post.
+    pub fan_out_posters: usize,
+    /// latency: streams of the one room.
+    pub latency_subscribers: usize,
+    /// latency: messages a second, from one poster.
+    pub latency_rate: u64,
+    /// idle: rooms, each with `idle_per_room` streams.
+    pub idle_rooms: usize,
+    pub idle_per_room: usize,
+    /// polling: members long-polling the one room.
+    pub polling_members: usize,
+    /// polling: messages a second, from one poster.
+    pub polling_rate: u64,
+    /// many-rooms: rooms, each with `many_rooms_members` streaming members.
+    pub many_rooms: usize,
+    pub many_rooms_members: usize,
+    /// churn: members opening and dropping streams and polls.
+    pub churners: usize,
+    /// history: rooms, their `--history`, and the characters each message
+    /// carries beyond its send time.
+    pub history_rooms: usize,
+    pub history: usize,
+    pub history_padding: usize,
+    /// http2: streams of the one room, over `http2_connections` connections.
+    pub http2_streams: usize,
+    pub http2_connections: usize,
+    /// http2: messages a second, from one poster.
+    pub http2_rate: u64,
+    /// How long each measured window lasts.
+    pub window: Duration,
+}
+
+pub const FULL: Sizes = Sizes {
+    fan_out_subscribers: 1000,
+    fan_out_posters: 600,
+    latency_subscribers: 1000,
+    latency_rate: 200,
+    idle_rooms: 15,
+    idle_per_room: 1000,
+    polling_members: 1000,
+    polling_rate: 20,
+    many_rooms: 1000,
+    many_rooms_members: 5,
+    churners: 200,
+    history_rooms: 1000,
+    history: 50,
+    history_padding: 2000,
+    http2_streams: 1000,
+    http2_connections: 10,
+    http2_rate: 100,
+    window: Duration::from_secs(5),
+};
+
+pub const QUICK: Sizes = Sizes {
+    fan_out_subscribers: 20,
+    fan_out_posters: 4,
+    latency_subscribers: 20,
+    latency_rate: 50,
+    idle_rooms: 2,
+    idle_per_room: 10,
+    polling_members: 10,
+    polling_rate: 10,
+    many_rooms: 10,
+    many_rooms_members: 3,
+    churners: 5,
+    history_rooms: 5,
+    history: 10,
+    history_padding: 200,
+    http2_streams: 20,
+    http2_connections: 2,
+    http2_rate: 20,
+    window: Duration::from_millis(1000),
+};
+
+/// One line of the report.
+pub struct Row {
+    pub scenario: &'static str,
+    pub figure: &'static str,
+    pub ours: f64,
+    pub floor: Option<f64>,
+}
+
+/// What a scenario runs with, and the rows it reports.
+pub struct Bench {
+    /// The chat server's binary.
+    pub server: PathBuf,
+    pub sizes: Sizes,
+    pub sources: Arc<Sources>,
+    pub rows: Vec<Row>,
+}
+
+impl Bench {
+    /// Rows of figures the floor has no counterpart for.
+    pub fn ours(
+        &mut self,
+        scenario: &'static str,
+        figures: impl IntoIterator<Item = (&'static str, f64)>,
+    ) {
+        for (figure, ours) in figures {
+            self.rows.push(Row {
+                scenario,
+                figure,
+                ours,
+                floor: None,
+            });
+        }
+    }
+
+    /// The server, with `args`.
+    pub async fn server(&self, args: &[&str]) -> Target {
+        Target::server(&self.server, args).await
+    }
+
+    /// The server, with `args` and a metrics listener (for [`crate::leftovers`]).
+    pub async fn watched_server(&self, args: &[&str]) -> Target {
+        Target::watched_server(&self.server, args).await
+    }
+}
