@@ -9,6 +9,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
+use crate::net;
 use crate::routes::routes;
 use crate::server::{self, Serving};
 use crate::state::AppState;
@@ -23,13 +24,13 @@ pub struct Listeners {
 impl Listeners {
     /// Binds the configured listeners (`--bind`, `--metrics-bind`).
     pub async fn bind(config: &Config) -> io::Result<Self> {
-        Self::with_app(TcpListener::bind(config.bind).await?, config).await
+        Self::with_app(net::listen(config.bind)?, config).await
     }
 
     /// `app`, and the metrics listener `config` asks for.
     pub async fn with_app(app: TcpListener, config: &Config) -> io::Result<Self> {
         let metrics = match config.metrics_bind {
-            Some(addr) => Some(TcpListener::bind(addr).await?),
+            Some(addr) => Some(net::listen(addr)?),
             None => None,
         };
         Ok(Self { app, metrics })

@@ -1,16 +1,18 @@
-//! What each accepted connection needs below HTTP: socket options that notice a
-//! vanished client, the first bytes read under a deadline (to pick HTTP/1.1 or
+//! What the server's sockets need below HTTP: a listening socket with room for
+//! a crowd arriving at once, and, for each accepted connection, socket options
+//! that notice a vanished client, the first bytes read under a deadline (to pick HTTP/1.1 or
 //! HTTP/2 without waiting for ever), and writes under a deadline (a client that
 //! stops taking what we send is cut off instead of holding buffers and its room).
 
 use std::io;
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
-use socket2::{SockRef, TcpKeepalive};
+use socket2::{Domain, SockRef, Socket, TcpKeepalive, Type};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::TcpStream;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::time::{Instant, Sleep};
 
 /// Idle time before the first TCP keepalive probe, the time between probes, and
@@ -26,6 +28,29 @@ const KEEPALIVE_PROBES: u32 = 3;
 /// writes at least every `--keepalive` (15 s), so a vanished reader's stream
 /// ends within 15 + 40 s.
 const UNACKNOWLEDGED_AT_MOST: Duration = Duration::from_secs(40);
+
+/// Connections the kernel may hold for us before we accept them (capped by
+/// `net.core.somaxconn`, 4096 on current kernels). Tokio's `bind` uses the
+/// standard library's 128: when a server restarts, every open tab reconnects at
+/// once, and past 128 the kernel drops the handshakes, which the clients
+/// retry only after a second (seen in the benchmark opening 10,000 streams).
+const LISTEN_BACKLOG: i32 = 4096;
+
+/// A listening socket on `addr`, with [`LISTEN_BACKLOG`].
+pub fn listen(addr: SocketAddr) -> io::Result<TcpListener> {
+    let socket = Socket::new(
+        Domain::for_address(addr),
+        Type::STREAM,
+        Some(socket2::Protocol::TCP),
+    )?;
+    // As tokio's own `bind` does: a restarted server can bind while the old
+    // one's connections linger in TIME_WAIT.
+    socket.set_reuse_address(true)?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(LISTEN_BACKLOG)?;
+    TcpListener::from_std(socket.into())
+}
 
 /// The start of every HTTP/2 connection with prior knowledge.
 const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
@@ -175,6 +200,27 @@ mod tests {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     use super::*;
+
+    /// A crowd connecting at once, faster than the server accepts, is held by
+    /// the kernel: every handshake completes (with the standard library's
+    /// backlog of 128, those past it are dropped and retried a second later).
+    #[tokio::test]
+    async fn a_crowd_connecting_at_once_is_held_until_accepted() {
+        let listener = listen("127.0.0.1:0".parse().unwrap()).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let connecting: Vec<_> = (0..600)
+            .map(|_| tokio::spawn(TcpStream::connect(addr)))
+            .collect();
+        let within = std::time::Duration::from_millis(800);
+        for connect in connecting {
+            let connected = tokio::time::timeout(within, connect).await;
+            assert!(
+                matches!(connected, Ok(Ok(Ok(_)))),
+                "connected without being accepted: {connected:?}"
+            );
+        }
+        drop(listener);
+    }
 
     /// A writer whose reader never reads fails after the limit, not before.
     #[tokio::test(start_paused = true)]
