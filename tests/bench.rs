@@ -9,7 +9,7 @@
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-const SCENARIOS: [&str; 8] = [
+const SCENARIOS: [&str; 9] = [
     "fan-out",
     "latency",
     "idle",
@@ -18,13 +18,19 @@ const SCENARIOS: [&str; 8] = [
     "churn",
     "history",
     "http2",
+    "big-room",
 ];
 
 /// Rows that must have a figure of the floor's beside ours.
-const COMPARED: [&str; 3] = [
+const COMPARED: [&str; 8] = [
     "| fan-out | CPU per delivery (µs) |",
     "| latency | p50 latency (ms) |",
     "| latency | p99 latency (ms) |",
+    "| big-room | p50 latency (ms) |",
+    "| big-room | p99 latency (ms) |",
+    "| big-room | CPU per delivery (µs) |",
+    "| big-room | subscribers reached per message |",
+    "| big-room | resident memory (MiB) |",
 ];
 
 /// Rows whose figure must be 0: the scenarios read the server's metrics, and

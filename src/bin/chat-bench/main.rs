@@ -27,7 +27,7 @@ use scenario::{Bench, FULL, QUICK, Row};
 use wire::Sources;
 
 /// Every scenario, in the order they run (and `--only` names them).
-const SCENARIOS: [&str; 8] = [
+const SCENARIOS: [&str; 9] = [
     "fan-out",
     "latency",
     "idle",
@@ -36,6 +36,7 @@ const SCENARIOS: [&str; 8] = [
     "churn",
     "history",
     "http2",
+    "big-room",
 ];
 
 fn main() {
@@ -112,6 +113,7 @@ async fn run(bench: &mut Bench, name: &str) {
         "churn" => scenario::churn::run(bench).await,
         "history" => scenario::history::run(bench).await,
         "http2" => scenario::http2::run(bench).await,
+        "big-room" => scenario::big_room::run(bench).await,
         _ => unreachable!("checked against SCENARIOS"),
     }
 }

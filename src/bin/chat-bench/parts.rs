@@ -19,6 +19,11 @@ use crate::wire::{self, Client, Conn, Fresh, Sources, Tally, tokio_stop::Stop};
 /// Setup requests in flight at once.
 const SETUP_AT_ONCE: usize = 64;
 
+/// Streams connected but not yet answered, at most: both targets listen with
+/// a backlog of 128, and a connection the target has not taken in time loses
+/// its SYN and waits a second for it to be sent again.
+const OPENING_AT_ONCE: u64 = 64;
+
 /// One room, as a scenario uses it: where to stream and post, and each
 /// member's cookie. The floor has one channel and no sessions.
 #[derive(Clone)]
@@ -153,8 +158,8 @@ pub struct Streams {
 
 impl Streams {
     /// One HTTP/1.1 stream for each of the first `per_room` members of every
-    /// room, each on a connection of its own; `timed`: record every message's
-    /// delay.
+    /// room, each on a connection of its own, at most [`OPENING_AT_ONCE`]
+    /// waiting for their answer; `timed`: record every message's delay.
     pub async fn open(
         addr: SocketAddr,
         sources: &Arc<Sources>,
@@ -163,8 +168,13 @@ impl Streams {
         timed: bool,
     ) -> Self {
         let mut streams = Self::none();
+        let mut connected: u64 = 0;
         for room in rooms {
             for member in 0..per_room {
+                while connected.saturating_sub(streams.answered()) >= OPENING_AT_ONCE {
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                }
+                connected += 1;
                 let stream = wire::open_stream(
                     addr,
                     sources.next(),
@@ -208,6 +218,12 @@ impl Streams {
             );
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
+    }
+
+    /// Streams answered so far, `200` or not (a stream that fails once open
+    /// counts twice, hence the saturating use).
+    fn answered(&self) -> u64 {
+        self.tally.opened.load(Ordering::Relaxed) + self.tally.errors.load(Ordering::Relaxed)
     }
 
     pub fn deliveries(&self) -> u64 {

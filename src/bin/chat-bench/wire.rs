@@ -220,6 +220,10 @@ pub struct Tally {
     pub deliveries: AtomicU64,
     /// Frames or answers that were not what a reader expected.
     pub errors: AtomicU64,
+    /// Only messages sent at or after this ([`now_micros`]) have their delay
+    /// recorded, so that a scenario can time a window alone: 0 (the default)
+    /// records every one.
+    pub timed_from: AtomicU64,
 }
 
 const MARK: &[u8] = b"\"text\":\"b ";
@@ -295,13 +299,14 @@ pub async fn read_stream(
 }
 
 /// Counts every benchmark message complete in `buffer` as a delivery and, with
-/// `latencies`, records each one's delay in microseconds.
+/// `latencies`, records each one's delay in microseconds (if it was sent at or
+/// after the tally's `timed_from`).
 pub fn count_messages(buffer: &mut Vec<u8>, tally: &Tally, mut latencies: Option<&mut Vec<u32>>) {
-    let now = now_micros();
+    let (now, from) = (now_micros(), tally.timed_from.load(Ordering::Relaxed));
     let mut count = 0;
     take_messages(buffer, |sent| {
         count += 1;
-        if let Some(latencies) = latencies.as_mut() {
+        if let Some(latencies) = latencies.as_mut().filter(|_| sent >= from) {
             latencies.push(now.saturating_sub(sent).min(u32::MAX as u64) as u32);
         }
     });

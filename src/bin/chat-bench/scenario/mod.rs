@@ -2,6 +2,7 @@
 //! server to start, how big to be ([`Sizes`]), the loopback source addresses
 //! to connect from, and the report's rows to add its figures to.
 
+pub mod big_room;
 pub mod churn;
 pub mod fan_out;
 pub mod history;
@@ -51,6 +52,10 @@ pub struct Sizes {
     pub http2_connections: usize,
     /// http2: messages a second, from one poster.
     pub http2_rate: u64,
+    /// big-room: members of the one room, every one streaming.
+    pub big_room_members: usize,
+    /// big-room: messages a second, from one poster.
+    pub big_room_rate: u64,
     /// How long each measured window lasts.
     pub window: Duration,
 }
@@ -73,6 +78,8 @@ pub const FULL: Sizes = Sizes {
     http2_streams: 1000,
     http2_connections: 10,
     http2_rate: 100,
+    big_room_members: 10_000,
+    big_room_rate: 20,
     window: Duration::from_secs(5),
 };
 
@@ -94,6 +101,8 @@ pub const QUICK: Sizes = Sizes {
     http2_streams: 20,
     http2_connections: 2,
     http2_rate: 20,
+    big_room_members: 500,
+    big_room_rate: 20,
     window: Duration::from_millis(1000),
 };
 
