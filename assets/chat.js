@@ -17,7 +17,14 @@
   const STREAM_AGAIN = 15000;
   const STREAM_AGAIN_MAX = 120000;
   const RETRY_MS = 2000; // the stream's `retry:` hint
-  const PRESENCE_EVERY = 15000; // and a second after each join or leave
+  // The people list is refreshed from /members every PRESENCE_EVERY, and a
+  // second after each notice, in a room of up to SMALL_ROOM people. A refresh
+  // fetches everyone, so in a big room every tab doing that at every join would
+  // cost people × people entries: there the list follows the events (joins,
+  // leaves, owners) and is refreshed as much less often as the room is bigger,
+  // each tab at a random moment.
+  const PRESENCE_EVERY = 15000;
+  const SMALL_ROOM = 50;
   const MAX_LOG_ENTRIES = 500; // a tab left open for days keeps only the newest
   // What a notice says after the name, as the server's page says it.
   const NOTICES = {
@@ -93,8 +100,11 @@
     const item = event.kind === 'message' ? messageItem(event.name, event.text, event.at) : element('li', 'notice');
     if (event.kind !== 'message') {
       item.append(element('bdi', '', event.name), ` ${NOTICES[event.kind]}`);
-      clearTimeout(presenceSoon);
-      presenceSoon = setTimeout(refreshPresence, 1000);
+      if (event.kind === 'join' && !listed().some((p) => p.name === event.name)) {
+        showPeople([...listed(), { name: event.name, connected: true, owner: false }]);
+      }
+      if (event.kind === 'owner') showPeople(listed().map((p) => ({ ...p, owner: p.name === event.name })));
+      if (present.children.length <= SMALL_ROOM) presenceIn(1000);
     }
     if (event.kind === 'lock' || event.kind === 'unlock') showLocked(event.kind === 'lock');
     if (event.kind === 'remove' && event.name === me) close('The owner removed you from this room.');
@@ -147,21 +157,36 @@
     const response = await fetch(submit.target.action, { method: 'POST', body }).catch(() => null);
     if (!response?.ok) showError(response ? (await response.text()).trim() : 'Not done: the server cannot be reached.');
   });
+  // The list as shown, and showing one (the owner's page offers Remove).
+  const listed = () => [...present.children].map((li) => ({
+    name: li.querySelector('bdi')?.textContent ?? '',
+    connected: li.dataset.connected === 'true',
+    owner: li.dataset.owner === 'true',
+  }));
+  const showPeople = (people) => {
+    const mine = people.some((p) => p.owner === true && p.name === me);
+    present.replaceChildren(...people.map((p) => person(p, mine)));
+  };
   // An answer is used only if no later request has been made since.
   let presenceAsked = 0;
   let presenceSoon;
+  const presenceIn = (ms) => {
+    clearTimeout(presenceSoon);
+    if (!closed) presenceSoon = setTimeout(refreshPresence, ms);
+  };
+  // Until the next refresh: longer the bigger the room, at a random point.
+  const presenceWait = () => PRESENCE_EVERY * Math.max(1, present.children.length / SMALL_ROOM) * (0.5 + Math.random());
   async function refreshPresence() {
     const asked = ++presenceAsked;
+    presenceIn(presenceWait());
     try {
       const response = await fetch(`/rooms/${code}/members`, { cache: 'no-store' });
       const people = response.ok ? await response.json() : null;
-      const mine = Array.isArray(people) && people.some((p) => p.owner === true && p.name === me);
-      if (asked === presenceAsked && Array.isArray(people)) present.replaceChildren(...people.map((p) => person(p, mine)));
+      if (asked === presenceAsked && Array.isArray(people)) showPeople(people);
     } catch {
       // A failed request changes nothing; the next one may do better.
     }
   }
-  const presenceEvery = setInterval(refreshPresence, PRESENCE_EVERY);
 
   // Receiving. `restarting`: the server said it is going down (a `reconnect`
   // event), until we hear from it again.
@@ -180,7 +205,8 @@
     restarting = false;
     if (status.dataset.state === how) return;
     setStatus(how === 'connected' ? 'Live' : 'Polling: your network holds live updates back, so the page asks for them', how);
-    refreshPresence();
+    // After a restart every tab reconnects at once: a big room's spread out.
+    presenceIn(present.children.length <= SMALL_ROOM ? 0 : presenceWait());
     wakeOutbox();
   }
 
@@ -277,7 +303,6 @@
     source?.close();
     polling?.abort();
     [watchdog, streamAgain, presenceSoon].forEach(clearTimeout);
-    clearInterval(presenceEvery);
     setStatus(why, 'closed');
     form.hidden = true;
   }

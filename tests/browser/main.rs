@@ -11,6 +11,7 @@ mod relay;
 mod harness;
 mod holding;
 mod owners;
+mod presence;
 mod resilience;
 mod scenarios;
 mod sending;
