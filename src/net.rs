@@ -1,8 +1,9 @@
 //! What the server's sockets need below HTTP: a listening socket with room for
 //! a crowd arriving at once, and, for each accepted connection, socket options
-//! that notice a vanished client, the first bytes read under a deadline (to pick HTTP/1.1 or
-//! HTTP/2 without waiting for ever), and writes under a deadline (a client that
-//! stops taking what we send is cut off instead of holding buffers and its room).
+//! that notice a vanished client, the first bytes read under a deadline (to
+//! pick HTTP/1.1 or HTTP/2 without waiting for ever), and writes under a
+//! deadline (a client that stops taking what we send is cut off instead of
+//! holding buffers and its room).
 
 use std::io;
 use std::net::SocketAddr;

@@ -48,6 +48,7 @@ impl Deref for AppState {
     }
 }
 
+/// What every handler shares, behind [`AppState`].
 pub struct Shared {
     pub rooms: Rooms,
     pub cookies: SessionCookies,

@@ -101,9 +101,9 @@ impl Event {
         };
         // The frame is written in one buffer, sized for the usual case (JSON
         // as long as what it quotes, plus its field names): history keeps this
-        // allocation as it is, so it must be neither half spare (as `format!`
-        // and growing leave it) nor the survivor of temporary copies, whose
-        // freed holes between kept frames stay resident.
+        // allocation as it is, so it must not be half spare (as `format!` and
+        // growing leave it), and writing it directly spares the two copies
+        // (the JSON, then the frame) that used to be made and freed for it.
         let head = format!("id: {id}\nevent: {}\ndata: ", kind.name());
         let quoted = name.as_str().len() + text.map_or(0, str::len) + at.len();
         let mut frame = Vec::with_capacity(head.len() + quoted + FRAME_SLACK);
@@ -116,9 +116,8 @@ impl Event {
         }
         let data_end = frame.len();
         frame.extend_from_slice(b"\n\n");
-        // Shrunk in place (the few spare bytes go back to the allocator, the
-        // size of the event itself, allocated next), and exact so that `Bytes`
-        // takes the buffer as it is, with no shared header of its own.
+        // Exact (only text that escapes long leaves much spare), so that
+        // `Bytes` takes the buffer as it is, with no header of its own.
         frame.shrink_to_fit();
         let span = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
         Self {
