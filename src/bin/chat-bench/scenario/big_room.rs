@@ -33,7 +33,7 @@
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use super::{Bench, Row};
+use super::Bench;
 use crate::parts::{Pace, Posters, Streams, Window, percentile_ms, prove_streams, rooms};
 use crate::target::Target;
 use crate::wire;
@@ -73,14 +73,7 @@ pub async fn run(bench: &mut Bench) {
         ),
         ("resident memory (MiB)", ours.rss_mib, floor.rss_mib),
     ];
-    for (figure, ours, floor) in compared {
-        bench.rows.push(Row {
-            scenario: "big-room",
-            figure,
-            ours,
-            floor: Some(floor),
-        });
-    }
+    bench.compared("big-room", compared);
 }
 
 /// The big room on `target`: set up, streamed, posted to, measured; then the

@@ -14,7 +14,7 @@
 
 use std::time::Duration;
 
-use super::{Bench, Row};
+use super::Bench;
 use crate::parts::{Pace, Posters, Room, Streams, Window, prove_streams, rooms};
 use crate::target::Target;
 use crate::wire;
@@ -73,14 +73,7 @@ pub async fn run(bench: &mut Bench) {
             floor.deliveries_per_second(),
         ),
     ];
-    for (figure, ours, floor) in compared {
-        bench.rows.push(Row {
-            scenario: "fan-out",
-            figure,
-            ours,
-            floor: Some(floor),
-        });
-    }
+    bench.compared("fan-out", compared);
     bench.ours(
         "fan-out",
         [(

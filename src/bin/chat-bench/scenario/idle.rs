@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use super::{Bench, Row};
+use super::Bench;
 use crate::parts::{Streams, prove_streams, rooms};
 use crate::target::Target;
 use crate::wire;
@@ -35,11 +35,13 @@ pub async fn run(bench: &mut Bench) {
         streams.close().await;
         target.stop().await;
     }
-    bench.rows.push(Row {
-        scenario: "idle",
-        figure: "resident memory per stream (KiB)",
-        ours: per_stream[0],
-        floor: Some(per_stream[1]),
-    });
+    bench.compared(
+        "idle",
+        [(
+            "resident memory per stream (KiB)",
+            per_stream[0],
+            per_stream[1],
+        )],
+    );
     bench.ours("idle", [("CPU per heartbeat (µs)", heartbeat_cpu)]);
 }

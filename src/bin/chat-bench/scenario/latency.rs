@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use super::{Bench, Row};
+use super::Bench;
 use crate::parts::{Pace, Posters, Streams, percentile_ms, prove_streams, rooms};
 use crate::target::Target;
 use crate::wire;
@@ -49,13 +49,12 @@ pub async fn run(bench: &mut Bench) {
             percentile_ms(&mut delays, 99.0),
         ));
     }
-    for (figure, pick) in [("p50 latency (ms)", 0), ("p99 latency (ms)", 1)] {
-        let value = |f: &(f64, f64)| if pick == 0 { f.0 } else { f.1 };
-        bench.rows.push(Row {
-            scenario: "latency",
-            figure,
-            ours: value(&figures[0]),
-            floor: Some(value(&figures[1])),
-        });
-    }
+    let ((ours_p50, ours_p99), (floor_p50, floor_p99)) = (figures[0], figures[1]);
+    bench.compared(
+        "latency",
+        [
+            ("p50 latency (ms)", ours_p50, floor_p50),
+            ("p99 latency (ms)", ours_p99, floor_p99),
+        ],
+    );
 }

@@ -140,6 +140,22 @@ impl Bench {
         }
     }
 
+    /// Rows of figures beside the floor's: (figure, ours, the floor's).
+    pub fn compared(
+        &mut self,
+        scenario: &'static str,
+        figures: impl IntoIterator<Item = (&'static str, f64, f64)>,
+    ) {
+        for (figure, ours, floor) in figures {
+            self.rows.push(Row {
+                scenario,
+                figure,
+                ours,
+                floor: Some(floor),
+            });
+        }
+    }
+
     /// The server, with `args`.
     pub async fn server(&self, args: &[&str]) -> Target {
         Target::server(&self.server, args).await
