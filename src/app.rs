@@ -22,13 +22,14 @@ pub struct Listeners {
 }
 
 impl Listeners {
-    /// Binds the configured listeners (`--bind`, `--metrics-bind`).
-    pub async fn bind(config: &Config) -> io::Result<Self> {
-        Self::with_app(net::listen(config.bind)?, config).await
+    /// Binds the configured listeners (`--bind`, `--metrics-bind`), inside a
+    /// Tokio runtime (the sockets register with it).
+    pub fn bind(config: &Config) -> io::Result<Self> {
+        Self::with_app(net::listen(config.bind)?, config)
     }
 
     /// `app`, and the metrics listener `config` asks for.
-    pub async fn with_app(app: TcpListener, config: &Config) -> io::Result<Self> {
+    pub fn with_app(app: TcpListener, config: &Config) -> io::Result<Self> {
         let metrics = match config.metrics_bind {
             Some(addr) => Some(net::listen(addr)?),
             None => None,
@@ -46,7 +47,7 @@ pub async fn run(
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) {
-    let listeners = match Listeners::with_app(listener, &config).await {
+    let listeners = match Listeners::with_app(listener, &config) {
         Ok(listeners) => listeners,
         Err(error) => {
             tracing::error!(%error, "cannot listen for metrics");

@@ -25,7 +25,7 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let listeners = match Listeners::bind(&config).await {
+    let listeners = match Listeners::bind(&config) {
         Ok(listeners) => listeners,
         Err(error) => {
             let metrics = config.metrics_bind.map(|addr| addr.to_string());
