@@ -67,7 +67,13 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) {
     let bound = listeners.app.local_addr().unwrap_or(config.bind);
-    let state = AppState::new(&config, bound.ip());
+    let state = match AppState::new(&config, bound.ip()) {
+        Ok(state) => state,
+        Err(error) => {
+            tracing::error!(%error, "cannot start");
+            return;
+        }
+    };
     let tls = config.tls.settings().map(|tls| tls.acceptor());
     let scheme = if tls.is_some() { "https" } else { "http" };
     tracing::info!("listening on {scheme}://{bound}");

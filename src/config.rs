@@ -102,6 +102,14 @@ pub struct Config {
     #[arg(long, env = "CHAT_METRICS_BIND", value_name = "ADDR")]
     pub metrics_bind: Option<SocketAddr>,
 
+    /// Keep rooms in this Redis (`redis://HOST:PORT/`), shared by every
+    /// instance given the same one, so that several instances behind a load
+    /// balancer serve the same rooms. Every instance must have the same
+    /// --secret; see docs/scaling.md.
+    #[arg(long, env = "CHAT_REDIS_URL", value_name = "URL", requires = "secret",
+          value_parser = parse_redis_url)]
+    pub redis: Option<String>,
+
     #[command(flatten)]
     pub limits: LimitOptions,
 
@@ -299,6 +307,13 @@ fn parse_age(raw: &str) -> Result<Duration, String> {
         Some(seconds) if (60..=400 * 86_400).contains(&seconds) => Ok(Duration::from_secs(seconds)),
         _ => Err(format!("{raw} is not between a minute and 400 days")),
     }
+}
+
+/// A Redis URL the client accepts (it connects later, and again whenever it must).
+fn parse_redis_url(raw: &str) -> Result<String, String> {
+    redis::Client::open(raw.trim())
+        .map(|_| raw.trim().to_owned())
+        .map_err(|error| format!("{raw:?} is not a Redis URL: {error}"))
 }
 
 /// A host name as a browser puts it in `Host`, without port: lower case.

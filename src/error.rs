@@ -86,6 +86,8 @@ pub enum AppError {
     NotOwner(RoomCode),
     /// The owner removed this member from the room.
     Removed(RoomCode),
+    /// The shared room store (Redis) cannot be reached; nothing was done.
+    Unavailable,
     /// Something went wrong on our side; already logged.
     Internal,
 }
@@ -125,7 +127,7 @@ impl AppError {
                 StatusCode::FORBIDDEN
             }
             Self::BadMessage { .. } | Self::BadRequest(_) => StatusCode::BAD_REQUEST,
-            Self::NoFreeCode => StatusCode::SERVICE_UNAVAILABLE,
+            Self::NoFreeCode | Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             Self::UnknownHost => StatusCode::MISDIRECTED_REQUEST,
             Self::NotAForm => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::IncompleteBody => StatusCode::BAD_REQUEST,
@@ -161,6 +163,9 @@ impl AppError {
             }
             Self::NotOwner(code) => format!("Only the owner of room {code} can do that."),
             Self::Removed(code) => removed_from(*code),
+            Self::Unavailable => {
+                "The chat cannot reach its store for a moment: nothing was done, try again in a few seconds.".into()
+            }
             Self::Internal => "Something went wrong on our side; please try again.".into(),
         }
     }
@@ -198,12 +203,23 @@ impl AppError {
             Some(page) => with_status(warp::reply::html(page), status),
             None => text(status, &self.message()),
         };
-        if let Self::Limited(refused) = self {
-            add_retry_after(&mut response, refused);
+        match self {
+            Self::Limited(refused) => add_retry_after(&mut response, refused),
+            Self::Unavailable => {
+                response.headers_mut().insert(
+                    header::RETRY_AFTER,
+                    HeaderValue::from(UNAVAILABLE_RETRY_SECONDS),
+                );
+            }
+            _ => {}
         }
         response
     }
 }
+
+/// When to try again while the shared store is unreachable: Redis restarts,
+/// and the connection comes back, within a few seconds.
+const UNAVAILABLE_RETRY_SECONDS: u64 = 2;
 
 /// What someone the owner removed from room `code` is told, wherever they ask.
 pub fn removed_from(code: RoomCode) -> String {

@@ -312,7 +312,7 @@ mod tests {
     use crate::rooms::{Joiner, MemberToken, RoomSettings, Rooms};
 
     fn rooms(history: usize, channel_capacity: usize) -> Rooms {
-        Rooms::new(RoomSettings {
+        Rooms::in_memory(RoomSettings {
             grace: Duration::ZERO,
             unclaimed_timeout: Duration::from_secs(60),
             history,
@@ -328,22 +328,22 @@ mod tests {
     }
 
     /// A room whose one member, alice, has this stream open.
-    fn alice_streaming(
+    async fn alice_streaming(
         history: usize,
         channel_capacity: usize,
         shutdown: CancellationToken,
     ) -> (Rooms, RoomCode, MemberToken, EventStream) {
         let rooms = rooms(history, channel_capacity);
-        let (code, alice) = rooms.create(Joiner::named("alice"), None).unwrap();
-        let subscription = rooms.subscribe(&code, &alice, None).unwrap();
+        let (code, alice) = rooms.create(Joiner::named("alice"), None).await.unwrap();
+        let subscription = rooms.subscribe(&code, &alice, None).await.unwrap();
         let stream = EventStream::new(subscription, Duration::from_secs(60), shutdown);
         (rooms, code, alice, stream)
     }
 
-    fn say(rooms: &Rooms, code: &RoomCode, who: &MemberToken, n: usize) {
+    async fn say(rooms: &Rooms, code: &RoomCode, who: &MemberToken, n: usize) {
         for i in 0..n {
             let text = MessageText::parse(&format!("m{i}"), 100).unwrap();
-            rooms.publish_message(code, who, text, None).unwrap();
+            rooms.publish_message(code, who, text, None).await.unwrap();
         }
     }
 
@@ -366,9 +366,10 @@ mod tests {
     /// losing and repeating nothing.
     #[tokio::test]
     async fn a_lagging_subscriber_catches_up_from_history() {
-        let (rooms, code, alice, mut stream) = alice_streaming(100, 4, CancellationToken::new());
+        let (rooms, code, alice, mut stream) =
+            alice_streaming(100, 4, CancellationToken::new()).await;
 
-        say(&rooms, &code, &alice, 20);
+        say(&rooms, &code, &alice, 20).await;
 
         let frames = next_frames(&mut stream, 21).await;
         assert!(frames[0].starts_with("retry: 2000\nevent: hello\n"));
@@ -381,9 +382,10 @@ mod tests {
     /// twenty events behind gets them in a few writes, not twenty.
     #[tokio::test]
     async fn frames_ready_together_go_out_together() {
-        let (rooms, code, alice, mut stream) = alice_streaming(100, 64, CancellationToken::new());
+        let (rooms, code, alice, mut stream) =
+            alice_streaming(100, 64, CancellationToken::new()).await;
 
-        say(&rooms, &code, &alice, 20);
+        say(&rooms, &code, &alice, 20).await;
 
         let first = next_text(&mut stream).await;
         assert!(first.starts_with("retry: 2000\nevent: hello\n"));
@@ -394,13 +396,14 @@ mod tests {
     /// it is told to reset and then carries on with live events.
     #[tokio::test]
     async fn a_subscriber_beyond_history_gets_reset_then_live_events() {
-        let (rooms, code, alice, mut stream) = alice_streaming(3, 4, CancellationToken::new());
-        say(&rooms, &code, &alice, 20);
+        let (rooms, code, alice, mut stream) =
+            alice_streaming(3, 4, CancellationToken::new()).await;
+        say(&rooms, &code, &alice, 20).await;
 
         let frames = next_frames(&mut stream, 2).await;
         assert!(frames[0].starts_with("retry: 2000\nevent: hello\n"));
         assert!(frames[1].starts_with("event: reset\n"), "{frames:?}");
-        say(&rooms, &code, &alice, 1);
+        say(&rooms, &code, &alice, 1).await;
         let live = next_frames(&mut stream, 1).await;
         assert_eq!(
             live.iter().filter_map(|f| id_of(f)).next_back(),
@@ -414,7 +417,7 @@ mod tests {
     #[tokio::test]
     async fn shutdown_ends_an_idle_stream() {
         let shutdown = CancellationToken::new();
-        let (_rooms, _code, _alice, mut stream) = alice_streaming(10, 16, shutdown.clone());
+        let (_rooms, _code, _alice, mut stream) = alice_streaming(10, 16, shutdown.clone()).await;
         assert!(
             next_text(&mut stream)
                 .await

@@ -22,7 +22,7 @@ use crate::input::{DisplayName, IdempotencyKey, Invalid, MessageText, RoomCode};
 use crate::limits::{Limit, Refused, StreamPlace};
 use crate::pages::HomeForm;
 use crate::passphrase::Passphrase;
-use crate::rooms::{Joiner, MemberToken, Published, RoomError, Subscription};
+use crate::rooms::{Joiner, MemberToken, Published, RoomError, Rooms, Subscription};
 use crate::session::Session;
 use crate::state::AppState;
 use crate::{assets, events, poll};
@@ -123,7 +123,7 @@ pub async fn create_room(
     let passphrase =
         Passphrase::parse(&form.passphrase).map_err(|e| refuse(StatusCode::BAD_REQUEST, e.0))?;
     let mut session = session.unwrap_or_default();
-    room_for_one_more(&state, &mut session)?;
+    room_for_one_more(&state, &mut session).await?;
     state
         .limits
         .create_room(client.key)
@@ -148,8 +148,10 @@ pub async fn create_room(
     let (code, token) = state
         .rooms
         .create(creator, hash)
+        .await
         .map_err(|error| match error {
             RoomError::TooManyRooms => AppError::Limited(Refused::full(Limit::Rooms)),
+            RoomError::Unavailable => AppError::Unavailable,
             _ => AppError::NoFreeCode,
         })?;
     session.add_pass(code, token);
@@ -182,18 +184,33 @@ pub async fn join_room(
         Passphrase::parse(&form.passphrase).map_err(|e| refuse(StatusCode::BAD_REQUEST, e.0))?;
     let mut session = session.unwrap_or_default();
     let existing = session.pass(code);
-    let already = existing.is_some_and(|token| state.rooms.check_member(&code, &token).is_ok());
+    let already = match existing {
+        Some(token) => match state.rooms.check_member(&code, &token).await {
+            Err(RoomError::Unavailable) => return Err(AppError::Unavailable.into()),
+            checked => checked.is_ok(),
+        },
+        None => false,
+    };
     let mut passphrase_for = None;
     // Someone removed hears so before anything else, and it costs them no guess.
-    if state.rooms.removed(&code, existing, session.id.as_str()) {
+    if state
+        .rooms
+        .removed(&code, existing, session.id.as_str())
+        .await
+        .map_err(refused)?
+    {
         return Err(refused(RoomError::Removed).into());
     }
     if !already {
         let limits = &state.limits;
         limits.guess(client.key).map_err(AppError::Limited)?;
         limits.join(client.key).map_err(AppError::Limited)?;
-        room_for_one_more(&state, &mut session)?;
-        if let Ok(Some((serial, hash))) = state.rooms.passphrase(&code) {
+        room_for_one_more(&state, &mut session).await?;
+        let private = match state.rooms.passphrase(&code).await {
+            Err(RoomError::Unavailable) => return Err(AppError::Unavailable.into()),
+            found => found.ok().flatten(),
+        };
+        if let Some((serial, hash)) = private {
             let Some(passphrase) = passphrase else {
                 return Err(refused(RoomError::WrongPassphrase).into());
             };
@@ -217,7 +234,7 @@ pub async fn join_room(
         identified: identity.is_some(),
         passphrase_for,
     };
-    let token = state.rooms.join(&code, joiner).map_err(refused)?;
+    let token = state.rooms.join(&code, joiner).await.map_err(refused)?;
     session.add_pass(code, token);
     session.name = Some(name.to_string());
     Ok(see_other(
@@ -237,10 +254,11 @@ pub async fn set_locked(
     state: AppState,
 ) -> Result<Response, Rejection> {
     let code = parse_code(&code)?;
-    let (_, token) = member(&state, code, client, session)?;
+    let (_, token) = member(&state, code, client, session).await?;
     state
         .rooms
         .set_locked(&code, &token, locked)
+        .await
         .map_err(refusal(code))?;
     Ok(done(format, &format!("/rooms/{code}")))
 }
@@ -255,11 +273,12 @@ pub async fn remove_member(
     state: AppState,
 ) -> Result<Response, Rejection> {
     let code = parse_code(&code)?;
-    let (_, token) = member(&state, code, client, session)?;
+    let (_, token) = member(&state, code, client, session).await?;
     let name = DisplayName::parse(&form.name).map_err(|e| AppError::BadRequest(e.0))?;
     state
         .rooms
         .remove(&code, &token, &name)
+        .await
         .map_err(refusal(code))?;
     Ok(done(format, &format!("/rooms/{code}")))
 }
@@ -272,10 +291,14 @@ pub async fn room_page(
     state: AppState,
 ) -> Result<Response, Rejection> {
     let code = parse_code(&code)?;
-    let snapshot = session
-        .as_ref()
-        .and_then(|s| s.pass(code))
-        .and_then(|token| state.rooms.snapshot(&code, &token).ok());
+    let snapshot = match session.as_ref().and_then(|s| s.pass(code)) {
+        Some(token) => match state.rooms.snapshot(&code, &token).await {
+            Ok(snapshot) => Some(snapshot),
+            Err(RoomError::Unavailable) => return Err(AppError::Unavailable.into()),
+            Err(_) => None,
+        },
+        None => None,
+    };
     let page = match snapshot {
         Some(room) => state
             .pages
@@ -286,11 +309,13 @@ pub async fn room_page(
                 && state
                     .rooms
                     .removed(&code, session.pass(code), session.id.as_str())
+                    .await
+                    .map_err(refusal(code))?
             {
                 return Err(AppError::Removed(code).into());
             }
             state.limits.guess(client.key).map_err(AppError::Limited)?;
-            if !state.rooms.exists(&code) {
+            if !state.rooms.exists(&code).await.map_err(refusal(code))? {
                 return Err(AppError::RoomNotFound.into());
             }
             // A shared link: whoever follows it may join.
@@ -400,7 +425,7 @@ impl Reading {
         reader: Reader,
     ) -> Result<Self, AppError> {
         let code = parse_code(code)?;
-        let (session, token) = member(state, code, client, session)?;
+        let (session, token) = member(state, code, client, session).await?;
         let after = events::resume_point(last_event_id.as_deref(), query.after.as_deref())
             .map_err(AppError::BadRequest)?;
         if reader == Reader::Poll
@@ -419,6 +444,7 @@ impl Reading {
         let subscription = state
             .rooms
             .subscribe(&code, &token, after)
+            .await
             .map_err(refusal(code))?;
         Ok(Self {
             subscription,
@@ -441,7 +467,7 @@ pub async fn post_message(
     state: AppState,
 ) -> Result<Response, Rejection> {
     let code = parse_code(&code)?;
-    let (_, token) = member(&state, code, client, session)?;
+    let (_, token) = member(&state, code, client, session).await?;
     let reason = |e: Invalid| AppError::BadMessage { code, reason: e.0 };
     let key = key_header
         .or(form.idempotency_key)
@@ -454,6 +480,7 @@ pub async fn post_message(
         && let Some(id) = state
             .rooms
             .sent_under(&code, &token, key)
+            .await
             .map_err(refusal(code))?
     {
         return Ok(sent(format, code, id));
@@ -465,6 +492,7 @@ pub async fn post_message(
     let (Published::New(id) | Published::Repeat(id)) = state
         .rooms
         .publish_message(&code, &token, text, key)
+        .await
         .map_err(refusal(code))?;
     Ok(sent(format, code, id))
 }
@@ -488,8 +516,12 @@ pub async fn leave_room(
     state: AppState,
 ) -> Result<Response, Rejection> {
     let code = parse_code(&code)?;
-    let (_, token) = member(&state, code, client, session)?;
-    state.rooms.leave(&code, &token).map_err(refusal(code))?;
+    let (_, token) = member(&state, code, client, session).await?;
+    state
+        .rooms
+        .leave(&code, &token)
+        .await
+        .map_err(refusal(code))?;
     Ok(done(format, "/"))
 }
 
@@ -500,8 +532,12 @@ pub async fn members(
     state: AppState,
 ) -> Result<Response, Rejection> {
     let code = parse_code(&code)?;
-    let (_, token) = member(&state, code, client, session)?;
-    let present = state.rooms.present(&code, &token).map_err(refusal(code))?;
+    let (_, token) = member(&state, code, client, session).await?;
+    let present = state
+        .rooms
+        .present(&code, &token)
+        .await
+        .map_err(refusal(code))?;
     let mut response = warp::reply::json(&present).into_response();
     response
         .headers_mut()
@@ -510,9 +546,14 @@ pub async fn members(
 }
 
 pub async fn healthz(state: AppState) -> Result<Response, Rejection> {
-    let (status, text) = match state.shutdown.is_cancelled() {
-        false => (StatusCode::OK, "ok"),
-        true => (StatusCode::SERVICE_UNAVAILABLE, "draining"),
+    let trouble = match &state.rooms {
+        Rooms::Shared(shared) => shared.trouble(),
+        Rooms::Local(_) => None,
+    };
+    let (status, text) = match (state.shutdown.is_cancelled(), trouble) {
+        (true, _) => (StatusCode::SERVICE_UNAVAILABLE, "draining"),
+        (false, Some(trouble)) => (StatusCode::SERVICE_UNAVAILABLE, trouble),
+        (false, None) => (StatusCode::OK, "ok"),
     };
     let mut response = crate::error::text(status, text);
     response
@@ -535,7 +576,7 @@ fn parse_code(raw: &str) -> Result<RoomCode, AppError> {
 /// Anyone else spends a guess and gets `404` for no such room, else `403`.
 /// Checked before anything the request carries is looked at, so a stranger
 /// learns nothing from it.
-fn member(
+async fn member(
     state: &AppState,
     code: RoomCode,
     client: Client,
@@ -544,25 +585,33 @@ fn member(
     if let Some(session) = session
         && let Some(token) = session.pass(code)
     {
-        match state.rooms.check_member(&code, &token) {
+        match state.rooms.check_member(&code, &token).await {
             Ok(()) => return Ok((session, token)),
             Err(RoomError::Removed) => return Err(AppError::Removed(code)),
+            Err(RoomError::Unavailable) => return Err(AppError::Unavailable),
             Err(_) => {}
         }
     }
     state.limits.guess(client.key).map_err(AppError::Limited)?;
-    match state.rooms.exists(&code) {
-        true => Err(AppError::NotMember(code)),
-        false => Err(AppError::RoomNotFound),
+    match state.rooms.exists(&code).await {
+        Ok(true) => Err(AppError::NotMember(code)),
+        Ok(false) => Err(AppError::RoomNotFound),
+        Err(_) => Err(AppError::Unavailable),
     }
 }
 
 /// Forgets the session's passes to rooms it is no longer in, then checks that
 /// it may join one more.
-fn room_for_one_more(state: &AppState, session: &mut Session) -> Result<(), AppError> {
-    session
-        .rooms
-        .retain(|pass| state.rooms.check_member(&pass.code, &pass.token).is_ok());
+async fn room_for_one_more(state: &AppState, session: &mut Session) -> Result<(), AppError> {
+    let mut current = Vec::with_capacity(session.rooms.len());
+    for pass in session.rooms.drain(..) {
+        match state.rooms.check_member(&pass.code, &pass.token).await {
+            Ok(()) => current.push(pass),
+            Err(RoomError::Unavailable) => return Err(AppError::Unavailable),
+            Err(_) => {}
+        }
+    }
+    session.rooms = current;
     state
         .limits
         .another_room(session.rooms.len())
@@ -637,6 +686,7 @@ fn refusal(code: RoomCode) -> impl Fn(RoomError) -> AppError {
         RoomError::CannotRemoveOwner => AppError::BadRequest(
             "The owner cannot remove themselves; to go, leave the room.".to_owned(),
         ),
+        RoomError::Unavailable => AppError::Unavailable,
     }
 }
 

@@ -59,6 +59,24 @@ impl Metrics {
             "Requests and connections refused, by reason (a limit's name, unknown_host, cross_origin)",
             refusals.clone(),
         );
+        if let Rooms::Shared(shared) = &rooms {
+            let redis = shared.metrics();
+            registry.register(
+                "chat_redis_round_trip_seconds",
+                "Time each room operation took in Redis, network included",
+                redis.round_trip.clone(),
+            );
+            registry.register(
+                "chat_redis_reconnects",
+                "Times this instance lost Redis (commands or reader) and connected again",
+                redis.reconnects.clone(),
+            );
+            registry.register(
+                "chat_redis_reader_lag_seconds",
+                "Time from Redis storing the newest event read to the reader passing it on",
+                redis.reader_lag.clone(),
+            );
+        }
         registry.register_collector(Box::new(Now { rooms, limits }));
         Self {
             registry: Arc::new(registry),

@@ -52,6 +52,18 @@ impl fmt::Debug for Passphrase {
 #[derive(Clone)]
 pub struct PassphraseHash(Arc<str>);
 
+impl PassphraseHash {
+    /// The PHC string, as a shared store keeps it.
+    pub fn as_stored(&self) -> &str {
+        &self.0
+    }
+
+    /// A hash read back from a shared store; `None` for an empty one.
+    pub fn from_stored(stored: &str) -> Option<Self> {
+        (!stored.is_empty()).then(|| Self(stored.into()))
+    }
+}
+
 impl fmt::Debug for PassphraseHash {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("PassphraseHash(..)")

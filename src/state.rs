@@ -15,6 +15,7 @@ use crate::limits::Limits;
 use crate::metrics::Metrics;
 use crate::pages::Pages;
 use crate::passphrase::Hasher;
+use crate::rooms::shared::SharedRooms;
 use crate::rooms::{RoomSettings, Rooms};
 use crate::session::SessionCookies;
 
@@ -67,18 +68,22 @@ pub struct Shared {
 impl AppState {
     /// The state for `config`, serving on `bound`. Needs a Tokio runtime (the
     /// rooms' timers and the limits' housekeeping each run one task).
-    pub fn new(config: &Config, bound: IpAddr) -> Self {
+    pub fn new(config: &Config, bound: IpAddr) -> Result<Self, String> {
         let history = config.history as usize;
-        let rooms = Rooms::new(RoomSettings {
+        let settings = RoomSettings {
             grace: config.grace,
             unclaimed_timeout: UNCLAIMED_TIMEOUT,
             history,
             channel_capacity: history.max(64),
             max_rooms: config.limits.max_rooms,
             max_members: config.limits.max_members_per_room,
-        });
+        };
+        let rooms = match &config.redis {
+            Some(url) => Rooms::Shared(SharedRooms::connect(settings, url)?),
+            None => Rooms::in_memory(settings),
+        };
         let limits = Limits::new(config.limits.clone());
-        Self(Arc::new(Shared {
+        Ok(Self(Arc::new(Shared {
             metrics: Metrics::new(rooms.clone(), limits.clone()),
             rooms,
             limits,
@@ -102,6 +107,6 @@ impl AppState {
             ),
             hasher: Hasher::default(),
             shutdown: CancellationToken::new(),
-        }))
+        })))
     }
 }

@@ -132,6 +132,13 @@ impl DisplayName {
         &self.name
     }
 
+    /// The keys [`same_person_as`](Self::same_person_as) compares (the
+    /// skeleton, and the skeleton with case erased): a store that indexes
+    /// names by them finds a look-alike with two lookups.
+    pub fn comparison_keys(&self) -> (&str, &str) {
+        (&self.skeleton, &self.folded)
+    }
+
     /// Whether two names would be taken for one person: they look alike under the
     /// UTS #39 confusable skeleton (`аlice` with a Cyrillic `а`, `AIice` with a
     /// capital `I`), or they differ only in letter case.

@@ -41,6 +41,21 @@ impl EventKind {
             Self::Owner => "owner",
         }
     }
+
+    /// The kind an `event:` name stands for.
+    pub fn from_name(name: &str) -> Option<Self> {
+        [
+            Self::Message,
+            Self::Join,
+            Self::Leave,
+            Self::Lock,
+            Self::Unlock,
+            Self::Remove,
+            Self::Owner,
+        ]
+        .into_iter()
+        .find(|kind| kind.name() == name)
+    }
 }
 
 /// An event as kept in a room's history and sent to its subscribers: its id,
@@ -128,6 +143,24 @@ impl Event {
         }
     }
 
+    /// An event from a frame formatted elsewhere (by the shared store's script,
+    /// to the same bytes [`Event::new`] writes): `None` unless it is one.
+    pub fn from_frame(frame: Bytes) -> Option<Self> {
+        let text = std::str::from_utf8(&frame).ok()?;
+        let rest = text.strip_prefix("id: ")?;
+        let (id, rest) = rest.split_once("\nevent: ")?;
+        let (kind, rest) = rest.split_once("\ndata: ")?;
+        let json = rest.strip_suffix("\n\n")?;
+        let start = frame.len() - rest.len();
+        let span = |n: usize| u32::try_from(n).ok();
+        Some(Self {
+            id: id.parse().ok()?,
+            kind: EventKind::from_name(kind)?,
+            data: span(start)?..span(start + json.len())?,
+            frame,
+        })
+    }
+
     /// The bytes every subscriber receives for this event.
     pub fn frame(&self) -> &Bytes {
         &self.frame
@@ -155,6 +188,19 @@ impl Event {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_frame_read_back_is_the_event_it_was() {
+        let name = DisplayName::parse("bob").unwrap();
+        let event = Event::new(7, EventKind::Message, &name, Some("hi \"there\"\n"));
+        let back = Event::from_frame(event.frame().clone()).unwrap();
+        assert_eq!((back.id, back.kind), (7, EventKind::Message));
+        assert_eq!(back.json(), event.json());
+        assert_eq!(back.content(), event.content());
+        assert!(
+            Event::from_frame(Bytes::from_static(b"id: x\nevent: join\ndata: {}\n\n")).is_none()
+        );
+    }
 
     #[test]
     fn frame_is_one_sse_event_with_matching_id_and_kind() {

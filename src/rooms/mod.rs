@@ -1,21 +1,22 @@
-//! The room registry: codes to rooms, and each room's lifecycle in time.
+//! The rooms: create, join, publish, subscribe with replay, presence, close.
 //!
 //! [`Rooms`] is the one handle the rest of the server uses for everything a room
-//! does — create, join, publish, subscribe with replay, presence, close — so a
-//! second backend (several instances sharing rooms) can later sit behind the same
-//! methods. Time lives in [`timers`]: a member leaves, and a room closes, when no
-//! stream of theirs has come back within the grace period.
+//! does, whichever backend holds the rooms: [`memory`] keeps them in this
+//! process (the default), [`shared`] keeps them in Redis so that several
+//! instances serve the same rooms (`--redis`). Both answer the same operations
+//! with the same refusals; only the shared one can also be [`RoomError::Unavailable`].
 //!
 //! Being a member is proven by a [`MemberToken`] minted at that join: the session
 //! cookie carries it, so a copy of the cookie made before the join proves nothing.
 
 mod event;
+mod memory;
 mod room;
+pub mod shared;
 mod timers;
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -23,9 +24,9 @@ use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
 pub use self::event::{Event, EventContent, EventKind};
+use self::memory::{LocalHold, LocalRooms};
 pub use self::room::{Backlog, Joiner, Presence, Published, RoomSnapshot};
-use self::room::{IdleTimers, Joined, Room};
-use self::timers::{Due, Timers};
+use self::shared::{SharedHold, SharedRooms};
 use crate::input::{DisplayName, IdempotencyKey, MessageText, RoomCode};
 use crate::passphrase::PassphraseHash;
 
@@ -61,6 +62,8 @@ pub enum RoomError {
     NoSuchMember,
     /// The owner cannot remove themselves (they can leave).
     CannotRemoveOwner,
+    /// The shared store (Redis) cannot be reached: nothing was done, try again.
+    Unavailable,
 }
 
 /// Proof of one membership: minted when someone joins a room, kept in their
@@ -72,6 +75,15 @@ pub struct MemberToken(u128);
 impl MemberToken {
     fn random() -> Self {
         Self(rand::random())
+    }
+
+    /// As the shared store writes it: 32 hex digits.
+    fn to_hex(self) -> String {
+        format!("{:032x}", self.0)
+    }
+
+    fn from_hex(hex: &str) -> Option<Self> {
+        u128::from_str_radix(hex, 16).ok().map(Self)
     }
 }
 
@@ -115,29 +127,6 @@ pub struct RoomSettings {
     pub max_members: usize,
 }
 
-/// Cheap-to-clone handle on every open room.
-#[derive(Clone)]
-pub struct Rooms {
-    shared: Arc<Shared>,
-}
-
-struct Shared {
-    settings: RoomSettings,
-    // std Mutex: held only to look up, insert or remove; never across an `.await`.
-    // Lock order: this map first, then a room's own lock.
-    rooms: Mutex<HashMap<RoomCode, Arc<Room>>>,
-    /// Serial number of the next room opened.
-    next_serial: AtomicU64,
-    timers: Arc<Timers>,
-    tally: Arc<Tally>,
-}
-
-impl Drop for Shared {
-    fn drop(&mut self) {
-        self.timers.stop();
-    }
-}
-
 /// What opening an event stream gives its subscriber.
 pub struct Subscription {
     pub receiver: broadcast::Receiver<Arc<Event>>,
@@ -150,498 +139,204 @@ pub struct Subscription {
 }
 
 /// An open stream's hold on its room: dropping it closes the stream, which may
-/// start the grace timers.
-pub struct StreamHandle {
-    rooms: Rooms,
-    room: Arc<Room>,
-    token: MemberToken,
-    membership: u64,
+/// start the grace period of the member and of the room.
+pub struct StreamHandle(Hold);
+
+enum Hold {
+    Local(LocalHold),
+    Shared(SharedHold),
+}
+
+impl StreamHandle {
+    fn local(hold: LocalHold) -> Self {
+        Self(Hold::Local(hold))
+    }
+
+    fn shared(hold: SharedHold) -> Self {
+        Self(Hold::Shared(hold))
+    }
+
+    /// What a subscriber that fell behind the channel must send to be whole
+    /// again, and the id of the newest event that covers.
+    pub fn catch_up(&self, after: u64) -> (Backlog, u64) {
+        match &self.0 {
+            Hold::Local(hold) => hold.catch_up(after),
+            Hold::Shared(hold) => hold.catch_up(after),
+        }
+    }
+
+    /// Counts a `reset` sent on this stream.
+    pub fn reset_sent(&self) {
+        match &self.0 {
+            Hold::Local(hold) => hold.reset_sent(),
+            Hold::Shared(hold) => hold.reset_sent(),
+        }
+    }
+}
+
+/// Cheap-to-clone handle on every open room, in whichever backend holds them.
+#[derive(Clone)]
+pub enum Rooms {
+    /// In this process only.
+    Local(LocalRooms),
+    /// In Redis, shared by every instance that uses it.
+    Shared(SharedRooms),
+}
+
+/// Calls the same method on whichever backend `$rooms` is, awaiting the shared one.
+macro_rules! either {
+    ($rooms:expr, $method:ident($($arg:expr),*)) => {
+        match $rooms {
+            Rooms::Local(rooms) => rooms.$method($($arg),*),
+            Rooms::Shared(rooms) => rooms.$method($($arg),*).await,
+        }
+    };
 }
 
 impl Rooms {
-    /// The registry, and the task that runs its timers (it ends when the last
-    /// handle is dropped). Needs a Tokio runtime.
-    pub fn new(settings: RoomSettings) -> Self {
-        let timers = Arc::new(Timers::default());
-        let rooms = Self {
-            shared: Arc::new(Shared {
-                settings,
-                rooms: Mutex::new(HashMap::new()),
-                next_serial: AtomicU64::new(1),
-                timers: Arc::clone(&timers),
-                tally: Arc::default(),
-            }),
-        };
-        let registry = Arc::downgrade(&rooms.shared);
-        tokio::spawn(async move {
-            while let Some(due) = timers.next_due().await {
-                let Some(shared) = registry.upgrade() else {
-                    break;
-                };
-                Rooms { shared }.run(due);
-            }
-        });
-        rooms
-    }
-
-    fn map(&self) -> MutexGuard<'_, HashMap<RoomCode, Arc<Room>>> {
-        self.shared
-            .rooms
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-    }
-
-    fn room(&self, code: &RoomCode) -> Result<Arc<Room>, RoomError> {
-        self.map().get(code).cloned().ok_or(RoomError::NotFound)
+    /// Rooms in this process, and the task that runs their timers. Needs a
+    /// Tokio runtime.
+    pub fn in_memory(settings: RoomSettings) -> Self {
+        Self::Local(LocalRooms::new(settings))
     }
 
     /// Opens a room under a fresh code with `creator` as its first member and
     /// owner; with a passphrase's hash, the room is private.
-    pub fn create(
+    pub async fn create(
         &self,
         creator: Joiner,
         passphrase: Option<PassphraseHash>,
     ) -> Result<(RoomCode, MemberToken), RoomError> {
-        let settings = &self.shared.settings;
-        let mut rng = rand::rng();
-        let mut map = self.map();
-        if map.len() >= settings.max_rooms {
-            return Err(RoomError::TooManyRooms);
-        }
-        let code = (0..CODE_ATTEMPTS)
-            .map(|_| RoomCode::random(&mut rng))
-            .find(|code| !map.contains_key(code))
-            .ok_or(RoomError::NoFreeCode)?;
-        let serial = self.shared.next_serial.fetch_add(1, Ordering::Relaxed);
-        let room = Arc::new(Room::new(
-            code,
-            serial,
-            settings.history,
-            settings.channel_capacity,
-            Arc::clone(&self.shared.tally),
-            passphrase,
-        ));
-        let creator = Joiner {
-            passphrase_for: Some(serial),
-            ..creator
-        };
-        let joined = room.join(creator, settings.max_members)?;
-        map.insert(code, Arc::clone(&room));
-        drop(map);
-        tracing::info!(room = %code, "room opened");
-        let token = self.joined(&room, joined);
-        self.schedule(
-            settings.unclaimed_timeout,
-            Due::CloseRoom {
-                epoch: room.epoch(),
-                room,
-            },
-        );
-        Ok((code, token))
+        either!(self, create(creator, passphrase))
     }
 
-    /// Makes someone a member named `name`, announcing them; `existing` is the
-    /// token their session holds for this room, and being a member already is fine.
-    pub fn join(&self, code: &RoomCode, joiner: Joiner) -> Result<MemberToken, RoomError> {
-        let room = self.room(code)?;
-        let joined = room.join(joiner, self.shared.settings.max_members)?;
-        Ok(self.joined(&room, joined))
+    /// Makes someone a member, announcing them; `existing` is the token their
+    /// session holds for this room, and being a member already is fine.
+    pub async fn join(&self, code: &RoomCode, joiner: Joiner) -> Result<MemberToken, RoomError> {
+        either!(self, join(code, joiner))
     }
 
     /// Whether the owner of room `code` removed this membership or session
     /// (no: if there is no such room).
-    pub fn removed(&self, code: &RoomCode, token: Option<MemberToken>, session: &str) -> bool {
-        self.room(code)
-            .is_ok_and(|room| room.removed(token, session))
+    pub async fn removed(
+        &self,
+        code: &RoomCode,
+        token: Option<MemberToken>,
+        session: &str,
+    ) -> Result<bool, RoomError> {
+        match self {
+            Self::Local(rooms) => Ok(rooms.removed(code, token, session)),
+            Self::Shared(rooms) => rooms.removed(code, token, session).await,
+        }
     }
 
     /// For a private room, the hash a joiner's passphrase must match, and the
     /// room's serial (what [`Joiner::passphrase_for`] names once it matched).
-    pub fn passphrase(&self, code: &RoomCode) -> Result<Option<(u64, PassphraseHash)>, RoomError> {
-        let room = self.room(code)?;
-        Ok(room.passphrase()?.map(|hash| (room.serial, hash)))
+    pub async fn passphrase(
+        &self,
+        code: &RoomCode,
+    ) -> Result<Option<(u64, PassphraseHash)>, RoomError> {
+        either!(self, passphrase(code))
     }
 
     /// The owner locks (`true`) or unlocks the room.
-    pub fn set_locked(
+    pub async fn set_locked(
         &self,
         code: &RoomCode,
         token: &MemberToken,
         locked: bool,
     ) -> Result<(), RoomError> {
-        self.room(code)?.set_locked(token, locked)
+        either!(self, set_locked(code, token, locked))
     }
 
     /// The owner removes the member called `name`.
-    pub fn remove(
+    pub async fn remove(
         &self,
         code: &RoomCode,
         token: &MemberToken,
         name: &DisplayName,
     ) -> Result<(), RoomError> {
-        self.room(code)?.remove(token, name)
-    }
-
-    fn joined(&self, room: &Arc<Room>, joined: Joined) -> MemberToken {
-        match joined {
-            Joined::Already(token) => token,
-            Joined::New { token, epoch } => {
-                let timeout = self.shared.settings.unclaimed_timeout;
-                self.schedule(
-                    timeout,
-                    Due::ExpireMember {
-                        room: Arc::clone(room),
-                        token,
-                        epoch,
-                    },
-                );
-                token
-            }
-        }
+        either!(self, remove(code, token, name))
     }
 
     /// `Ok` if `token` proves a membership of the open room `code`.
-    pub fn check_member(&self, code: &RoomCode, token: &MemberToken) -> Result<(), RoomError> {
-        self.room(code)?.check_member(token)
+    pub async fn check_member(
+        &self,
+        code: &RoomCode,
+        token: &MemberToken,
+    ) -> Result<(), RoomError> {
+        either!(self, check_member(code, token))
     }
 
-    pub fn exists(&self, code: &RoomCode) -> bool {
-        self.map().contains_key(code)
-    }
-
-    /// How many rooms are open.
-    pub fn count(&self) -> usize {
-        self.map().len()
-    }
-
-    /// Rooms, members and streams now, and the running totals.
-    pub fn stats(&self) -> RoomStats {
-        let rooms: Vec<Arc<Room>> = self.map().values().cloned().collect();
-        let (members, streams) = rooms
-            .iter()
-            .map(|room| room.counts())
-            .fold((0, 0), |(m, s), (members, streams)| {
-                (m + members, s + streams)
-            });
-        let tally = &self.shared.tally;
-        RoomStats {
-            rooms: rooms.len() as u64,
-            members: members as u64,
-            streams: streams as u64,
-            messages: tally.messages.load(Ordering::Relaxed),
-            deliveries: tally.deliveries.load(Ordering::Relaxed),
-            resets: tally.resets.load(Ordering::Relaxed),
+    /// Whether a room with this code is open.
+    pub async fn exists(&self, code: &RoomCode) -> Result<bool, RoomError> {
+        match self {
+            Self::Local(rooms) => Ok(rooms.exists(code)),
+            Self::Shared(rooms) => rooms.exists(code).await,
         }
     }
 
-    /// How many room and member deadlines are waiting (bounded by rooms and members).
-    pub fn pending_timers(&self) -> usize {
-        self.shared.timers.pending()
+    /// Rooms, members and streams now, and the running totals; with Redis,
+    /// as this instance last heard (see `SharedRooms::stats`).
+    pub fn stats(&self) -> RoomStats {
+        match self {
+            Self::Local(rooms) => rooms.stats(),
+            Self::Shared(rooms) => rooms.stats(),
+        }
     }
 
     /// The room as its page shows it to a member; viewing counts as activity.
-    pub fn snapshot(
+    pub async fn snapshot(
         &self,
         code: &RoomCode,
         token: &MemberToken,
     ) -> Result<RoomSnapshot, RoomError> {
-        let room = self.room(code)?;
-        let snapshot = room.snapshot(token)?;
-        self.touched(&room, token);
-        Ok(snapshot)
+        either!(self, snapshot(code, token))
     }
 
     /// Everyone in the room, for a member.
-    pub fn present(
+    pub async fn present(
         &self,
         code: &RoomCode,
         token: &MemberToken,
     ) -> Result<Vec<Presence>, RoomError> {
-        self.room(code)?.present(token)
+        either!(self, present(code, token))
     }
 
     /// Publishes a member's message, once per idempotency key while history
     /// holds it; posting counts as activity.
-    pub fn publish_message(
+    pub async fn publish_message(
         &self,
         code: &RoomCode,
         token: &MemberToken,
         text: MessageText,
         key: Option<IdempotencyKey>,
     ) -> Result<Published, RoomError> {
-        let room = self.room(code)?;
-        let published = room.publish_message(token, text, key)?;
-        self.touched(&room, token);
-        Ok(published)
+        either!(self, publish_message(code, token, text, key))
     }
 
     /// The id of the message the member already sent under `key`, if any.
-    pub fn sent_under(
+    pub async fn sent_under(
         &self,
         code: &RoomCode,
         token: &MemberToken,
         key: &IdempotencyKey,
     ) -> Result<Option<u64>, RoomError> {
-        Ok(self.room(code)?.sent_under(token, key))
+        either!(self, sent_under(code, token, key))
     }
 
     /// Opens an event stream for a member, replaying what came after `after`.
-    pub fn subscribe(
+    pub async fn subscribe(
         &self,
         code: &RoomCode,
         token: &MemberToken,
         after: Option<u64>,
     ) -> Result<Subscription, RoomError> {
-        let room = self.room(code)?;
-        let opened = room.open_stream(token, after)?;
-        Ok(Subscription {
-            receiver: opened.receiver,
-            backlog: opened.backlog,
-            resume_after: opened.resume_after,
-            membership_ended: opened.membership_ended,
-            handle: StreamHandle {
-                rooms: self.clone(),
-                room,
-                token: *token,
-                membership: opened.membership,
-            },
-        })
+        either!(self, subscribe(code, token, after))
     }
 
     /// The member leaves room `code` at once; their streams there end.
-    pub fn leave(&self, code: &RoomCode, token: &MemberToken) -> Result<(), RoomError> {
-        self.room(code)?.leave(token)
-    }
-
-    fn stream_closed(&self, room: &Arc<Room>, token: &MemberToken, membership: u64) {
-        let timers = room.close_stream(token, membership);
-        self.start_idle_timers(room, token, timers, self.shared.settings.grace);
-    }
-
-    fn touched(&self, room: &Arc<Room>, token: &MemberToken) {
-        let timers = room.touch(token);
-        self.start_idle_timers(room, token, timers, self.shared.settings.unclaimed_timeout);
-    }
-
-    fn start_idle_timers(
-        &self,
-        room: &Arc<Room>,
-        token: &MemberToken,
-        timers: IdleTimers,
-        delay: Duration,
-    ) {
-        if let Some(epoch) = timers.member_epoch {
-            let room = Arc::clone(room);
-            let token = *token;
-            self.schedule(delay, Due::ExpireMember { room, token, epoch });
-        }
-        if let Some(epoch) = timers.room_epoch {
-            let room = Arc::clone(room);
-            self.schedule(delay, Due::CloseRoom { room, epoch });
-        }
-    }
-
-    /// Runs `due` after `delay`: at once when the delay is zero (`--grace 0`) or
-    /// when no runtime is left to wait on (a stream dropped as the server stops).
-    fn schedule(&self, delay: Duration, due: Due) {
-        if delay.is_zero() || tokio::runtime::Handle::try_current().is_err() {
-            self.run(due);
-        } else {
-            self.shared.timers.set(delay, due);
-        }
-    }
-
-    fn run(&self, due: Due) {
-        match due {
-            Due::ExpireMember { room, token, epoch } => room.expire_member(&token, epoch),
-            Due::CloseRoom { room, epoch } => self.close_if_idle(&room, epoch),
-        }
-    }
-
-    fn close_if_idle(&self, room: &Arc<Room>, epoch: u64) {
-        let mut map = self.map();
-        // The code may already belong to a newer room; only ours may be removed.
-        let ours = map.get(&room.code).is_some_and(|r| Arc::ptr_eq(r, room));
-        if ours && room.close_if_idle(epoch) {
-            map.remove(&room.code);
-            drop(map);
-            tracing::info!(room = %room.code, "room closed");
-        }
-    }
-}
-
-impl StreamHandle {
-    /// What a subscriber that fell behind the channel must send to be whole again.
-    pub fn catch_up(&self, after: u64) -> (Backlog, u64) {
-        self.room.catch_up(after)
-    }
-
-    /// Counts a `reset` sent on this stream.
-    pub fn reset_sent(&self) {
-        self.rooms
-            .shared
-            .tally
-            .resets
-            .fetch_add(1, Ordering::Relaxed);
-    }
-}
-
-impl Drop for StreamHandle {
-    fn drop(&mut self) {
-        self.rooms
-            .stream_closed(&self.room, &self.token, self.membership);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn settings(grace: u64) -> RoomSettings {
-        RoomSettings {
-            grace: Duration::from_secs(grace),
-            unclaimed_timeout: Duration::from_secs(60),
-            history: 10,
-            channel_capacity: 16,
-            max_rooms: 100,
-            max_members: 100,
-        }
-    }
-
-    fn name(n: &str) -> DisplayName {
-        DisplayName::parse(n).unwrap()
-    }
-
-    /// A room where alice has a stream open and bob has joined without one.
-    fn alice_streaming_and_bob_joined(
-        rooms: &Rooms,
-    ) -> (RoomCode, MemberToken, Subscription, MemberToken) {
-        let (code, alice) = rooms.create(Joiner::named("alice"), None).unwrap();
-        let alice_stream = rooms.subscribe(&code, &alice, None).unwrap();
-        let bob = rooms.join(&code, Joiner::named("bob")).unwrap();
-        (code, alice, alice_stream, bob)
-    }
-
-    /// Lets spawned timers whose deadline has passed run to completion.
-    async fn advance(secs: u64) {
-        tokio::time::sleep(Duration::from_secs(secs)).await;
-        for _ in 0..10 {
-            tokio::task::yield_now().await;
-        }
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn a_room_that_never_gets_a_stream_closes_within_a_minute() {
-        let rooms = Rooms::new(settings(5));
-        let (code, _alice) = rooms.create(Joiner::named("alice"), None).unwrap();
-        advance(59).await;
-        assert!(rooms.exists(&code));
-        advance(2).await;
-        assert!(!rooms.exists(&code));
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn a_room_closes_after_the_grace_unless_a_stream_returns() {
-        let rooms = Rooms::new(settings(5));
-        let (code, alice) = rooms.create(Joiner::named("alice"), None).unwrap();
-        drop(rooms.subscribe(&code, &alice, None).unwrap());
-        advance(4).await;
-        let back = rooms.subscribe(&code, &alice, None).unwrap();
-        advance(10).await;
-        assert!(rooms.exists(&code), "a stream came back within the grace");
-        drop(back);
-        advance(6).await;
-        assert!(!rooms.exists(&code));
-    }
-
-    #[tokio::test]
-    async fn with_no_grace_the_last_stream_closes_the_room_at_once() {
-        let rooms = Rooms::new(settings(0));
-        let (code, alice) = rooms.create(Joiner::named("alice"), None).unwrap();
-        drop(rooms.subscribe(&code, &alice, None).unwrap());
-        assert!(!rooms.exists(&code));
-        assert_eq!(
-            rooms.join(&code, Joiner::named("bob")),
-            Err(RoomError::NotFound)
-        );
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn posting_and_viewing_keep_a_member_without_a_stream() {
-        let rooms = Rooms::new(settings(5));
-        let (code, _alice, _alice_stream, bob) = alice_streaming_and_bob_joined(&rooms);
-        for _ in 0..3 {
-            advance(50).await;
-            let text = MessageText::parse("no JavaScript here", 100).unwrap();
-            rooms.publish_message(&code, &bob, text, None).unwrap();
-        }
-        advance(50).await;
-        rooms.snapshot(&code, &bob).unwrap();
-        advance(59).await;
-        assert!(
-            rooms.snapshot(&code, &bob).is_ok(),
-            "active for 4 minutes without a stream"
-        );
-        advance(61).await;
-        assert_eq!(
-            rooms.snapshot(&code, &bob).unwrap_err(),
-            RoomError::NotMember,
-            "idle for a minute: gone"
-        );
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn activity_does_not_stretch_a_grace_period() {
-        let rooms = Rooms::new(settings(5));
-        let (code, alice, _alice_stream, bob) = alice_streaming_and_bob_joined(&rooms);
-        drop(rooms.subscribe(&code, &bob, None).unwrap());
-
-        advance(1).await;
-        rooms.snapshot(&code, &bob).unwrap();
-        advance(5).await;
-
-        assert_eq!(
-            rooms.snapshot(&code, &bob).unwrap_err(),
-            RoomError::NotMember
-        );
-        let present = rooms.present(&code, &alice).unwrap();
-        assert_eq!(present.len(), 1);
-        assert_eq!(present[0].name, name("alice"));
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn a_member_who_never_streams_expires_and_frees_the_name() {
-        let rooms = Rooms::new(settings(5));
-        let (code, _alice, _alice_stream, bob) = alice_streaming_and_bob_joined(&rooms);
-        assert_eq!(
-            rooms.join(&code, Joiner::named("Bob")),
-            Err(RoomError::NameTaken)
-        );
-        advance(61).await;
-        assert_eq!(
-            rooms.snapshot(&code, &bob).unwrap_err(),
-            RoomError::NotMember
-        );
-        rooms.join(&code, Joiner::named("Bob")).unwrap();
-    }
-
-    /// A flood of joins, posts and page views moves deadlines but adds none: one
-    /// per room and one per member, however often they are touched.
-    #[tokio::test(start_paused = true)]
-    async fn timers_stay_one_per_room_and_member_under_a_flood() {
-        let rooms = Rooms::new(settings(5));
-        let (code, alice) = rooms.create(Joiner::named("alice"), None).unwrap();
-        for i in 0..50 {
-            rooms
-                .join(&code, Joiner::named(&format!("guest{i}")))
-                .unwrap();
-        }
-        for _ in 0..1000 {
-            rooms.snapshot(&code, &alice).unwrap();
-            let text = MessageText::parse("again", 100).unwrap();
-            rooms.publish_message(&code, &alice, text, None).unwrap();
-        }
-
-        assert_eq!(rooms.pending_timers(), 1 + 51);
+    pub async fn leave(&self, code: &RoomCode, token: &MemberToken) -> Result<(), RoomError> {
+        either!(self, leave(code, token))
     }
 }

@@ -1,0 +1,266 @@
+//! What this instance keeps of a shared room while it serves the room's
+//! streams: a mirror of the room's kept events, the broadcast channel its local
+//! subscribers listen on, and the memberships whose streams it holds.
+//!
+//! The reader (`reader.rs`) appends what Redis publishes, in order, to each
+//! feed; a feed exists while a stream or poll of this instance reads its room,
+//! so a subscriber that falls behind catches up from the mirror without asking
+//! Redis, exactly as it would from a room in memory.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use tokio::sync::broadcast;
+use tokio_util::sync::CancellationToken;
+
+use crate::input::RoomCode;
+use crate::rooms::{Backlog, Event, MemberToken, Tally};
+
+/// Every room this instance reads, by code.
+#[derive(Default)]
+pub(super) struct Feeds {
+    // std Mutex: held to look up, insert or remove; never across an `.await`.
+    map: Mutex<HashMap<RoomCode, Arc<Feed>>>,
+}
+
+impl Feeds {
+    fn map(&self) -> MutexGuard<'_, HashMap<RoomCode, Arc<Feed>>> {
+        self.map.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The feed of room `code`, made if there is none, counting one more
+    /// reader of it; give it back with [`Feeds::leave`].
+    pub fn enter(&self, code: RoomCode, history: usize, capacity: usize) -> Arc<Feed> {
+        let mut map = self.map();
+        let feed = map
+            .entry(code)
+            .or_insert_with(|| Arc::new(Feed::new(code, history, capacity)));
+        feed.state().readers += 1;
+        Arc::clone(feed)
+    }
+
+    /// A reader of `feed` is done; the last one forgets the feed.
+    pub fn leave(&self, feed: &Arc<Feed>) {
+        let mut map = self.map();
+        let mut state = feed.state();
+        state.readers = state.readers.saturating_sub(1);
+        if state.readers == 0 && map.get(&feed.code).is_some_and(|f| Arc::ptr_eq(f, feed)) {
+            map.remove(&feed.code);
+        }
+    }
+
+    /// `feed` belongs to an older room under the same code: a fresh one takes
+    /// its place, and the old one's members are told their room is gone.
+    pub fn replace(&self, feed: &Arc<Feed>, history: usize, capacity: usize) -> Arc<Feed> {
+        let mut map = self.map();
+        let fresh = Arc::new(Feed::new(feed.code, history, capacity));
+        fresh.state().readers += 1;
+        map.insert(feed.code, Arc::clone(&fresh));
+        drop(map);
+        feed.end_everyone();
+        self.leave(feed);
+        fresh
+    }
+
+    /// Every feed whose place in its room's stream is known, for the reader.
+    pub fn seeded(&self) -> Vec<Arc<Feed>> {
+        self.map()
+            .values()
+            .filter(|feed| feed.state().epoch.is_some())
+            .cloned()
+            .collect()
+    }
+
+    pub fn all(&self) -> Vec<Arc<Feed>> {
+        self.map().values().cloned().collect()
+    }
+}
+
+pub(super) struct Feed {
+    pub code: RoomCode,
+    sender: broadcast::Sender<Arc<Event>>,
+    history_limit: usize,
+    state: Mutex<FeedState>,
+    /// Held while this instance changes its lease on a member of the room, so
+    /// that a stream closing and another opening reach Redis in their order.
+    pub leases: tokio::sync::Mutex<()>,
+}
+
+#[derive(Default)]
+struct FeedState {
+    /// The room incarnation mirrored; `None` until the first subscriber seeds it.
+    epoch: Option<String>,
+    history: VecDeque<Arc<Event>>,
+    /// Id of the newest event mirrored: where the reader carries on.
+    last_id: u64,
+    /// Streams and polls of this instance reading the room.
+    readers: usize,
+    /// Memberships with a stream open here.
+    members: HashMap<MemberToken, LocalMember>,
+}
+
+struct LocalMember {
+    streams: usize,
+    ended: CancellationToken,
+}
+
+impl Feed {
+    fn new(code: RoomCode, history: usize, capacity: usize) -> Self {
+        let (sender, _) = broadcast::channel(capacity.max(1));
+        Self {
+            code,
+            sender,
+            history_limit: history.max(1),
+            state: Mutex::default(),
+            leases: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    fn state(&self) -> MutexGuard<'_, FeedState> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<Event>> {
+        self.sender.subscribe()
+    }
+
+    /// Starts the mirror from what a subscriber's script saw (the room's
+    /// `epoch`, newest id `seq`, and its kept `events`), unless it started
+    /// already. False when the feed mirrors another incarnation of the code.
+    pub fn seed(&self, epoch: &str, seq: u64, events: &[Arc<Event>]) -> bool {
+        let mut state = self.state();
+        match &state.epoch {
+            Some(mirrored) => mirrored == epoch,
+            None => {
+                state.epoch = Some(epoch.to_owned());
+                let skip = events.len().saturating_sub(self.history_limit);
+                state.history = events[skip..].iter().cloned().collect();
+                state.last_id = seq;
+                true
+            }
+        }
+    }
+
+    /// Where the reader carries on: the newest id mirrored.
+    pub fn last_id(&self) -> u64 {
+        self.state().last_id
+    }
+
+    /// Events the reader read, in order: kept, sent to every local
+    /// subscriber, and the memberships they ended closed here.
+    pub fn deliver(&self, events: Vec<(Arc<Event>, Option<MemberToken>)>, tally: &Tally) {
+        let mut state = self.state();
+        for (event, ended) in events {
+            if event.id <= state.last_id {
+                continue;
+            }
+            state.last_id = event.id;
+            if state.history.len() == self.history_limit {
+                state.history.pop_front();
+            }
+            state.history.push_back(Arc::clone(&event));
+            // Sent under the lock, so the channel's order is the history's.
+            if let Ok(streams) = self.sender.send(event) {
+                let streams = u64::try_from(streams).unwrap_or(u64::MAX);
+                tally.deliveries.fetch_add(streams, Ordering::Relaxed);
+            }
+            if let Some(token) = ended
+                && let Some(member) = state.members.remove(&token)
+            {
+                member.ended.cancel();
+            }
+        }
+    }
+
+    /// What a subscriber behind by more than the channel holds must send.
+    pub fn catch_up(&self, after: u64) -> (Backlog, u64) {
+        let state = self.state();
+        // The subscriber's first events came from Redis, which the mirror may
+        // not have caught up with yet: the rest comes live.
+        if after >= state.last_id {
+            return (Backlog::Events(Vec::new()), after);
+        }
+        let oldest = state.history.front().map_or(state.last_id + 1, |e| e.id);
+        let backlog = events_after(after, state.last_id, oldest, state.history.iter());
+        (backlog, state.last_id)
+    }
+
+    /// A stream (or poll) of `token` opened here: the token it ends on.
+    pub fn stream_opened(&self, token: MemberToken) -> CancellationToken {
+        let mut state = self.state();
+        let member = state.members.entry(token).or_insert_with(|| LocalMember {
+            streams: 0,
+            ended: CancellationToken::new(),
+        });
+        member.streams += 1;
+        member.ended.clone()
+    }
+
+    /// A stream of `token` closed here; true if it was their last one here.
+    pub fn stream_closed(&self, token: MemberToken) -> bool {
+        let mut state = self.state();
+        let Some(member) = state.members.get_mut(&token) else {
+            return false;
+        };
+        member.streams = member.streams.saturating_sub(1);
+        if member.streams > 0 {
+            return false;
+        }
+        state.members.remove(&token);
+        true
+    }
+
+    /// Whether `token` has a stream open here.
+    pub fn streaming(&self, token: &MemberToken) -> bool {
+        self.state().members.contains_key(token)
+    }
+
+    /// The memberships with a stream open here.
+    pub fn members(&self) -> Vec<MemberToken> {
+        self.state().members.keys().copied().collect()
+    }
+
+    /// These memberships ended (Redis says they are members no more).
+    pub fn end(&self, tokens: &[MemberToken]) {
+        let mut state = self.state();
+        for token in tokens {
+            if let Some(member) = state.members.remove(token) {
+                member.ended.cancel();
+            }
+        }
+    }
+
+    /// The room closed: every stream of it here ends.
+    pub fn end_everyone(&self) {
+        let mut state = self.state();
+        for (_, member) in state.members.drain() {
+            member.ended.cancel();
+        }
+    }
+
+    /// Streams open here, for the metrics.
+    pub fn counts(&self) -> (usize, usize) {
+        let state = self.state();
+        let streams = state.members.values().map(|m| m.streams).sum();
+        (state.members.len(), streams)
+    }
+}
+
+/// The kept events after `after`, as a room in memory answers: nothing to
+/// send when the client is up to date, a gap when history no longer reaches
+/// back (or the client saw ids this room never issued).
+pub(super) fn events_after<'a>(
+    after: u64,
+    last_id: u64,
+    oldest: u64,
+    kept: impl Iterator<Item = &'a Arc<Event>>,
+) -> Backlog {
+    if after == last_id {
+        return Backlog::Events(Vec::new());
+    }
+    if after > last_id || after + 1 < oldest {
+        return Backlog::Gap;
+    }
+    Backlog::Events(kept.filter(|e| e.id > after).cloned().collect())
+}

@@ -1,0 +1,824 @@
+//! Rooms kept in Redis, so that every instance using the same Redis serves the
+//! same rooms (`--redis`).
+//!
+//! Each operation is one call of one Lua script (`rooms.lua`), which Redis runs
+//! alone: a room's rules (names, owner, lock, removals, idempotency, limits)
+//! are checked and its state changed in one step, whichever instance asks, and
+//! every event gets its id from the room's counter in the same step, so there
+//! is one order for everyone. Events are a Redis stream per room; [`reader`]
+//! follows the streams of the rooms this instance serves and hands each event
+//! to the room's local [`feed`], whose broadcast channel the streams listen on,
+//! as with rooms in memory.
+//!
+//! Presence is leases: an instance holding a member's streams renews its lease
+//! every few seconds; closing the last stream shortens it to the grace period;
+//! a lapsed lease is reaped by whichever instance touches the room next (each
+//! renews its rooms' leases, which reaps too). A room no lease holds closes, and
+//! every key of a room lapses a little after its last lease, so a room whose
+//! instances all crashed leaves nothing behind.
+
+mod feed;
+mod reader;
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
+
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use redis::Value;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+use tokio_util::sync::CancellationToken;
+
+use self::feed::{Feed, Feeds, events_after};
+use super::{
+    Backlog, CODE_ATTEMPTS, Event, Joiner, MemberToken, Presence, Published, RoomError,
+    RoomSettings, RoomSnapshot, RoomStats, StreamHandle, Subscription, Tally,
+};
+use crate::input::{DisplayName, IdempotencyKey, MessageText, RoomCode};
+use crate::passphrase::PassphraseHash;
+
+/// How long an instance's lease on a member's streams lasts: after a crash,
+/// members who do not come back elsewhere leave within this (plus a renewal).
+const LEASE: Duration = Duration::from_secs(10);
+
+/// How often each instance renews its leases (and so reaps its rooms').
+const RENEW_EVERY: Duration = Duration::from_secs(3);
+
+/// Longest a command may take before Redis counts as unreachable.
+const RESPONSE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The one script every room operation runs.
+static SCRIPT: std::sync::LazyLock<redis::Script> =
+    std::sync::LazyLock::new(|| redis::Script::new(include_str!("rooms.lua")));
+
+/// What Redis is doing for this instance, for `/healthz` and `/metrics`.
+#[derive(Clone)]
+pub struct RedisMetrics {
+    /// Seconds each script call took, Redis and network together.
+    pub round_trip: Histogram,
+    /// Times a command or the reader found Redis gone and had to reconnect.
+    pub reconnects: Counter,
+    /// Seconds between Redis storing the newest event and the reader handing
+    /// it to local streams.
+    pub reader_lag: Gauge<f64, AtomicU64>,
+}
+
+impl Default for RedisMetrics {
+    fn default() -> Self {
+        Self {
+            round_trip: Histogram::new([
+                0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.5,
+            ]),
+            reconnects: Counter::default(),
+            reader_lag: Gauge::default(),
+        }
+    }
+}
+
+/// Cheap-to-clone handle on the rooms in Redis.
+#[derive(Clone)]
+pub struct SharedRooms {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    settings: RoomSettings,
+    commands: ConnectionManager,
+    /// Names this process in its leases: random, so a restarted instance never
+    /// renews its predecessor's.
+    instance: String,
+    feeds: Feeds,
+    tally: Arc<Tally>,
+    /// The last command reached Redis.
+    reachable: AtomicBool,
+    /// The reader is connected and reading.
+    reading: AtomicBool,
+    /// Rooms open in Redis, as last counted.
+    rooms_open: AtomicU64,
+    metrics: RedisMetrics,
+    /// Cancelled when the last handle goes: the background tasks end.
+    stop: CancellationToken,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+/// An open stream's hold on a shared room.
+pub struct SharedHold {
+    rooms: SharedRooms,
+    feed: Arc<Feed>,
+    token: MemberToken,
+}
+
+impl SharedHold {
+    pub fn catch_up(&self, after: u64) -> (Backlog, u64) {
+        self.feed.catch_up(after)
+    }
+
+    pub fn reset_sent(&self) {
+        self.rooms
+            .inner
+            .tally
+            .resets
+            .fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+impl Drop for SharedHold {
+    fn drop(&mut self) {
+        let inner = &self.rooms.inner;
+        let last_here = self.feed.stream_closed(self.token);
+        if last_here && let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            let rooms = self.rooms.clone();
+            let feed = Arc::clone(&self.feed);
+            let token = self.token;
+            runtime.spawn(async move {
+                rooms.release(&feed, token).await;
+                rooms.inner.feeds.leave(&feed);
+            });
+        } else {
+            inner.feeds.leave(&self.feed);
+        }
+    }
+}
+
+/// The refusal a script answered with.
+fn refusal(name: &[u8]) -> RoomError {
+    match name {
+        b"NotFound" => RoomError::NotFound,
+        b"NotMember" => RoomError::NotMember,
+        b"NameTaken" => RoomError::NameTaken,
+        b"RoomFull" => RoomError::RoomFull,
+        b"TooManyRooms" => RoomError::TooManyRooms,
+        b"NotOwner" => RoomError::NotOwner,
+        b"Locked" => RoomError::Locked,
+        b"Removed" => RoomError::Removed,
+        b"NameRemoved" => RoomError::NameRemoved,
+        b"WrongPassphrase" => RoomError::WrongPassphrase,
+        b"NoSuchMember" => RoomError::NoSuchMember,
+        b"CannotRemoveOwner" => RoomError::CannotRemoveOwner,
+        other => {
+            tracing::error!(reply = %String::from_utf8_lossy(other), "unexpected reply from the room script");
+            RoomError::Unavailable
+        }
+    }
+}
+
+/// Reading the parts of a script's reply.
+trait Reply {
+    fn text(&self) -> Option<String>;
+    fn number(&self) -> Option<i64>;
+    fn items(&self) -> &[Value];
+}
+
+impl Reply for Value {
+    fn text(&self) -> Option<String> {
+        match self {
+            Value::BulkString(bytes) => String::from_utf8(bytes.clone()).ok(),
+            Value::SimpleString(text) => Some(text.clone()),
+            Value::Int(n) => Some(n.to_string()),
+            _ => None,
+        }
+    }
+
+    fn number(&self) -> Option<i64> {
+        match self {
+            Value::Int(n) => Some(*n),
+            Value::BulkString(bytes) => std::str::from_utf8(bytes).ok()?.parse().ok(),
+            _ => None,
+        }
+    }
+
+    fn items(&self) -> &[Value] {
+        match self {
+            Value::Array(items) => items,
+            _ => &[],
+        }
+    }
+}
+
+/// A script reply that is not what the script returns: a bug, logged.
+fn malformed() -> RoomError {
+    tracing::error!("malformed reply from the room script");
+    RoomError::Unavailable
+}
+
+fn number_at(reply: &[Value], i: usize) -> Result<i64, RoomError> {
+    reply.get(i).and_then(Reply::number).ok_or_else(malformed)
+}
+
+fn id_at(reply: &[Value], i: usize) -> Result<u64, RoomError> {
+    u64::try_from(number_at(reply, i)?).map_err(|_| malformed())
+}
+
+fn text_at(reply: &[Value], i: usize) -> Result<String, RoomError> {
+    reply.get(i).and_then(Reply::text).ok_or_else(malformed)
+}
+
+/// Stream entries (`[[id, [field, value, ...]], ...]`) as events, with the
+/// membership each ended, if any.
+fn entries(value: &Value) -> Vec<(Arc<Event>, Option<MemberToken>)> {
+    value
+        .items()
+        .iter()
+        .filter_map(|entry| {
+            let fields = entry.items().get(1)?.items();
+            let mut frame = None;
+            let mut ended = None;
+            for pair in fields.chunks(2) {
+                match (pair[0].text().as_deref(), pair.get(1)) {
+                    (Some("f"), Some(Value::BulkString(bytes))) => {
+                        frame = Event::from_frame(bytes::Bytes::copy_from_slice(bytes));
+                    }
+                    (Some("e"), Some(value)) => {
+                        ended = value.text().as_deref().and_then(MemberToken::from_hex);
+                    }
+                    _ => {}
+                }
+            }
+            Some((Arc::new(frame?), ended))
+        })
+        .collect()
+}
+
+fn now_text() -> String {
+    OffsetDateTime::now_utc()
+        .format(&Rfc3339)
+        .unwrap_or_else(|_| String::from("1970-01-01T00:00:00Z"))
+}
+
+fn name_args(name: &DisplayName) -> [String; 4] {
+    let (skeleton, folded) = name.comparison_keys();
+    [
+        name.as_str().to_owned(),
+        serde_json::to_string(name.as_str()).unwrap_or_else(|_| String::from("\"\"")),
+        skeleton.to_owned(),
+        folded.to_owned(),
+    ]
+}
+
+impl SharedRooms {
+    /// Rooms in the Redis at `url`, with the tasks that read their events and
+    /// renew this instance's leases. Connects lazily: while Redis cannot be
+    /// reached, operations answer [`RoomError::Unavailable`] and `/healthz`
+    /// says so. Needs a Tokio runtime.
+    pub fn connect(settings: RoomSettings, url: &str) -> Result<Self, String> {
+        let client = redis::Client::open(url).map_err(|e| format!("--redis {url}: {e}"))?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(Duration::from_secs(1)))
+            .set_response_timeout(Some(RESPONSE_TIMEOUT))
+            .set_max_delay(Duration::from_secs(1));
+        let commands = ConnectionManager::new_lazy_with_config(client.clone(), config)
+            .map_err(|e| format!("--redis {url}: {e}"))?;
+        let inner = Arc::new(Inner {
+            settings,
+            commands,
+            instance: format!("{:016x}", rand::random::<u64>()),
+            feeds: Feeds::default(),
+            tally: Arc::default(),
+            reachable: AtomicBool::new(false),
+            reading: AtomicBool::new(false),
+            rooms_open: AtomicU64::new(0),
+            metrics: RedisMetrics::default(),
+            stop: CancellationToken::new(),
+        });
+        let stop = inner.stop.clone();
+        tokio::spawn(reader::read(Arc::downgrade(&inner), client, stop.clone()));
+        tokio::spawn(renew(Arc::downgrade(&inner), stop));
+        Ok(Self { inner })
+    }
+
+    /// The metrics `/metrics` shows for Redis.
+    pub fn metrics(&self) -> &RedisMetrics {
+        &self.inner.metrics
+    }
+
+    /// Why this instance cannot serve right now, if it cannot: Redis is
+    /// unreachable, or the reader is not reading.
+    pub fn trouble(&self) -> Option<&'static str> {
+        if !self.inner.reachable.load(Ordering::Relaxed) {
+            Some("redis unreachable")
+        } else if !self.inner.reading.load(Ordering::Relaxed) {
+            Some("redis reader not running")
+        } else {
+            None
+        }
+    }
+
+    /// Runs one operation of the script on room `code`: the reply after its
+    /// `ok`, or the refusal.
+    async fn call(
+        &self,
+        code: &RoomCode,
+        operation: &str,
+        args: &[&str],
+    ) -> Result<Vec<Value>, RoomError> {
+        self.inner.call(code, operation, args).await
+    }
+
+    pub async fn create(
+        &self,
+        creator: Joiner,
+        passphrase: Option<PassphraseHash>,
+    ) -> Result<(RoomCode, MemberToken), RoomError> {
+        let settings = &self.inner.settings;
+        let token = MemberToken::random();
+        let token_hex = token.to_hex();
+        let [name, name_json, skeleton, folded] = name_args(&creator.name);
+        let pass = passphrase.as_ref().map_or("", PassphraseHash::as_stored);
+        let max_rooms = settings.max_rooms.to_string();
+        for _ in 0..CODE_ATTEMPTS {
+            let code = RoomCode::random(&mut rand::rng());
+            let epoch = rand::random::<u64>().to_string();
+            let args = [
+                token_hex.as_str(),
+                &name,
+                &name_json,
+                &skeleton,
+                &folded,
+                &creator.session,
+                pass,
+                &max_rooms,
+                &epoch,
+            ];
+            match self.call(&code, "create", &args).await {
+                Ok(_) => {
+                    tracing::info!(room = %code, "room opened");
+                    return Ok((code, token));
+                }
+                Err(RoomError::Unavailable) => return Err(RoomError::Unavailable),
+                Err(RoomError::TooManyRooms) => return Err(RoomError::TooManyRooms),
+                // Taken: another code.
+                Err(_) => continue,
+            }
+        }
+        Err(RoomError::NoFreeCode)
+    }
+
+    pub async fn join(&self, code: &RoomCode, joiner: Joiner) -> Result<MemberToken, RoomError> {
+        let token = MemberToken::random().to_hex();
+        let [name, name_json, skeleton, folded] = name_args(&joiner.name);
+        let existing = joiner.existing.map(MemberToken::to_hex).unwrap_or_default();
+        let identified = if joiner.identified { "1" } else { "0" };
+        let checked_for = joiner
+            .passphrase_for
+            .map(|serial| serial.to_string())
+            .unwrap_or_default();
+        let max_members = self.inner.settings.max_members.to_string();
+        let args = [
+            token.as_str(),
+            &name,
+            &name_json,
+            &skeleton,
+            &folded,
+            &joiner.session,
+            identified,
+            &existing,
+            &checked_for,
+            &max_members,
+        ];
+        let reply = self.call(code, "join", &args).await?;
+        MemberToken::from_hex(&text_at(&reply, 0)?).ok_or_else(malformed)
+    }
+
+    pub async fn removed(
+        &self,
+        code: &RoomCode,
+        token: Option<MemberToken>,
+        session: &str,
+    ) -> Result<bool, RoomError> {
+        let token = token.map(MemberToken::to_hex).unwrap_or_default();
+        let reply = self.call(code, "removed", &[&token, session]).await?;
+        Ok(number_at(&reply, 0)? == 1)
+    }
+
+    /// The serial a checked passphrase names is the room's epoch: a new room
+    /// under the same code wants its own passphrase checked.
+    pub async fn passphrase(
+        &self,
+        code: &RoomCode,
+    ) -> Result<Option<(u64, PassphraseHash)>, RoomError> {
+        let reply = self.call(code, "passphrase", &[]).await?;
+        let epoch: u64 = text_at(&reply, 0)?.parse().map_err(|_| malformed())?;
+        Ok(PassphraseHash::from_stored(&text_at(&reply, 1)?).map(|hash| (epoch, hash)))
+    }
+
+    pub async fn set_locked(
+        &self,
+        code: &RoomCode,
+        token: &MemberToken,
+        locked: bool,
+    ) -> Result<(), RoomError> {
+        let locked = if locked { "1" } else { "0" };
+        self.call(code, "lock", &[&token.to_hex(), locked]).await?;
+        Ok(())
+    }
+
+    pub async fn remove(
+        &self,
+        code: &RoomCode,
+        token: &MemberToken,
+        name: &DisplayName,
+    ) -> Result<(), RoomError> {
+        let (skeleton, folded) = name.comparison_keys();
+        self.call(code, "remove", &[&token.to_hex(), skeleton, folded])
+            .await?;
+        Ok(())
+    }
+
+    pub async fn check_member(
+        &self,
+        code: &RoomCode,
+        token: &MemberToken,
+    ) -> Result<(), RoomError> {
+        self.call(code, "check", &[&token.to_hex()]).await?;
+        Ok(())
+    }
+
+    pub async fn exists(&self, code: &RoomCode) -> Result<bool, RoomError> {
+        match self.call(code, "exists", &[]).await {
+            Ok(_) => Ok(true),
+            Err(RoomError::NotFound) => Ok(false),
+            Err(error) => Err(error),
+        }
+    }
+
+    /// Rooms open in Redis (as last counted, every few seconds); members and
+    /// streams of this instance's feeds; totals of this instance.
+    pub fn stats(&self) -> RoomStats {
+        let inner = &self.inner;
+        let (members, streams) = inner
+            .feeds
+            .all()
+            .iter()
+            .map(|feed| feed.counts())
+            .fold((0, 0), |(m, s), (members, streams)| {
+                (m + members, s + streams)
+            });
+        RoomStats {
+            rooms: inner.rooms_open.load(Ordering::Relaxed),
+            members: members as u64,
+            streams: streams as u64,
+            messages: inner.tally.messages.load(Ordering::Relaxed),
+            deliveries: inner.tally.deliveries.load(Ordering::Relaxed),
+            resets: inner.tally.resets.load(Ordering::Relaxed),
+        }
+    }
+
+    /// The room as a member sees it; `page`: with its history, and counting
+    /// as activity.
+    async fn view(
+        &self,
+        code: &RoomCode,
+        token: &MemberToken,
+        page: bool,
+    ) -> Result<RoomSnapshot, RoomError> {
+        let page_flag = if page { "1" } else { "0" };
+        let reply = self
+            .call(code, "view", &[&token.to_hex(), page_flag])
+            .await?;
+        let me = DisplayName::parse(&text_at(&reply, 0)?).map_err(|_| malformed())?;
+        let owner_token = reply.get(1).and_then(Reply::number) == Some(1);
+        let locked = number_at(&reply, 2)? == 1;
+        let last_id = id_at(&reply, 3)?;
+        let owner = reply.get(6).and_then(Reply::text);
+        let mut people: Vec<(i64, Presence)> = reply
+            .get(4)
+            .map(Reply::items)
+            .unwrap_or_default()
+            .chunks(4)
+            .filter_map(|member| {
+                let token = member[0].text()?;
+                let name = DisplayName::parse(&member.get(1)?.text()?).ok()?;
+                let order = member.get(2)?.number()?;
+                let open = member.get(3)?.number()?;
+                Some((
+                    order,
+                    Presence {
+                        name,
+                        connected: open > 0,
+                        owner: owner.as_deref() == Some(token.as_str()),
+                    },
+                ))
+            })
+            .collect();
+        people.sort_by_key(|(order, _)| *order);
+        let history = reply
+            .get(5)
+            .map(entries)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(event, _)| event)
+            .collect();
+        Ok(RoomSnapshot {
+            me,
+            history,
+            present: people.into_iter().map(|(_, p)| p).collect(),
+            last_id,
+            mine: owner_token,
+            locked,
+        })
+    }
+
+    pub async fn snapshot(
+        &self,
+        code: &RoomCode,
+        token: &MemberToken,
+    ) -> Result<RoomSnapshot, RoomError> {
+        self.view(code, token, true).await
+    }
+
+    pub async fn present(
+        &self,
+        code: &RoomCode,
+        token: &MemberToken,
+    ) -> Result<Vec<Presence>, RoomError> {
+        Ok(self.view(code, token, false).await?.present)
+    }
+
+    pub async fn publish_message(
+        &self,
+        code: &RoomCode,
+        token: &MemberToken,
+        text: MessageText,
+        key: Option<IdempotencyKey>,
+    ) -> Result<Published, RoomError> {
+        let token = token.to_hex();
+        let text_json =
+            serde_json::to_string(&text.into_string()).map_err(|_| RoomError::Unavailable)?;
+        let field = key
+            .map(|key| format!("{token}|{}", key.as_str()))
+            .unwrap_or_default();
+        let reply = self
+            .call(code, "publish", &[&token, &text_json, &field])
+            .await?;
+        let id = id_at(&reply, 0)?;
+        match number_at(&reply, 1)? {
+            1 => {
+                self.inner.tally.messages.fetch_add(1, Ordering::Relaxed);
+                Ok(Published::New(id))
+            }
+            _ => Ok(Published::Repeat(id)),
+        }
+    }
+
+    pub async fn sent_under(
+        &self,
+        code: &RoomCode,
+        token: &MemberToken,
+        key: &IdempotencyKey,
+    ) -> Result<Option<u64>, RoomError> {
+        let field = format!("{}|{}", token.to_hex(), key.as_str());
+        let reply = self.call(code, "sent", &[&field]).await?;
+        Ok(u64::try_from(number_at(&reply, 0)?).ok())
+    }
+
+    pub async fn leave(&self, code: &RoomCode, token: &MemberToken) -> Result<(), RoomError> {
+        self.call(code, "leave", &[&token.to_hex()]).await?;
+        Ok(())
+    }
+
+    /// Opens a stream: leases the member for this instance, and takes the
+    /// backlog from Redis, which is ahead of (or level with) the local feed.
+    /// The receiver is subscribed first, so nothing falls between the two.
+    pub async fn subscribe(
+        &self,
+        code: &RoomCode,
+        token: &MemberToken,
+        after: Option<u64>,
+    ) -> Result<Subscription, RoomError> {
+        let inner = &self.inner;
+        let (history, capacity) = (inner.settings.history, inner.settings.channel_capacity);
+        let mut feed = inner.feeds.enter(*code, history, capacity);
+        let opened = loop {
+            let receiver = feed.subscribe();
+            // A feed not yet seeded takes the whole history; otherwise only
+            // what the client asked for.
+            let from = match (feed.last_id(), after) {
+                (0, _) => Some(0),
+                (_, after) => after,
+            };
+            let from_text = from.map(|id| id.to_string()).unwrap_or_default();
+            let guard = feed.leases.lock().await;
+            let reply = match self
+                .call(
+                    code,
+                    "open",
+                    &[&token.to_hex(), &inner.instance, &from_text],
+                )
+                .await
+            {
+                Ok(reply) => reply,
+                Err(error) => {
+                    drop(guard);
+                    inner.feeds.leave(&feed);
+                    return Err(error);
+                }
+            };
+            let membership_ended = feed.stream_opened(*token);
+            drop(guard);
+            let epoch = text_at(&reply, 0)?;
+            let seq = id_at(&reply, 1)?;
+            let oldest = id_at(&reply, 2)?;
+            let events: Vec<Arc<Event>> = reply
+                .get(3)
+                .map(entries)
+                .unwrap_or_default()
+                .into_iter()
+                .map(|(event, _)| event)
+                .collect();
+            if feed.seed(&epoch, seq, &events) {
+                break (receiver, membership_ended, seq, oldest, events);
+            }
+            // The feed mirrors a room that closed; this stream is of the new one.
+            feed.stream_closed(*token);
+            feed = inner.feeds.replace(&feed, history, capacity);
+        };
+        let (receiver, membership_ended, seq, oldest, events) = opened;
+        let backlog = match after {
+            None => Backlog::Events(Vec::new()),
+            Some(after) => events_after(after, seq, oldest, events.iter()),
+        };
+        if let Backlog::Events(events) = &backlog {
+            let replayed = u64::try_from(events.len()).unwrap_or(u64::MAX);
+            inner
+                .tally
+                .deliveries
+                .fetch_add(replayed, Ordering::Relaxed);
+        }
+        Ok(Subscription {
+            receiver,
+            backlog,
+            resume_after: seq,
+            membership_ended,
+            handle: StreamHandle::shared(SharedHold {
+                rooms: self.clone(),
+                feed,
+                token: *token,
+            }),
+        })
+    }
+
+    /// This instance's last stream of `token` in the feed's room closed: its
+    /// lease runs for the grace period (unless a stream opened again meanwhile).
+    async fn release(&self, feed: &Feed, token: MemberToken) {
+        let _guard = feed.leases.lock().await;
+        if feed.streaming(&token) {
+            return;
+        }
+        let inner = &self.inner;
+        // Failing is fine: the lease lapses by itself.
+        let _ = self
+            .call(&feed.code, "close", &[&token.to_hex(), &inner.instance])
+            .await;
+    }
+}
+
+impl Inner {
+    fn keys(code: &RoomCode) -> [String; 10] {
+        let tag = code.as_str();
+        [
+            format!("room:{{{tag}}}:meta"),
+            format!("room:{{{tag}}}:members"),
+            format!("room:{{{tag}}}:names"),
+            format!("room:{{{tag}}}:removed"),
+            format!("room:{{{tag}}}:events"),
+            format!("room:{{{tag}}}:idem"),
+            format!("room:{{{tag}}}:idemq"),
+            format!("room:{{{tag}}}:presence"),
+            format!("room:{{{tag}}}:holds"),
+            String::from(ROOMS_KEY),
+        ]
+    }
+
+    async fn call(
+        &self,
+        code: &RoomCode,
+        operation: &str,
+        args: &[&str],
+    ) -> Result<Vec<Value>, RoomError> {
+        let settings = &self.settings;
+        let mut invocation = SCRIPT.prepare_invoke();
+        for key in Self::keys(code) {
+            invocation.key(key);
+        }
+        invocation
+            .arg(code.as_str())
+            .arg(now_text())
+            .arg(settings.history.max(1))
+            .arg(settings.unclaimed_timeout.as_millis() as u64)
+            .arg(settings.grace.as_millis() as u64)
+            .arg(LEASE.as_millis() as u64)
+            .arg(operation);
+        for arg in args {
+            invocation.arg(*arg);
+        }
+        let mut connection = self.commands.clone();
+        let started = Instant::now();
+        let reply: Value = match invocation.invoke_async(&mut connection).await {
+            Ok(reply) => reply,
+            Err(error) => {
+                self.unreachable(&error);
+                return Err(RoomError::Unavailable);
+            }
+        };
+        self.metrics
+            .round_trip
+            .observe(started.elapsed().as_secs_f64());
+        self.reachable.store(true, Ordering::Relaxed);
+        let Value::Array(mut items) = reply else {
+            return Err(malformed());
+        };
+        if items.is_empty() {
+            return Err(malformed());
+        }
+        match items.remove(0) {
+            Value::BulkString(status) if status == b"ok" => Ok(items),
+            Value::BulkString(status) => Err(refusal(&status)),
+            _ => Err(malformed()),
+        }
+    }
+
+    /// A command failed: Redis is gone (counted once per outage), or the
+    /// script failed (a bug, logged).
+    fn unreachable(&self, error: &redis::RedisError) {
+        if error.is_io_error()
+            || error.is_timeout()
+            || error.is_connection_dropped()
+            || error.is_connection_refusal()
+        {
+            if self.reachable.swap(false, Ordering::Relaxed) {
+                tracing::warn!(%error, "redis unreachable");
+                self.metrics.reconnects.inc();
+            }
+        } else {
+            tracing::error!(%error, "redis command failed");
+        }
+    }
+}
+
+/// The global index of open rooms (not in any room's slot).
+const ROOMS_KEY: &str = "chat:rooms";
+
+/// Every few seconds: renews this instance's leases on the members whose
+/// streams it holds (reaping the room's lapsed ones), ends the streams of
+/// memberships that ended elsewhere, and counts the rooms open.
+async fn renew(inner: Weak<Inner>, stop: CancellationToken) {
+    let mut ticks = tokio::time::interval(RENEW_EVERY);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = ticks.tick() => {}
+            () = stop.cancelled() => return,
+        }
+        let Some(inner) = inner.upgrade() else {
+            return;
+        };
+        for feed in inner.feeds.all() {
+            let members = feed.members();
+            if members.is_empty() {
+                continue;
+            }
+            let tokens: Vec<String> = members.iter().map(|t| t.to_hex()).collect();
+            let mut args: Vec<&str> = vec![&inner.instance];
+            args.extend(tokens.iter().map(String::as_str));
+            let _guard = feed.leases.lock().await;
+            match inner.call(&feed.code, "refresh", &args).await {
+                Ok(reply) => {
+                    let gone: Vec<MemberToken> = reply
+                        .first()
+                        .map(Reply::items)
+                        .unwrap_or_default()
+                        .iter()
+                        .filter_map(|t| MemberToken::from_hex(&t.text()?))
+                        .collect();
+                    feed.end(&gone);
+                }
+                Err(RoomError::NotFound) => feed.end_everyone(),
+                Err(_) => {}
+            }
+        }
+        let mut connection = inner.commands.clone();
+        let now_ms = OffsetDateTime::now_utc().unix_timestamp() * 1000;
+        let counted: Result<u64, _> = redis::cmd("ZCOUNT")
+            .arg(ROOMS_KEY)
+            .arg(now_ms)
+            .arg("+inf")
+            .query_async(&mut connection)
+            .await;
+        match counted {
+            Ok(rooms) => {
+                inner.rooms_open.store(rooms, Ordering::Relaxed);
+                inner.reachable.store(true, Ordering::Relaxed);
+            }
+            Err(error) => inner.unreachable(&error),
+        }
+    }
+}
