@@ -8,7 +8,7 @@
 (() => {
   const room = document.getElementById('room');
   if (!room) return;
-  const { code, me } = room.dataset;
+  const { code, epoch, me } = room.dataset;
   let lastId = Number(room.dataset.lastId) || 0;
   // A stream that sends nothing, not even its `hello`, this long after opening
   // is held back by a proxy: poll instead, and try a stream again after
@@ -213,7 +213,7 @@
   function openStream() {
     if (closed) return;
     source?.close();
-    const stream = (source = new EventSource(`/rooms/${code}/events?after=${lastId}`));
+    const stream = (source = new EventSource(`/rooms/${code}/events?epoch=${epoch}&after=${lastId}`));
     let heartbeat = 15000;
     let heard = false; // anything after `hello`: this stream got through
     watch(HELLO_WAIT, fallBack);
@@ -267,7 +267,7 @@
     // The first poll, and the first after a failure, answers at once: it shows
     // whether polling works without waiting for news.
     for (let failures = 0, quick = true; polling === running && !closed; quick = failures > 0) {
-      const url = `/rooms/${code}/poll?after=${lastId}${quick ? '&wait=0' : ''}`;
+      const url = `/rooms/${code}/poll?epoch=${epoch}&after=${lastId}${quick ? '&wait=0' : ''}`;
       const response = await fetch(url, { cache: 'no-store', signal: running.signal })
         .catch(() => null); // the network, or aborted: the stream is back
       if (polling !== running) return;

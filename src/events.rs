@@ -335,7 +335,7 @@ mod tests {
     ) -> (Rooms, RoomCode, MemberToken, EventStream) {
         let rooms = rooms(history, channel_capacity);
         let (code, alice) = rooms.create(Joiner::named("alice"), None).await.unwrap();
-        let subscription = rooms.subscribe(&code, &alice, None).await.unwrap();
+        let subscription = rooms.subscribe(&code, &alice, None, None).await.unwrap();
         let stream = EventStream::new(subscription, Duration::from_secs(60), shutdown);
         (rooms, code, alice, stream)
     }

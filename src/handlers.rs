@@ -73,12 +73,28 @@ pub struct MessageForm {
 #[derive(Debug, Deserialize)]
 pub struct EventsQuery {
     after: Option<String>,
+    /// Which room under this code the client read (the page says): another
+    /// room's client is told to reset.
+    epoch: Option<String>,
     /// For a poll: wait at most this many seconds (up to `--poll-wait`); `0`
     /// answers at once, so a client can see at once that polling works.
     wait: Option<String>,
 }
 
 impl EventsQuery {
+    /// The room the client says it read, if it says.
+    fn epoch(&self) -> Result<Option<u64>, AppError> {
+        let Some(raw) = self.epoch.as_deref().filter(|raw| !raw.trim().is_empty()) else {
+            return Ok(None);
+        };
+        raw.trim().parse().map(Some).map_err(|_| {
+            AppError::BadRequest(format!(
+                "epoch is a whole number (the room page's); \"{}\" is not.",
+                crate::error::echo(raw)
+            ))
+        })
+    }
+
     /// How long a poll may wait for news: `wait=` seconds, at most `longest`.
     fn poll_wait(&self, longest: Duration) -> Result<Duration, AppError> {
         let Some(raw) = self.wait.as_deref() else {
@@ -428,6 +444,7 @@ impl Reading {
         let (session, token) = member(state, code, client, session).await?;
         let after = events::resume_point(last_event_id.as_deref(), query.after.as_deref())
             .map_err(AppError::BadRequest)?;
+        let epoch = query.epoch()?;
         if reader == Reader::Poll
             && let Err(refused) = state.limits.poll(code, token)
         {
@@ -443,7 +460,7 @@ impl Reading {
             .map_err(AppError::Limited)?;
         let subscription = state
             .rooms
-            .subscribe(&code, &token, after)
+            .subscribe(&code, &token, after, epoch)
             .await
             .map_err(refusal(code))?;
         Ok(Self {

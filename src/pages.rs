@@ -169,6 +169,9 @@ impl Pages {
             /// The viewer owns the room: the page offers lock and remove.
             mine: bool,
             locked: bool,
+            /// Which room under this code the page shows: its stream and polls
+            /// say so, and are told to reset if the code is another room's by then.
+            epoch: u64,
         }
         let history = room
             .history
@@ -189,6 +192,7 @@ impl Pages {
                 idempotency_key: IdempotencyKey::random(),
                 mine: room.mine,
                 locked: room.locked,
+                epoch: room.epoch,
             },
         )
     }
@@ -242,6 +246,7 @@ mod tests {
             present,
             mine: true,
             locked: false,
+            epoch: 7,
         };
         let code = RoomCode::parse("ABCD").expect("a valid code");
         Pages::new()

@@ -277,15 +277,20 @@ impl LocalRooms {
         Ok(self.room(code)?.sent_under(token, key))
     }
 
-    /// Opens an event stream for a member, replaying what came after `after`.
+    /// Opens an event stream for a member, replaying what came after `after`;
+    /// a client that read another room under this code (`epoch`) gets a gap.
     pub fn subscribe(
         &self,
         code: &RoomCode,
         token: &MemberToken,
         after: Option<u64>,
+        epoch: Option<u64>,
     ) -> Result<Subscription, RoomError> {
         let room = self.room(code)?;
-        let opened: OpenedStream = room.open_stream(token, after)?;
+        let mut opened: OpenedStream = room.open_stream(token, after)?;
+        if epoch.is_some_and(|epoch| epoch != room.incarnation) {
+            opened.backlog = Backlog::Gap;
+        }
         Ok(Subscription {
             receiver: opened.receiver,
             backlog: opened.backlog,
@@ -411,7 +416,7 @@ mod tests {
         rooms: &Rooms,
     ) -> (RoomCode, MemberToken, Subscription, MemberToken) {
         let (code, alice) = rooms.create(Joiner::named("alice"), None).unwrap();
-        let alice_stream = rooms.subscribe(&code, &alice, None).unwrap();
+        let alice_stream = rooms.subscribe(&code, &alice, None, None).unwrap();
         let bob = rooms.join(&code, Joiner::named("bob")).unwrap();
         (code, alice, alice_stream, bob)
     }
@@ -438,9 +443,9 @@ mod tests {
     async fn a_room_closes_after_the_grace_unless_a_stream_returns() {
         let rooms = Rooms::new(settings(5));
         let (code, alice) = rooms.create(Joiner::named("alice"), None).unwrap();
-        drop(rooms.subscribe(&code, &alice, None).unwrap());
+        drop(rooms.subscribe(&code, &alice, None, None).unwrap());
         advance(4).await;
-        let back = rooms.subscribe(&code, &alice, None).unwrap();
+        let back = rooms.subscribe(&code, &alice, None, None).unwrap();
         advance(10).await;
         assert!(rooms.exists(&code), "a stream came back within the grace");
         drop(back);
@@ -452,7 +457,7 @@ mod tests {
     async fn with_no_grace_the_last_stream_closes_the_room_at_once() {
         let rooms = Rooms::new(settings(0));
         let (code, alice) = rooms.create(Joiner::named("alice"), None).unwrap();
-        drop(rooms.subscribe(&code, &alice, None).unwrap());
+        drop(rooms.subscribe(&code, &alice, None, None).unwrap());
         assert!(!rooms.exists(&code));
         assert_eq!(
             rooms.join(&code, Joiner::named("bob")),
@@ -488,7 +493,7 @@ mod tests {
     async fn activity_does_not_stretch_a_grace_period() {
         let rooms = Rooms::new(settings(5));
         let (code, alice, _alice_stream, bob) = alice_streaming_and_bob_joined(&rooms);
-        drop(rooms.subscribe(&code, &bob, None).unwrap());
+        drop(rooms.subscribe(&code, &bob, None, None).unwrap());
 
         advance(1).await;
         rooms.snapshot(&code, &bob).unwrap();
@@ -517,6 +522,25 @@ mod tests {
             RoomError::NotMember
         );
         rooms.join(&code, Joiner::named("Bob")).unwrap();
+    }
+
+    /// A client that names the room it read (its epoch) resumes in that room,
+    /// and is told to start afresh in any other room under the same code.
+    #[tokio::test]
+    async fn a_client_of_another_room_under_the_code_gets_a_gap() {
+        let rooms = Rooms::new(settings(5));
+        let (code, alice) = rooms.create(Joiner::named("alice"), None).unwrap();
+        let epoch = rooms.snapshot(&code, &alice).unwrap().epoch;
+
+        let same = rooms
+            .subscribe(&code, &alice, Some(0), Some(epoch))
+            .unwrap();
+        let other = rooms
+            .subscribe(&code, &alice, Some(0), Some(epoch.wrapping_add(1)))
+            .unwrap();
+
+        assert!(matches!(same.backlog, Backlog::Events(ref events) if events.len() == 1));
+        assert!(matches!(other.backlog, Backlog::Gap));
     }
 
     /// A flood of joins, posts and page views moves deadlines but adds none: one

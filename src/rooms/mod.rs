@@ -326,13 +326,17 @@ impl Rooms {
     }
 
     /// Opens an event stream for a member, replaying what came after `after`.
+    /// A client that says which room it read (`epoch`, from the page) and read
+    /// an earlier room under this code gets a gap (a `reset`): never this
+    /// room's events as the ones it missed.
     pub async fn subscribe(
         &self,
         code: &RoomCode,
         token: &MemberToken,
         after: Option<u64>,
+        epoch: Option<u64>,
     ) -> Result<Subscription, RoomError> {
-        either!(self, subscribe(code, token, after))
+        either!(self, subscribe(code, token, after, epoch))
     }
 
     /// The member leaves room `code` at once; their streams there end.

@@ -59,6 +59,8 @@ pub struct RoomSnapshot {
     pub last_id: u64,
     /// Whether the viewing member owns the room.
     pub mine: bool,
+    /// Which room under this code it is (see [`Room::incarnation`]).
+    pub epoch: u64,
     pub locked: bool,
 }
 
@@ -133,6 +135,10 @@ pub struct Room {
     pub code: RoomCode,
     /// Unique among every room the registry ever opened (codes are reused).
     pub serial: u64,
+    /// Random, told to pages: a client of an earlier room under the same code
+    /// that says which room it read is told to start afresh, not replayed
+    /// this one's events as if they were the ones it missed.
+    pub incarnation: u64,
     /// Where the room's events go.
     outlet: Outlet,
     // std Mutex: never held across an `.await`; every critical section is short.
@@ -223,6 +229,7 @@ impl Room {
         Self {
             code,
             serial,
+            incarnation: rand::random(),
             outlet: Outlet {
                 sender,
                 history_limit: history_limit.max(1),
@@ -567,6 +574,7 @@ impl Room {
             last_id: state.last_id(),
             mine: state.owner == Some(*token),
             locked: state.locked,
+            epoch: self.incarnation,
         })
     }
 }

@@ -488,6 +488,7 @@ impl SharedRooms {
         let owner_token = reply.get(1).and_then(Reply::number) == Some(1);
         let locked = number_at(&reply, 2)? == 1;
         let last_id = id_at(&reply, 3)?;
+        let epoch = text_at(&reply, 7)?.parse().map_err(|_| malformed())?;
         let owner = reply.get(6).and_then(Reply::text);
         let mut people: Vec<(i64, Presence)> = reply
             .get(4)
@@ -524,6 +525,7 @@ impl SharedRooms {
             last_id,
             mine: owner_token,
             locked,
+            epoch,
         })
     }
 
@@ -593,6 +595,7 @@ impl SharedRooms {
         code: &RoomCode,
         token: &MemberToken,
         after: Option<u64>,
+        epoch: Option<u64>,
     ) -> Result<Subscription, RoomError> {
         let inner = &self.inner;
         let (history, capacity) = (inner.settings.history, inner.settings.channel_capacity);
@@ -624,7 +627,7 @@ impl SharedRooms {
             };
             let membership_ended = feed.stream_opened(*token);
             drop(guard);
-            let epoch = text_at(&reply, 0)?;
+            let room_epoch = text_at(&reply, 0)?;
             let seq = id_at(&reply, 1)?;
             let oldest = id_at(&reply, 2)?;
             let events: Vec<Arc<Event>> = reply
@@ -634,15 +637,17 @@ impl SharedRooms {
                 .into_iter()
                 .map(|(event, _)| event)
                 .collect();
-            if feed.seed(&epoch, seq, &events) {
-                break (receiver, membership_ended, seq, oldest, events);
+            if feed.seed(&room_epoch, seq, &events) {
+                let current = room_epoch.parse::<u64>().map_err(|_| malformed())?;
+                break (receiver, membership_ended, seq, oldest, events, current);
             }
             // The feed mirrors a room that closed; this stream is of the new one.
             feed.stream_closed(*token);
             feed = inner.feeds.replace(&feed, history, capacity);
         };
-        let (receiver, membership_ended, seq, oldest, events) = opened;
+        let (receiver, membership_ended, seq, oldest, events, current) = opened;
         let backlog = match after {
+            _ if epoch.is_some_and(|epoch| epoch != current) => Backlog::Gap,
             None => Backlog::Events(Vec::new()),
             Some(after) => events_after(after, seq, oldest, events.iter()),
         };

@@ -238,10 +238,10 @@ end
 
 -- The room as a member sees it: my name, whether I own it, locked, last id,
 -- members (token, name, order, open leases), with `history` the kept events,
--- and the owner's token.
+-- the owner's token, and the room's epoch.
 local function view(token, history)
   local me = get_member(token)
-  local meta = redis.call('HMGET', K_META, 'owner', 'locked', 'seq')
+  local meta = redis.call('HMGET', K_META, 'owner', 'locked', 'seq', 'epoch')
   local members = {}
   local all = redis.call('HGETALL', K_MEMBERS)
   for i = 1, #all, 2 do
@@ -254,7 +254,7 @@ local function view(token, history)
   local events = {}
   if history then events = redis.call('XRANGE', K_EVENTS, '-', '+') end
   return { 'ok', me.n, meta[1] == token and 1 or 0, tonumber(meta[2]), tonumber(meta[3]), members,
-    events, meta[1] }
+    events, meta[1], meta[4] }
 end
 
 ----------------------------------------------------------------------------
