@@ -140,6 +140,16 @@ impl Baseline {
 }
 
 impl Leftovers {
+    /// What two servers left, together (the instances of one service).
+    pub fn plus(&self, other: &Self) -> Self {
+        Self {
+            rooms: self.rooms + other.rooms,
+            streams: self.streams + other.streams,
+            tasks: self.tasks + other.tasks,
+            memory_mib: self.memory_mib + other.memory_mib,
+        }
+    }
+
     /// The report's rows.
     pub fn rows(&self) -> [(&'static str, f64); 4] {
         [

@@ -16,6 +16,7 @@ mod floor;
 mod https;
 mod leftovers;
 mod parts;
+mod redis_server;
 mod scenario;
 mod target;
 mod wire;
@@ -27,7 +28,7 @@ use scenario::{Bench, FULL, QUICK, Row};
 use wire::Sources;
 
 /// Every scenario, in the order they run (and `--only` names them).
-const SCENARIOS: [&str; 9] = [
+const SCENARIOS: [&str; 10] = [
     "fan-out",
     "latency",
     "idle",
@@ -37,6 +38,7 @@ const SCENARIOS: [&str; 9] = [
     "history",
     "http2",
     "big-room",
+    "multi",
 ];
 
 fn main() {
@@ -114,6 +116,7 @@ async fn run(bench: &mut Bench, name: &str) {
         "history" => scenario::history::run(bench).await,
         "http2" => scenario::http2::run(bench).await,
         "big-room" => scenario::big_room::run(bench).await,
+        "multi" => scenario::multi::run(bench).await,
         _ => unreachable!("checked against SCENARIOS"),
     }
 }

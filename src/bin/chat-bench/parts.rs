@@ -300,6 +300,36 @@ pub async fn prove_streams_via(
     );
 }
 
+/// Every poster posts `count` messages of `padding` more characters to its
+/// room, one after another, all rooms at once; the posters, once all are
+/// answered `204`.
+pub async fn post_each(
+    posters: Vec<(Conn, Room)>,
+    count: usize,
+    padding: usize,
+) -> Vec<(Conn, Room)> {
+    let mut posting = JoinSet::new();
+    for (n, (mut conn, room)) in posters.into_iter().enumerate() {
+        posting.spawn(async move {
+            let path = room.post_path();
+            for _ in 0..count {
+                let form = wire::message_form(padding);
+                let answer = conn.send("POST", &path, room.cookie(0), Some(&form)).await;
+                match answer {
+                    Ok(answer) if answer.status == 204 => {}
+                    other => panic!("a post failed: {other:?}"),
+                }
+            }
+            (n, conn, room)
+        });
+    }
+    let mut done = posting.join_all().await;
+    done.sort_by_key(|(n, _, _)| *n);
+    done.into_iter()
+        .map(|(_, conn, room)| (conn, room))
+        .collect()
+}
+
 /// How often posters post.
 #[derive(Clone, Copy, Debug)]
 pub enum Pace {

@@ -132,18 +132,12 @@ impl Target {
 
     /// User plus system CPU time so far, in seconds.
     pub fn cpu_seconds(&self) -> f64 {
-        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid)).unwrap_or_default();
-        // Fields after the command name (which may hold spaces) start after ')'.
-        let fields: Vec<&str> = stat
-            .rsplit_once(')')
-            .map(|(_, rest)| rest.split_whitespace().collect())
-            .unwrap_or_default();
-        // utime and stime are fields 14 and 15; here 11 and 12 (0-based after ')').
-        let ticks: u64 = [11, 12]
-            .iter()
-            .filter_map(|&i| fields.get(i).and_then(|f| f.parse::<u64>().ok()))
-            .sum();
-        ticks as f64 / TICKS_PER_SECOND
+        cpu_seconds_of(self.pid)
+    }
+
+    /// The process id, for what is read of it in `/proc`.
+    pub fn pid(&self) -> u32 {
+        self.pid
     }
 
     /// Resident memory now, in bytes.
@@ -166,6 +160,23 @@ impl Target {
     pub async fn stop(mut self) {
         let _ = self.child.kill().await;
     }
+}
+
+/// User plus system CPU time so far of process `pid`, in seconds (0 once it
+/// has gone).
+pub fn cpu_seconds_of(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name (which may hold spaces) start after ')'.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest.split_whitespace().collect())
+        .unwrap_or_default();
+    // utime and stime are fields 14 and 15; here 11 and 12 (0-based after ')').
+    let ticks: u64 = [11, 12]
+        .iter()
+        .filter_map(|&i| fields.get(i).and_then(|f| f.parse::<u64>().ok()))
+        .sum();
+    ticks as f64 / TICKS_PER_SECOND
 }
 
 /// The address on the first line of `lines` that holds `prefix`, right after

@@ -63,6 +63,17 @@ impl Feeds {
         fresh
     }
 
+    /// `feed` can no longer be whole: its streams end (and reconnect, to be
+    /// told by Redis what they missed), and the next subscriber starts afresh.
+    pub fn drop_feed(&self, feed: &Arc<Feed>) {
+        let mut map = self.map();
+        if map.get(&feed.code).is_some_and(|f| Arc::ptr_eq(f, feed)) {
+            map.remove(&feed.code);
+        }
+        drop(map);
+        feed.end_everyone();
+    }
+
     /// Every feed whose place in its room's stream is known, for the reader.
     pub fn seeded(&self) -> Vec<Arc<Feed>> {
         self.map()
@@ -75,6 +86,17 @@ impl Feeds {
     pub fn all(&self) -> Vec<Arc<Feed>> {
         self.map().values().cloned().collect()
     }
+}
+
+/// What [`Feed::seed`] did.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) enum Seeded {
+    /// The mirror starts here: the reader should take the room in at once.
+    Now,
+    /// It had started, for the same room.
+    Already,
+    /// It mirrors an earlier room under the same code.
+    OtherRoom,
 }
 
 pub(super) struct Feed {
@@ -127,17 +149,18 @@ impl Feed {
 
     /// Starts the mirror from what a subscriber's script saw (the room's
     /// `epoch`, newest id `seq`, and its kept `events`), unless it started
-    /// already. False when the feed mirrors another incarnation of the code.
-    pub fn seed(&self, epoch: &str, seq: u64, events: &[Arc<Event>]) -> bool {
+    /// already.
+    pub fn seed(&self, epoch: &str, seq: u64, events: &[Arc<Event>]) -> Seeded {
         let mut state = self.state();
         match &state.epoch {
-            Some(mirrored) => mirrored == epoch,
+            Some(mirrored) if mirrored == epoch => Seeded::Already,
+            Some(_) => Seeded::OtherRoom,
             None => {
                 state.epoch = Some(epoch.to_owned());
                 let skip = events.len().saturating_sub(self.history_limit);
                 state.history = events[skip..].iter().cloned().collect();
                 state.last_id = seq;
-                true
+                Seeded::Now
             }
         }
     }
@@ -148,9 +171,18 @@ impl Feed {
     }
 
     /// Events the reader read, in order: kept, sent to every local
-    /// subscriber, and the memberships they ended closed here.
-    pub fn deliver(&self, events: Vec<(Arc<Event>, Option<MemberToken>)>, tally: &Tally) {
+    /// subscriber, and the memberships they ended closed here. False, and
+    /// nothing delivered, when they do not follow on from the mirror: Redis
+    /// trimmed events the reader never saw (see `reader.rs`).
+    #[must_use]
+    pub fn deliver(&self, events: Vec<(Arc<Event>, Option<MemberToken>)>, tally: &Tally) -> bool {
         let mut state = self.state();
+        if events
+            .first()
+            .is_some_and(|(first, _)| first.id > state.last_id + 1)
+        {
+            return false;
+        }
         for (event, ended) in events {
             if event.id <= state.last_id {
                 continue;
@@ -165,12 +197,15 @@ impl Feed {
                 let streams = u64::try_from(streams).unwrap_or(u64::MAX);
                 tally.deliveries.fetch_add(streams, Ordering::Relaxed);
             }
+            // The member's streams here end; each still closes its lease
+            // when it goes.
             if let Some(token) = ended
-                && let Some(member) = state.members.remove(&token)
+                && let Some(member) = state.members.get(&token)
             {
                 member.ended.cancel();
             }
         }
+        true
     }
 
     /// What a subscriber behind by more than the channel holds must send.
@@ -216,25 +251,31 @@ impl Feed {
         self.state().members.contains_key(token)
     }
 
-    /// The memberships with a stream open here.
+    /// The memberships with a stream open here, not yet ended.
     pub fn members(&self) -> Vec<MemberToken> {
-        self.state().members.keys().copied().collect()
+        let state = self.state();
+        state
+            .members
+            .iter()
+            .filter(|(_, member)| !member.ended.is_cancelled())
+            .map(|(token, _)| *token)
+            .collect()
     }
 
     /// These memberships ended (Redis says they are members no more).
     pub fn end(&self, tokens: &[MemberToken]) {
-        let mut state = self.state();
+        let state = self.state();
         for token in tokens {
-            if let Some(member) = state.members.remove(token) {
+            if let Some(member) = state.members.get(token) {
                 member.ended.cancel();
             }
         }
     }
 
-    /// The room closed: every stream of it here ends.
+    /// The room closed, or the feed cannot be whole: every stream of it here ends.
     pub fn end_everyone(&self) {
-        let mut state = self.state();
-        for (_, member) in state.members.drain() {
+        let state = self.state();
+        for member in state.members.values() {
             member.ended.cancel();
         }
     }

@@ -19,8 +19,9 @@
 
 mod feed;
 mod reader;
+mod reaper;
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
@@ -31,9 +32,11 @@ use redis::Value;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use self::feed::{Feed, Feeds, events_after};
+use self::feed::{Feed, Feeds, Seeded, events_after};
+use self::reaper::Reaps;
 use super::{
     Backlog, CODE_ATTEMPTS, Event, Joiner, MemberToken, Presence, Published, RoomError,
     RoomSettings, RoomSnapshot, RoomStats, StreamHandle, Subscription, Tally,
@@ -99,6 +102,13 @@ struct Inner {
     reading: AtomicBool,
     /// Rooms open in Redis, as last counted.
     rooms_open: AtomicU64,
+    /// The reader connection's client id, to unblock its `XREAD` when a room
+    /// is to be read at once; 0 while it has none.
+    reader_id: AtomicI64,
+    /// Wakes the reader while it has no room to read.
+    feeds_added: Notify,
+    /// Rooms to reap when a lease in them is due.
+    reaps: Arc<Reaps>,
     metrics: RedisMetrics,
     /// Cancelled when the last handle goes: the background tasks end.
     stop: CancellationToken,
@@ -286,11 +296,19 @@ impl SharedRooms {
             reachable: AtomicBool::new(false),
             reading: AtomicBool::new(false),
             rooms_open: AtomicU64::new(0),
+            reader_id: AtomicI64::new(0),
+            feeds_added: Notify::new(),
+            reaps: Arc::default(),
             metrics: RedisMetrics::default(),
             stop: CancellationToken::new(),
         });
         let stop = inner.stop.clone();
         tokio::spawn(reader::read(Arc::downgrade(&inner), client, stop.clone()));
+        tokio::spawn(reaper::run(
+            Arc::clone(&inner.reaps),
+            Arc::downgrade(&inner),
+            stop.clone(),
+        ));
         tokio::spawn(renew(Arc::downgrade(&inner), stop));
         Ok(Self { inner })
     }
@@ -625,11 +643,21 @@ impl SharedRooms {
                     return Err(error);
                 }
             };
+            let parsed = (|| {
+                let room_epoch = text_at(&reply, 0)?;
+                let current = room_epoch.parse::<u64>().map_err(|_| malformed())?;
+                Ok((room_epoch, current, id_at(&reply, 1)?, id_at(&reply, 2)?))
+            })();
+            let (room_epoch, current, seq, oldest) = match parsed {
+                Ok(parsed) => parsed,
+                Err(error) => {
+                    drop(guard);
+                    inner.feeds.leave(&feed);
+                    return Err(error);
+                }
+            };
             let membership_ended = feed.stream_opened(*token);
             drop(guard);
-            let room_epoch = text_at(&reply, 0)?;
-            let seq = id_at(&reply, 1)?;
-            let oldest = id_at(&reply, 2)?;
             let events: Vec<Arc<Event>> = reply
                 .get(3)
                 .map(entries)
@@ -637,9 +665,15 @@ impl SharedRooms {
                 .into_iter()
                 .map(|(event, _)| event)
                 .collect();
-            if feed.seed(&room_epoch, seq, &events) {
-                let current = room_epoch.parse::<u64>().map_err(|_| malformed())?;
-                break (receiver, membership_ended, seq, oldest, events, current);
+            match feed.seed(&room_epoch, seq, &events) {
+                Seeded::Now => {
+                    inner.wake_reader().await;
+                    break (receiver, membership_ended, seq, oldest, events, current);
+                }
+                Seeded::Already => {
+                    break (receiver, membership_ended, seq, oldest, events, current);
+                }
+                Seeded::OtherRoom => {}
             }
             // The feed mirrors a room that closed; this stream is of the new one.
             feed.stream_closed(*token);
@@ -680,9 +714,13 @@ impl SharedRooms {
         }
         let inner = &self.inner;
         // Failing is fine: the lease lapses by itself.
-        let _ = self
+        let closed = self
             .call(&feed.code, "close", &[&token.to_hex(), &inner.instance])
             .await;
+        let grace = inner.settings.grace;
+        if closed.is_ok() && !grace.is_zero() {
+            inner.reaps.after(grace, feed.code);
+        }
     }
 }
 
@@ -748,6 +786,25 @@ impl Inner {
             Value::BulkString(status) if status == b"ok" => Ok(items),
             Value::BulkString(status) => Err(refusal(&status)),
             _ => Err(malformed()),
+        }
+    }
+
+    /// A room's feed was just seeded: the reader must take it in before Redis
+    /// trims what it should read (it reads only the rooms it knew when its
+    /// `XREAD` began), so its wait is cut short.
+    async fn wake_reader(&self) {
+        self.feeds_added.notify_one();
+        let reader = self.reader_id.load(Ordering::Relaxed);
+        if reader != 0 {
+            let mut connection = self.commands.clone();
+            let unblocked: redis::RedisResult<i64> = redis::cmd("CLIENT")
+                .arg("UNBLOCK")
+                .arg(reader)
+                .query_async(&mut connection)
+                .await;
+            if let Err(error) = unblocked {
+                self.unreachable(&error);
+            }
         }
     }
 

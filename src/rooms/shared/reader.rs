@@ -57,12 +57,18 @@ pub(super) async fn read(inner: Weak<Inner>, client: redis::Client, stop: Cancel
             tracing::info!("redis reader connected again");
             failed = false;
         }
+        let id: redis::RedisResult<i64> = redis::cmd("CLIENT")
+            .arg("ID")
+            .query_async(&mut connection)
+            .await;
+        if let (Ok(id), Some(inner)) = (id, inner.upgrade()) {
+            inner.reader_id.store(id, Ordering::Relaxed);
+        }
         loop {
             let Some(inner) = inner.upgrade() else { return };
             inner.reading.store(true, Ordering::Relaxed);
             let feeds = inner.feeds.seeded();
             if feeds.is_empty() {
-                drop(inner);
                 // Nothing to read; a ping keeps the health check honest.
                 let ping = redis::cmd("PING");
                 let pinged: redis::RedisResult<String> = tokio::select! {
@@ -70,9 +76,11 @@ pub(super) async fn read(inner: Weak<Inner>, client: redis::Client, stop: Cancel
                     () = stop.cancelled() => return,
                 };
                 if pinged.is_err() {
+                    inner.reading.store(false, Ordering::Relaxed);
                     break;
                 }
                 tokio::select! {
+                    () = inner.feeds_added.notified() => continue,
                     () = tokio::time::sleep(BLOCK) => continue,
                     () = stop.cancelled() => return,
                 }
@@ -111,7 +119,13 @@ pub(super) async fn read(inner: Weak<Inner>, client: redis::Client, stop: Cancel
                             continue;
                         };
                         newest_ms = newest_ms.max(stored_at(found));
-                        feed.deliver(entries(found), &inner.tally);
+                        if !feed.deliver(entries(found), &inner.tally) {
+                            // Trimmed before we read it: the feed cannot be
+                            // whole, so its streams end and reconnect, and
+                            // Redis tells each what it missed (or to reset).
+                            tracing::warn!(room = %feed.code, "reader fell behind the kept history");
+                            inner.feeds.drop_feed(feed);
+                        }
                     }
                     if let Some(stored) = newest_ms {
                         let now = OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000;

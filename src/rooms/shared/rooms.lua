@@ -438,10 +438,13 @@ elseif OP == 'refresh' then
   local n = 2
   while arg(n) do
     local token = arg(n)
-    if redis.call('HEXISTS', K_MEMBERS, token) == 1 then
-      hold_open(token, instance)
-    else
+    if redis.call('HEXISTS', K_MEMBERS, token) == 0 then
       gone[#gone + 1] = token
+    elseif redis.call('HGET', K_HOLDS, token .. '|' .. instance) == '1' then
+      -- The usual case, and a big room has thousands: only the deadline moves.
+      redis.call('ZADD', K_PRESENCE, NOW + LEASE, 's|' .. token .. '|' .. instance)
+    else
+      hold_open(token, instance)
     end
     n = n + 1
   end

@@ -39,10 +39,9 @@ use std::time::Duration;
 
 use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
-use tokio::task::JoinSet;
 
 use super::Bench;
-use crate::parts::{Room, last_id, rooms};
+use crate::parts::{Room, last_id, post_each, rooms};
 use crate::target::Target;
 use crate::wire::{self, Conn, find};
 
@@ -105,32 +104,6 @@ pub async fn run(bench: &mut Bench) {
             ),
         ],
     );
-}
-
-/// Every poster posts `count` messages of `padding` more characters to its
-/// room, one after another, all rooms at once; the posters, once all are
-/// answered `204`.
-async fn post_each(posters: Vec<(Conn, Room)>, count: usize, padding: usize) -> Vec<(Conn, Room)> {
-    let mut posting = JoinSet::new();
-    for (n, (mut conn, room)) in posters.into_iter().enumerate() {
-        posting.spawn(async move {
-            let path = room.post_path();
-            for _ in 0..count {
-                let form = wire::message_form(padding);
-                let answer = conn.send("POST", &path, room.cookie(0), Some(&form)).await;
-                match answer {
-                    Ok(answer) if answer.status == 204 => {}
-                    other => panic!("history: a post failed: {other:?}"),
-                }
-            }
-            (n, conn, room)
-        });
-    }
-    let mut done = posting.join_all().await;
-    done.sort_by_key(|(n, _, _)| *n);
-    done.into_iter()
-        .map(|(_, conn, room)| (conn, room))
-        .collect()
 }
 
 /// The target's resident memory in bytes, once what it just did has settled.

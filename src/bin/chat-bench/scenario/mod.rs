@@ -10,6 +10,7 @@ pub mod http2;
 pub mod idle;
 pub mod latency;
 pub mod many_rooms;
+pub mod multi;
 pub mod polling;
 
 use std::path::PathBuf;
@@ -56,6 +57,10 @@ pub struct Sizes {
     pub big_room_members: usize,
     /// big-room: messages a second, from one poster.
     pub big_room_rate: u64,
+    /// multi: rooms (2 members each) whose Redis memory is measured, and
+    /// the instances' `--history` (each room filled to it).
+    pub multi_rooms: usize,
+    pub multi_history: usize,
     /// How long each measured window lasts.
     pub window: Duration,
 }
@@ -80,6 +85,8 @@ pub const FULL: Sizes = Sizes {
     http2_rate: 100,
     big_room_members: 10_000,
     big_room_rate: 20,
+    multi_rooms: 1000,
+    multi_history: 100,
     window: Duration::from_secs(5),
 };
 
@@ -103,6 +110,8 @@ pub const QUICK: Sizes = Sizes {
     http2_rate: 20,
     big_room_members: 500,
     big_room_rate: 20,
+    multi_rooms: 10,
+    multi_history: 10,
     window: Duration::from_millis(1000),
 };
 
