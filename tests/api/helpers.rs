@@ -4,6 +4,10 @@
 //! user); `Events` reads one `text/event-stream` response frame by frame, with a
 //! timeout on every read so that a bug fails fast instead of hanging.
 //!
+//! With `CHAT_TEST_REDIS=1` (scripts/test's second run) every `TestApp` is two
+//! instances sharing a `redis-server` of its own, behind a round-robin relay:
+//! the same tests then check the contract against the Redis room store.
+//!
 //! Also the small things several test files need: [`TempDir`], free loopback
 //! ports, and the server binary as a child process.
 
@@ -25,6 +29,8 @@ use tokio::process::Command;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+use crate::redis::RedisServer;
+
 /// Longest wait for anything the server should do promptly.
 pub const PATIENCE: Duration = Duration::from_secs(5);
 
@@ -33,9 +39,27 @@ pub const BROWSER_ACCEPT: &str =
     "text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,image/webp,*/*;q=0.8";
 
 pub struct TestApp {
+    /// Where clients connect: the server, or (with `CHAT_TEST_REDIS=1`) the
+    /// round-robin relay in front of its two instances.
     pub addr: SocketAddr,
-    shutdown: Option<oneshot::Sender<()>>,
-    server: Option<JoinHandle<()>>,
+    /// The instances' own addresses: one, or two behind the relay at `addr`.
+    pub instances: Vec<SocketAddr>,
+    /// Tells each instance to shut down.
+    shutdown: Vec<oneshot::Sender<()>>,
+    /// Each instance's server task.
+    servers: Vec<JoinHandle<()>>,
+    /// The round-robin relay's accept loop, in Redis mode.
+    relay: Option<JoinHandle<()>>,
+    /// The Redis the instances share, in Redis mode; it stops when the app is dropped.
+    redis: Option<RedisServer>,
+}
+
+/// Whether the tests run in Redis mode (`CHAT_TEST_REDIS=1`): every
+/// [`spawn_app_with`] then starts two instances sharing a Redis of their own,
+/// behind a round-robin relay, so that the core contract is checked against
+/// the shared store as well as the in-memory one.
+pub fn redis_mode() -> bool {
+    std::env::var("CHAT_TEST_REDIS").is_ok_and(|value| value == "1")
 }
 
 /// Starts the server with the default options except `--bind 127.0.0.1:0`.
@@ -43,7 +67,8 @@ pub async fn spawn_app() -> TestApp {
     spawn_app_with(&[]).await
 }
 
-/// Starts the server with extra command-line options, e.g. `["--grace", "0"]`.
+/// Starts the server with extra command-line options, e.g. `["--grace", "0"]`
+/// (in Redis mode, two instances with them: see [`spawn_app_configured`]).
 pub async fn spawn_app_with(args: &[&str]) -> TestApp {
     let mut argv = vec!["chat-live-room", "--bind", "127.0.0.1:0"];
     argv.extend_from_slice(args);
@@ -52,19 +77,129 @@ pub async fn spawn_app_with(args: &[&str]) -> TestApp {
 }
 
 /// Starts the server on 127.0.0.1 port 0 with an already parsed configuration
-/// (its `--bind` is not used).
+/// (its `--bind` is not used). In Redis mode, two instances with it, plus a
+/// Redis of their own (`--redis`) and one random `--secret` (unless it has
+/// one), behind a round-robin relay.
 pub async fn spawn_app_configured(config: Config) -> TestApp {
+    if redis_mode() {
+        return spawn_redis_pair(config).await;
+    }
+    let (addr, shutdown, server) = spawn_instance(config).await;
+    TestApp {
+        addr,
+        instances: vec![addr],
+        shutdown: vec![shutdown],
+        servers: vec![server],
+        relay: None,
+        redis: None,
+    }
+}
+
+/// One in-process server on 127.0.0.1 port 0: its address, the way to stop
+/// it, and its task.
+async fn spawn_instance(config: Config) -> (SocketAddr, oneshot::Sender<()>, JoinHandle<()>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind port 0");
     let addr = listener.local_addr().expect("local address");
     let (shutdown, stop) = oneshot::channel::<()>();
     let server = tokio::spawn(chat_live_room::run(listener, config, async {
         let _ = stop.await;
     }));
+    (addr, shutdown, server)
+}
+
+/// Redis mode: a Redis of this app's own, two instances of `config` sharing
+/// it and one secret, and a round-robin relay in front.
+async fn spawn_redis_pair(mut config: Config) -> TestApp {
+    let redis = RedisServer::start().await;
+    config.redis = Some(redis.url());
+    config.secret.get_or_insert_with(random_secret);
+    let mut instances = Vec::new();
+    let mut shutdown = Vec::new();
+    let mut servers = Vec::new();
+    for _ in 0..2 {
+        let (addr, stop, server) = spawn_instance(config.clone()).await;
+        instances.push(addr);
+        shutdown.push(stop);
+        servers.push(server);
+    }
+    let (addr, relay) = round_robin_relay(instances.clone()).await;
     TestApp {
         addr,
-        shutdown: Some(shutdown),
-        server: Some(server),
+        instances,
+        shutdown,
+        servers,
+        relay: Some(relay),
+        redis: Some(redis),
     }
+}
+
+/// 32 random hex digits, for a `--secret` the instances of one test share.
+pub fn random_secret() -> String {
+    (0..32)
+        .map(|_| char::from_digit(rand::random_range(0..16), 16).expect("a hex digit"))
+        .collect()
+}
+
+/// A TCP relay on 127.0.0.1 port 0 that hands each connection to the next of
+/// `targets` in turn, as a round-robin load balancer without sticky sessions
+/// does. It connects from the client's own source address, so that the
+/// servers' per-address limits still tell the tests' users apart. Its address,
+/// and its accept loop (abort it to stop accepting).
+pub async fn round_robin_relay(targets: Vec<SocketAddr>) -> (SocketAddr, JoinHandle<()>) {
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind the relay");
+    let addr = listener.local_addr().expect("relay address");
+    let accepting = tokio::spawn(async move {
+        for turn in 0.. {
+            let Ok((inbound, client)) = listener.accept().await else {
+                return;
+            };
+            let target = targets[turn % targets.len()];
+            tokio::spawn(async move {
+                let Ok(socket) = tokio::net::TcpSocket::new_v4() else {
+                    return;
+                };
+                if socket.bind(SocketAddr::new(client.ip(), 0)).is_err() {
+                    return;
+                }
+                let Ok(outbound) = socket.connect(target).await else {
+                    return;
+                };
+                let _ = inbound.set_nodelay(true);
+                let _ = outbound.set_nodelay(true);
+                relay_both_ways(inbound, outbound).await;
+            });
+        }
+    });
+    (addr, accepting)
+}
+
+/// Copies each direction on its own until it ends, passing each end's FIN on
+/// to the other. A server that answers early and closes (a refusal of a
+/// request it did not read in full) resets the relay's connection to it: what
+/// the server sent still reaches the client, and what the client still sends
+/// is read and dropped, as the server's own kernel would, so that the client
+/// gets the answer as it would without the relay.
+async fn relay_both_ways(inbound: tokio::net::TcpStream, outbound: tokio::net::TcpStream) {
+    use tokio::io::AsyncWriteExt;
+
+    let (mut from_client, mut to_client) = inbound.into_split();
+    let (mut from_server, mut to_server) = outbound.into_split();
+    let up = async {
+        if tokio::io::copy(&mut from_client, &mut to_server)
+            .await
+            .is_err()
+        {
+            let _ = tokio::io::copy(&mut from_client, &mut tokio::io::sink()).await;
+        }
+        let _ = to_server.shutdown().await;
+    };
+    let down = async {
+        let _ = tokio::io::copy(&mut from_server, &mut to_client).await;
+        let _ = to_client.shutdown().await;
+    };
+    tokio::join!(up, down);
 }
 
 impl TestApp {
@@ -102,24 +237,36 @@ impl TestApp {
         user
     }
 
-    /// Starts graceful shutdown and waits (bounded) for the server task to end.
+    /// Starts graceful shutdown of every instance and waits (bounded) for
+    /// their server tasks to end.
     pub async fn shut_down(mut self) {
-        if let Some(shutdown) = self.shutdown.take() {
+        for shutdown in self.shutdown.drain(..) {
             let _ = shutdown.send(());
         }
-        if let Some(server) = self.server.take() {
+        for server in std::mem::take(&mut self.servers) {
             tokio::time::timeout(PATIENCE, server)
                 .await
                 .expect("the server stops within the patience period")
                 .expect("the server task does not panic");
         }
+        if let Some(relay) = self.relay.take() {
+            relay.abort();
+        }
+    }
+
+    /// The Redis the instances share, in Redis mode.
+    pub fn redis(&self) -> Option<&RedisServer> {
+        self.redis.as_ref()
     }
 }
 
 impl Drop for TestApp {
     fn drop(&mut self) {
-        if let Some(shutdown) = self.shutdown.take() {
+        for shutdown in self.shutdown.drain(..) {
             let _ = shutdown.send(());
+        }
+        if let Some(relay) = self.relay.take() {
+            relay.abort();
         }
     }
 }

@@ -3,6 +3,7 @@
 
 mod helpers;
 mod nginx;
+mod redis;
 mod relay;
 mod web;
 
@@ -23,6 +24,7 @@ mod private;
 mod proxies;
 mod resilience;
 mod room_page;
+mod scaling;
 mod sessions;
 mod signin;
 mod stream;

@@ -101,16 +101,46 @@ impl Nginx {
         }
     }
 
+    /// The round-robin load balancer docs/scaling.md documents, over
+    /// `instances` (run with `--trust-proxy`): the configuration is the one
+    /// `scripts/cluster --nginx-conf` writes from the doc, ports replaced, so
+    /// the doc's is the one tested.
+    pub async fn load_balancer(instances: &[SocketAddr]) -> Self {
+        let dir = TempDir::new("nginx");
+        let port = free_port();
+        let ports: Vec<String> = instances.iter().map(|i| i.port().to_string()).collect();
+        let written = std::process::Command::new(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/cluster"),
+        )
+        .arg("--nginx-conf")
+        .env("CLUSTER_PORT", port.to_string())
+        .env("CLUSTER_INSTANCE_PORTS", ports.join(" "))
+        .output()
+        .expect("run scripts/cluster --nginx-conf");
+        assert!(
+            written.status.success(),
+            "scripts/cluster --nginx-conf: {}",
+            String::from_utf8_lossy(&written.stderr)
+        );
+        std::fs::write(dir.path().join("nginx.conf"), &written.stdout).expect("write nginx.conf");
+        Self::run(dir, port).await
+    }
+
     /// nginx with `locations` (and any other `server` directives) inside its one
     /// `server` block.
     pub async fn start(locations: &str) -> Self {
+        let dir = TempDir::new("nginx");
+        let port = free_port();
+        write_config(&dir, port, locations);
+        Self::run(dir, port).await
+    }
+
+    /// nginx with the `nginx.conf` in `dir`, which listens on `port`.
+    async fn run(dir: TempDir, port: u16) -> Self {
         let nginx = ["/usr/sbin/nginx", "/usr/bin/nginx"]
             .into_iter()
             .find(|path| std::path::Path::new(path).exists())
             .expect("nginx is missing: `scripts/test` installs the Debian package nginx-light");
-        let dir = TempDir::new("nginx");
-        let port = free_port();
-        write_config(&dir, port, locations);
         let child = Command::new(nginx)
             .arg("-p")
             .arg(dir.path())
@@ -171,7 +201,21 @@ http {{
 }
 
 impl Drop for Nginx {
+    /// SIGTERM, so that the master takes its worker down with it (a killed
+    /// master leaves its worker running, still listening), then SIGKILL if
+    /// it has not gone within a second.
     fn drop(&mut self) {
+        if let Some(pid) = self.child.id() {
+            let _ = std::process::Command::new("kill")
+                .args(["-s", "TERM", &pid.to_string()])
+                .status();
+            for _ in 0..100 {
+                if matches!(self.child.try_wait(), Ok(Some(_))) {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
         let _ = self.child.start_kill();
     }
 }

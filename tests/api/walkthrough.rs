@@ -441,6 +441,7 @@ async fn help_lists_every_option_and_an_invalid_environment_value_is_refused() {
         "--join-burst",
         "--guess-rate",
         "--guess-burst",
+        "--redis",
     ];
 
     // Act

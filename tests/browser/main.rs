@@ -5,6 +5,8 @@
 mod helpers;
 #[path = "../api/nginx.rs"]
 mod nginx;
+#[path = "../api/redis.rs"]
+mod redis;
 #[path = "../api/relay.rs"]
 mod relay;
 

@@ -74,6 +74,12 @@ impl Feeds {
         feed.end_everyone();
     }
 
+    /// Whether `token` streams room `code` here, in the room's current feed.
+    pub fn streaming(&self, code: &RoomCode, token: &MemberToken) -> bool {
+        let feed = self.map().get(code).cloned();
+        feed.is_some_and(|feed| feed.streaming(token))
+    }
+
     /// Every feed whose place in its room's stream is known, for the reader.
     pub fn seeded(&self) -> Vec<Arc<Feed>> {
         self.map()

@@ -174,6 +174,8 @@ fn refusal(name: &[u8]) -> RoomError {
         b"WrongPassphrase" => RoomError::WrongPassphrase,
         b"NoSuchMember" => RoomError::NoSuchMember,
         b"CannotRemoveOwner" => RoomError::CannotRemoveOwner,
+        // The code tried is in use (only `create` says so): another is tried.
+        b"Taken" => RoomError::NoFreeCode,
         other => {
             tracing::error!(reply = %String::from_utf8_lossy(other), "unexpected reply from the room script");
             RoomError::Unavailable
@@ -371,10 +373,8 @@ impl SharedRooms {
                     tracing::info!(room = %code, "room opened");
                     return Ok((code, token));
                 }
-                Err(RoomError::Unavailable) => return Err(RoomError::Unavailable),
-                Err(RoomError::TooManyRooms) => return Err(RoomError::TooManyRooms),
-                // Taken: another code.
-                Err(_) => continue,
+                Err(RoomError::NoFreeCode) => continue,
+                Err(error) => return Err(error),
             }
         }
         Err(RoomError::NoFreeCode)
@@ -709,10 +709,12 @@ impl SharedRooms {
     /// lease runs for the grace period (unless a stream opened again meanwhile).
     async fn release(&self, feed: &Feed, token: MemberToken) {
         let _guard = feed.leases.lock().await;
-        if feed.streaming(&token) {
+        let inner = &self.inner;
+        // A stream of theirs opened again meanwhile (in this feed, or in the
+        // one that replaced it): the lease stays open.
+        if feed.streaming(&token) || inner.feeds.streaming(&feed.code, &token) {
             return;
         }
-        let inner = &self.inner;
         // Failing is fine: the lease lapses by itself.
         let closed = self
             .call(&feed.code, "close", &[&token.to_hex(), &inner.instance])

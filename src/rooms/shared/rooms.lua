@@ -78,13 +78,16 @@ local function keep()
     redis.call('PEXPIREAT', key, lapse)
   end
   redis.call('ZADD', K_ROOMS, lapse, CODE)
-  redis.call('PEXPIREAT', K_ROOMS, lapse, 'NX')
-  redis.call('PEXPIREAT', K_ROOMS, lapse, 'GT')
+  -- The index lapses with the last room in it (each scored by its lapse).
+  local latest = redis.call('ZRANGE', K_ROOMS, -1, -1, 'WITHSCORES')
+  redis.call('PEXPIREAT', K_ROOMS, latest[2])
 end
 
 local function close_room()
   redis.call('DEL', unpack(ROOM_KEYS))
   redis.call('ZREM', K_ROOMS, CODE)
+  local latest = redis.call('ZRANGE', K_ROOMS, -1, -1, 'WITHSCORES')
+  if latest[2] then redis.call('PEXPIREAT', K_ROOMS, latest[2]) end
 end
 
 -- A room lives while some member's streams hold it, or while it is new.

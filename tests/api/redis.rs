@@ -1,0 +1,274 @@
+//! A `redis-server` of the test's own, for the tests that run several instances
+//! sharing one Redis: the Debian package's binary in the foreground, on a free
+//! loopback port, with a configuration the test writes in a [`TempDir`];
+//! killed by PID when dropped. It can be stopped and started again on the same
+//! port (with `appendonly yes` and `appendfsync always`, what it acknowledged
+//! survives, as with a production Redis that restarts), and it answers the few
+//! questions the tests ask of it: how many keys, which rooms' keys, and "drop
+//! every client".
+
+#![allow(dead_code)]
+
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+
+use redis::aio::MultiplexedConnection;
+use tokio::process::{Child, Command};
+
+use crate::helpers::{TempDir, free_port};
+
+/// Where Debian's `redis-server` package puts the server.
+const REDIS_SERVER: &str = "/usr/bin/redis-server";
+
+/// Longest a start (or restart) may take before the test fails.
+const START_WAIT: Duration = Duration::from_secs(10);
+
+/// Longest one question to Redis may take.
+const ASK_WAIT: Duration = Duration::from_secs(5);
+
+/// What Redis keeps on disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Persistence {
+    /// Nothing: a restart starts empty (`save ""`, `appendonly no`).
+    None,
+    /// Every write is in the append-only file before Redis answers it
+    /// (`appendonly yes`, `appendfsync always`), so a restart, even after
+    /// `kill -9`, keeps everything it acknowledged.
+    AppendFsyncAlways,
+}
+
+/// One `redis-server` process, stopped by PID when dropped.
+pub struct RedisServer {
+    /// The running process; `None` between [`RedisServer::stop`] and
+    /// [`RedisServer::start_again`].
+    child: Option<Child>,
+    /// Its loopback port, the same across restarts.
+    port: u16,
+    /// Configuration, log and (with persistence) the append-only files.
+    dir: TempDir,
+}
+
+/// The server binary, or a failure saying how to get it: tests that need Redis
+/// never skip silently, and in CI (`CI` set) they must fail without it.
+fn redis_server_binary() -> &'static str {
+    if Path::new(REDIS_SERVER).exists() {
+        return REDIS_SERVER;
+    }
+    if std::env::var_os("CI").is_some() {
+        panic!(
+            "{REDIS_SERVER} is missing, and in CI the Redis tests fail rather than skip: \
+             install redis-server (scripts/test does)"
+        );
+    }
+    panic!("{REDIS_SERVER} is missing: install redis-server (scripts/test does)");
+}
+
+impl RedisServer {
+    /// A Redis that keeps nothing on disk.
+    pub async fn start() -> Self {
+        Self::start_with(Persistence::None).await
+    }
+
+    /// A Redis whose data survives [`RedisServer::restart`].
+    pub async fn start_persistent() -> Self {
+        Self::start_with(Persistence::AppendFsyncAlways).await
+    }
+
+    pub async fn start_with(persistence: Persistence) -> Self {
+        let binary = redis_server_binary();
+        let dir = TempDir::new("redis");
+        let port = free_port();
+        write_config(&dir, port, persistence);
+        let mut server = Self {
+            child: None,
+            port,
+            dir,
+        };
+        server.spawn(binary).await;
+        server
+    }
+
+    /// `redis://127.0.0.1:PORT/`, as `--redis` takes it.
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/", self.port)
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().and_then(Child::id)
+    }
+
+    /// What Redis logged so far (for failure messages).
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("redis.log")).unwrap_or_default()
+    }
+
+    /// Kills the process (SIGKILL: no chance to save anything more) and waits
+    /// for it to be gone; the port refuses connections from then on.
+    pub async fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.start_kill();
+            tokio::time::timeout(START_WAIT, child.wait())
+                .await
+                .expect("redis-server exits after SIGKILL")
+                .expect("wait for redis-server");
+        }
+    }
+
+    /// Starts it again after [`RedisServer::stop`], on the same port and with
+    /// the same configuration and data directory, and waits until it answers.
+    pub async fn start_again(&mut self) {
+        assert!(self.child.is_none(), "redis-server is still running");
+        self.spawn(redis_server_binary()).await;
+    }
+
+    /// [`RedisServer::stop`], then [`RedisServer::start_again`].
+    pub async fn restart(&mut self) {
+        self.stop().await;
+        self.start_again().await;
+    }
+
+    async fn spawn(&mut self, binary: &str) {
+        let child = Command::new(binary)
+            .arg(self.dir.path().join("redis.conf"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("start redis-server");
+        self.child = Some(child);
+        self.wait_until_answering().await;
+    }
+
+    /// Waits until `PING` is answered with `PONG` (Redis refuses commands while
+    /// it loads its append-only file, and the port opens before that).
+    async fn wait_until_answering(&mut self) {
+        let deadline = tokio::time::Instant::now() + START_WAIT;
+        loop {
+            let pong = tokio::time::timeout(ASK_WAIT, async {
+                let mut connection = self.try_connection().await.ok()?;
+                redis::cmd("PING")
+                    .query_async::<String>(&mut connection)
+                    .await
+                    .ok()
+            })
+            .await;
+            if matches!(pong, Ok(Some(ref pong)) if pong == "PONG") {
+                return;
+            }
+            if let Some(Ok(Some(status))) = self.child.as_mut().map(Child::try_wait) {
+                panic!("redis-server exited at start ({status}):\n{}", self.log());
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "redis-server did not answer PING within {START_WAIT:?}:\n{}",
+                self.log()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    async fn try_connection(&self) -> redis::RedisResult<MultiplexedConnection> {
+        redis::Client::open(self.url())?
+            .get_multiplexed_async_connection()
+            .await
+    }
+
+    /// A new connection of the test's own; fails the test if Redis is down.
+    pub async fn connection(&self) -> MultiplexedConnection {
+        tokio::time::timeout(ASK_WAIT, self.try_connection())
+            .await
+            .expect("Redis answers promptly")
+            .unwrap_or_else(|error| panic!("connect to Redis at {}: {error}", self.url()))
+    }
+
+    /// Runs `command` on a new connection.
+    pub async fn query<T: redis::FromRedisValue>(&self, command: &redis::Cmd) -> T {
+        let mut connection = self.connection().await;
+        tokio::time::timeout(ASK_WAIT, command.query_async::<T>(&mut connection))
+            .await
+            .expect("Redis answers promptly")
+            .unwrap_or_else(|error| panic!("{command:?}: {error}"))
+    }
+
+    /// `DBSIZE`: how many keys there are.
+    pub async fn dbsize(&self) -> u64 {
+        self.query(&redis::cmd("DBSIZE")).await
+    }
+
+    /// `KEYS pattern`, sorted.
+    pub async fn keys(&self, pattern: &str) -> Vec<String> {
+        let mut keys: Vec<String> = self.query(redis::cmd("KEYS").arg(pattern)).await;
+        keys.sort();
+        keys
+    }
+
+    /// `KEYS room:*`: every room's keys, sorted.
+    pub async fn room_keys(&self) -> Vec<String> {
+        self.keys("room:*").await
+    }
+
+    /// Every key with its type and its time to live in milliseconds (`-1`:
+    /// none), a line each: what a failure message shows of what was left.
+    pub async fn describe_keys(&self) -> String {
+        let mut lines = String::new();
+        for key in self.keys("*").await {
+            let kind: String = self.query(redis::cmd("TYPE").arg(&key)).await;
+            let ttl: i64 = self.query(redis::cmd("PTTL").arg(&key)).await;
+            lines.push_str(&format!("{key} ({kind}) pttl {ttl}\n"));
+        }
+        lines
+    }
+
+    /// `CLIENT KILL TYPE normal`: closes every client connection (but the one
+    /// asking), as a Redis failover or a network blip would; how many it closed.
+    pub async fn kill_clients(&self) -> u64 {
+        self.query(redis::cmd("CLIENT").arg(&["KILL", "TYPE", "normal"]))
+            .await
+    }
+
+    /// `CLIENT LIST TYPE normal`: one line per client connection (the one
+    /// asking included).
+    pub async fn clients(&self) -> Vec<String> {
+        let list: String = self
+            .query(redis::cmd("CLIENT").arg(&["LIST", "TYPE", "normal"]))
+            .await;
+        list.lines().map(str::to_owned).collect()
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        if let Some(child) = self.child.as_mut() {
+            let _ = child.start_kill();
+        }
+    }
+}
+
+/// Writes `redis.conf` in `dir`: loopback only, `port`, foreground, nothing on
+/// disk unless `persistence` asks for the append-only file, which then lives in
+/// `dir`.
+fn write_config(dir: &TempDir, port: u16, persistence: Persistence) {
+    let path = dir.path().display();
+    let append_only = match persistence {
+        Persistence::None => "appendonly no",
+        Persistence::AppendFsyncAlways => "appendonly yes\nappendfsync always",
+    };
+    let config = format!(
+        "port {port}
+bind 127.0.0.1
+daemonize no
+save \"\"
+{append_only}
+dir {path}
+logfile {path}/redis.log
+"
+    );
+    std::fs::write(dir.path().join("redis.conf"), config).expect("write redis.conf");
+}
