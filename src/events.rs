@@ -265,9 +265,15 @@ impl Stream for EventStream {
             match Pin::new(&mut this.live).poll_next(cx) {
                 Poll::Ready(Some(Ok(event))) => {
                     // Events already replayed from history come round again after a lag.
-                    if event.id > this.last_id {
+                    if event.id == this.last_id + 1 {
                         this.last_id = event.id;
                         batch.push(event.frame().clone());
+                    } else if event.id > this.last_id {
+                        // Ids skipped: events this stream never got (a shared
+                        // room's reader fell behind its history). History
+                        // fills the gap, or the client is told to reset.
+                        let (backlog, covered_up_to) = this.handle.catch_up(this.last_id);
+                        this.queue_backlog(backlog, covered_up_to);
                     }
                 }
                 Poll::Ready(Some(Err(BroadcastStreamRecvError::Lagged(_)))) => {

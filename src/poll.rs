@@ -46,7 +46,7 @@ pub async fn answer(
     // Whatever else has arrived by now goes in the same answer.
     while !answer.reset {
         match subscription.receiver.try_recv() {
-            Ok(event) => answer.push(&event),
+            Ok(event) => answer.take(&event, &subscription),
             Err(TryRecvError::Lagged(_)) => answer.catch_up(&subscription),
             Err(TryRecvError::Empty | TryRecvError::Closed) => break,
         }
@@ -89,6 +89,17 @@ impl Answer {
         self.last_id = event.id;
     }
 
+    /// Adds a live event; one that skips ids (events this poll never got:
+    /// a shared room's reader fell behind its history) is filled in from
+    /// history, or makes the answer a reset.
+    fn take(&mut self, event: &Event, subscription: &Subscription) {
+        if event.id > self.last_id + 1 {
+            self.catch_up(subscription);
+        } else {
+            self.push(event);
+        }
+    }
+
     fn extend(&mut self, events: &[Arc<Event>]) {
         for event in events {
             self.push(event);
@@ -97,7 +108,7 @@ impl Answer {
 
     fn receive(&mut self, received: Result<Arc<Event>, RecvError>, subscription: &Subscription) {
         match received {
-            Ok(event) => self.push(&event),
+            Ok(event) => self.take(&event, subscription),
             Err(RecvError::Lagged(_)) => self.catch_up(subscription),
             Err(RecvError::Closed) => {}
         }

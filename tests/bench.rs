@@ -4,12 +4,15 @@
 //! machine with the other tests); the benchmark itself runs with
 //! `cargo run --release --bin chat-bench`. What the rows say is checked only
 //! where it proves the tool itself works: the leak checks read the server's
-//! metrics, and the history scenario read a real frame.
+//! metrics (and Redis's key count), the history scenario read a real frame,
+//! and every figure of the multi scenario (two instances sharing a
+//! `redis-server` of its own, which it needs at /usr/bin/redis-server) is a
+//! number.
 
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-const SCENARIOS: [&str; 9] = [
+const SCENARIOS: [&str; 10] = [
     "fan-out",
     "latency",
     "idle",
@@ -19,6 +22,7 @@ const SCENARIOS: [&str; 9] = [
     "history",
     "http2",
     "big-room",
+    "multi",
 ];
 
 /// Rows that must have a figure of the floor's beside ours.
@@ -35,11 +39,23 @@ const COMPARED: [&str; 8] = [
 
 /// Rows whose figure must be 0: the scenarios read the server's metrics, and
 /// it closed everything their clients opened.
-const NOTHING_LEFT: [&str; 4] = [
+const NOTHING_LEFT: [&str; 7] = [
     "| churn | rooms left open |",
     "| churn | streams left open |",
     "| many-rooms | rooms left open |",
     "| many-rooms | streams left open |",
+    "| multi | rooms left open |",
+    "| multi | streams left open |",
+    "| multi | Redis keys left (DBSIZE after − before) |",
+];
+
+/// Rows the multi scenario must have (besides every one of its rows being a
+/// number): the latency target, and Redis memory.
+const MULTI: [&str; 4] = [
+    "| multi | p99 on B / one instance's p99 (target ≤ 2) |",
+    "| multi | two + Redis: CPU per delivery, paced, A + B + Redis (µs) |",
+    "| multi | Redis memory per room of 2 streaming (bytes) |",
+    "| multi | Redis memory per kept message of ~100 chars (bytes) |",
 ];
 
 /// The frame the history scenario read: at least its quick messages' padding
@@ -101,6 +117,17 @@ fn every_scenario_runs_and_reports_against_the_floor() {
             ours(&report, row),
             Some(0.0),
             "{row} should read 0:\n{report}"
+        );
+    }
+    for row in MULTI {
+        assert!(ours(&report, row).is_some(), "{row}:\n{report}");
+    }
+    for line in report.lines().filter(|l| l.starts_with("| multi |")) {
+        let figure = line.split('|').nth(3).unwrap_or_default().trim();
+        let value: f64 = figure.parse().unwrap_or(f64::NAN);
+        assert!(
+            value.is_finite(),
+            "a number, not {figure:?}: {line}\n{report}"
         );
     }
     let frame = ours(&report, FRAME).unwrap_or(f64::NAN);

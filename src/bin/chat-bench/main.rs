@@ -5,7 +5,9 @@
 //! runs each scenario against both where the floor can do the same work, and
 //! prints one table: every figure of ours, the floor's, and ours as a ratio of
 //! the floor's. `--quick` runs every scenario tiny, to prove the tool works;
-//! `--only NAME` runs one; `--rounds N` takes the median of N rounds.
+//! `--only NAME` runs one; `--rounds N` takes the median of N rounds. The
+//! `multi` scenario also starts a `redis-server` of its own (Debian's, at
+//! /usr/bin/redis-server) for two instances to share.
 //!
 //! This file is the command line, the list of scenarios and the report; each
 //! scenario is a module of `scenario/`, built from the parts in `parts.rs`

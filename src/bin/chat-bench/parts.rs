@@ -6,8 +6,8 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use tokio::sync::Semaphore;
@@ -317,7 +317,12 @@ pub async fn post_each(
                 let answer = conn.send("POST", &path, room.cookie(0), Some(&form)).await;
                 match answer {
                     Ok(answer) if answer.status == 204 => {}
-                    other => panic!("a post failed: {other:?}"),
+                    Ok(answer) => panic!(
+                        "a post failed: {} {}",
+                        answer.status,
+                        String::from_utf8_lossy(&answer.body).trim()
+                    ),
+                    Err(error) => panic!("a post failed: {error}"),
                 }
             }
             (n, conn, room)
@@ -347,6 +352,9 @@ pub enum Pace {
 pub struct Posters {
     pub stop: Stop,
     pub tally: Arc<Tally>,
+    /// What the first post that failed got back, for the scenario to show.
+    // std Mutex: set once by a poster, read after they have stopped.
+    first_failure: Arc<Mutex<Option<String>>>,
     tasks: JoinSet<()>,
 }
 
@@ -376,10 +384,12 @@ impl Posters {
     {
         let stop = Stop::default();
         let tally = Arc::new(Tally::default());
+        let first_failure = Arc::new(Mutex::new(None));
         let mut tasks = JoinSet::new();
         let (start, count) = (tokio::time::Instant::now(), posters.len() as u32);
         for (n, (mut client, room, member)) in posters.into_iter().enumerate() {
             let (stop, tally) = (stop.clone(), Arc::clone(&tally));
+            let failure = Arc::clone(&first_failure);
             let first = match pace {
                 Pace::Saturated => None,
                 Pace::Together(every) => Some((start, every)),
@@ -407,23 +417,48 @@ impl Posters {
                         Ok(answer) if answer.status == 204 => {
                             tally.deliveries.fetch_add(1, Ordering::Relaxed);
                         }
-                        _ => {
+                        failed => {
                             tally.errors.fetch_add(1, Ordering::Relaxed);
+                            let got = match failed {
+                                Ok(answer) => format!(
+                                    "{} {}",
+                                    answer.status,
+                                    String::from_utf8_lossy(&answer.body).trim()
+                                ),
+                                Err(error) => error.to_string(),
+                            };
+                            let mut first = failure.lock().unwrap_or_else(PoisonError::into_inner);
+                            first.get_or_insert(got);
                             break;
                         }
                     }
                 }
             });
         }
-        Self { stop, tally, tasks }
+        Self {
+            stop,
+            tally,
+            first_failure,
+            tasks,
+        }
     }
 
-    pub async fn stop(mut self) -> (u64, u64) {
+    /// Stops every poster: posts answered `204`, and posts that failed.
+    pub async fn stop(self) -> (u64, u64) {
+        let (posts, errors, _) = self.finish().await;
+        (posts, errors)
+    }
+
+    /// [`Posters::stop`], and what the first post that failed got back (its
+    /// status and body, or the error), if one did.
+    pub async fn finish(mut self) -> (u64, u64, Option<String>) {
         self.stop.set();
         while self.tasks.join_next().await.is_some() {}
+        let first = self.first_failure.lock();
         (
             self.tally.deliveries.load(Ordering::Relaxed),
             self.tally.errors.load(Ordering::Relaxed),
+            first.unwrap_or_else(PoisonError::into_inner).clone(),
         )
     }
 }

@@ -256,7 +256,9 @@ pub fn take_messages(buffer: &mut Vec<u8>, mut seen: impl FnMut(u64)) {
 }
 
 /// An open event stream: counts what arrives and, if `latencies` is given,
-/// records each message's delay in microseconds.
+/// records each message's delay in microseconds. A stream that ends before
+/// `stop` (the connection closed, or the response's last chunk came, which
+/// leaves a keep-alive connection open) counts as an error.
 pub async fn read_stream(
     mut stream: TcpStream,
     tally: Arc<Tally>,
@@ -281,6 +283,9 @@ pub async fn read_stream(
             Ok(n) => n,
         };
         buffer.extend_from_slice(&chunk[..n]);
+        // The server ended the response: the last chunk (`0`, no trailers),
+        // alone or after the last frame's chunk.
+        let ended = buffer.ends_with(b"\r\n0\r\n\r\n") || buffer == b"0\r\n\r\n";
         if !head_done {
             let Some(end) = find(&buffer, b"\r\n\r\n") else {
                 continue;
@@ -294,6 +299,12 @@ pub async fn read_stream(
             tally.opened.fetch_add(1, Ordering::Relaxed);
         }
         count_messages(&mut buffer, &tally, latencies.as_mut());
+        if ended {
+            if !stop.is_set() {
+                tally.errors.fetch_add(1, Ordering::Relaxed);
+            }
+            break;
+        }
     }
     latencies
 }

@@ -63,17 +63,6 @@ impl Feeds {
         fresh
     }
 
-    /// `feed` can no longer be whole: its streams end (and reconnect, to be
-    /// told by Redis what they missed), and the next subscriber starts afresh.
-    pub fn drop_feed(&self, feed: &Arc<Feed>) {
-        let mut map = self.map();
-        if map.get(&feed.code).is_some_and(|f| Arc::ptr_eq(f, feed)) {
-            map.remove(&feed.code);
-        }
-        drop(map);
-        feed.end_everyone();
-    }
-
     /// Whether `token` streams room `code` here, in the room's current feed.
     pub fn streaming(&self, code: &RoomCode, token: &MemberToken) -> bool {
         let feed = self.map().get(code).cloned();
@@ -177,17 +166,21 @@ impl Feed {
     }
 
     /// Events the reader read, in order: kept, sent to every local
-    /// subscriber, and the memberships they ended closed here. False, and
-    /// nothing delivered, when they do not follow on from the mirror: Redis
-    /// trimmed events the reader never saw (see `reader.rs`).
-    #[must_use]
-    pub fn deliver(&self, events: Vec<(Arc<Event>, Option<MemberToken>)>, tally: &Tally) -> bool {
+    /// subscriber, and the memberships they ended closed here.
+    ///
+    /// When they do not follow on from the mirror (Redis trimmed events the
+    /// reader never saw: it fell behind a room posting faster than it could
+    /// read), the mirror forgets what it kept, so that every subscriber, seeing
+    /// the ids jump, catches up from it and is told to reset, as one that fell
+    /// behind the channel would be.
+    pub fn deliver(&self, events: Vec<(Arc<Event>, Option<MemberToken>)>, tally: &Tally) {
         let mut state = self.state();
         if events
             .first()
             .is_some_and(|(first, _)| first.id > state.last_id + 1)
         {
-            return false;
+            tracing::warn!(room = %self.code, "the reader fell behind the kept history");
+            state.history.clear();
         }
         for (event, ended) in events {
             if event.id <= state.last_id {
@@ -211,7 +204,6 @@ impl Feed {
                 member.ended.cancel();
             }
         }
-        true
     }
 
     /// What a subscriber behind by more than the channel holds must send.
@@ -310,4 +302,48 @@ pub(super) fn events_after<'a>(
         return Backlog::Gap;
     }
     Backlog::Events(kept.filter(|e| e.id > after).cloned().collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::input::DisplayName;
+    use crate::rooms::EventKind;
+
+    fn events(ids: std::ops::RangeInclusive<u64>) -> Vec<(Arc<Event>, Option<MemberToken>)> {
+        let name = DisplayName::parse("alice").unwrap();
+        ids.map(|id| {
+            (
+                Arc::new(Event::new(id, EventKind::Message, &name, Some("hi"))),
+                None,
+            )
+        })
+        .collect()
+    }
+
+    fn ids(backlog: Backlog) -> Option<Vec<u64>> {
+        match backlog {
+            Backlog::Events(events) => Some(events.iter().map(|e| e.id).collect()),
+            Backlog::Gap => None,
+        }
+    }
+
+    /// A subscriber behind catches up from the mirror, as from a room in
+    /// memory; once the reader skipped ids, the mirror cannot fill the gap and
+    /// says so.
+    #[test]
+    fn the_mirror_fills_what_it_holds_and_admits_a_gap() {
+        let feed = Feed::new(RoomCode::parse("ABCD").unwrap(), 5, 16);
+        let tally = Tally::default();
+        assert_eq!(feed.seed("1", 2, &[]), Seeded::Now);
+        assert_eq!(feed.seed("1", 2, &[]), Seeded::Already);
+        assert_eq!(feed.seed("2", 2, &[]), Seeded::OtherRoom);
+
+        feed.deliver(events(3..=6), &tally);
+        assert_eq!(ids(feed.catch_up(4).0), Some(vec![5, 6]));
+
+        feed.deliver(events(10..=11), &tally);
+        assert_eq!(ids(feed.catch_up(6).0), None, "7 to 9 were never read");
+        assert_eq!(ids(feed.catch_up(10).0), Some(vec![11]));
+    }
 }

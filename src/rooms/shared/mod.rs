@@ -810,6 +810,34 @@ impl Inner {
         }
     }
 
+    /// Renews this instance's leases on the members of `feed`'s room whose
+    /// streams it holds (the script reaps the room's lapsed ones too), and ends
+    /// the streams of memberships that ended elsewhere, or of a closed room.
+    async fn renew(&self, feed: &Feed) {
+        let members = feed.members();
+        if members.is_empty() {
+            return;
+        }
+        let tokens: Vec<String> = members.iter().map(|t| t.to_hex()).collect();
+        let mut args: Vec<&str> = vec![&self.instance];
+        args.extend(tokens.iter().map(String::as_str));
+        let _guard = feed.leases.lock().await;
+        match self.call(&feed.code, "refresh", &args).await {
+            Ok(reply) => {
+                let gone: Vec<MemberToken> = reply
+                    .first()
+                    .map(Reply::items)
+                    .unwrap_or_default()
+                    .iter()
+                    .filter_map(|t| MemberToken::from_hex(&t.text()?))
+                    .collect();
+                feed.end(&gone);
+            }
+            Err(RoomError::NotFound) => feed.end_everyone(),
+            Err(_) => {}
+        }
+    }
+
     /// A command failed: Redis is gone (counted once per outage), or the
     /// script failed (a bug, logged).
     fn unreachable(&self, error: &redis::RedisError) {
@@ -845,30 +873,14 @@ async fn renew(inner: Weak<Inner>, stop: CancellationToken) {
         let Some(inner) = inner.upgrade() else {
             return;
         };
+        // All rooms at once: one after another, each behind the posts in
+        // flight, a thousand busy rooms took longer than a lease lasts.
+        let mut renewals = tokio::task::JoinSet::new();
         for feed in inner.feeds.all() {
-            let members = feed.members();
-            if members.is_empty() {
-                continue;
-            }
-            let tokens: Vec<String> = members.iter().map(|t| t.to_hex()).collect();
-            let mut args: Vec<&str> = vec![&inner.instance];
-            args.extend(tokens.iter().map(String::as_str));
-            let _guard = feed.leases.lock().await;
-            match inner.call(&feed.code, "refresh", &args).await {
-                Ok(reply) => {
-                    let gone: Vec<MemberToken> = reply
-                        .first()
-                        .map(Reply::items)
-                        .unwrap_or_default()
-                        .iter()
-                        .filter_map(|t| MemberToken::from_hex(&t.text()?))
-                        .collect();
-                    feed.end(&gone);
-                }
-                Err(RoomError::NotFound) => feed.end_everyone(),
-                Err(_) => {}
-            }
+            let inner = Arc::clone(&inner);
+            renewals.spawn(async move { inner.renew(&feed).await });
         }
+        while renewals.join_next().await.is_some() {}
         let mut connection = inner.commands.clone();
         let now_ms = OffsetDateTime::now_utc().unix_timestamp() * 1000;
         let counted: Result<u64, _> = redis::cmd("ZCOUNT")

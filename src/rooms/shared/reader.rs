@@ -119,13 +119,7 @@ pub(super) async fn read(inner: Weak<Inner>, client: redis::Client, stop: Cancel
                             continue;
                         };
                         newest_ms = newest_ms.max(stored_at(found));
-                        if !feed.deliver(entries(found), &inner.tally) {
-                            // Trimmed before we read it: the feed cannot be
-                            // whole, so its streams end and reconnect, and
-                            // Redis tells each what it missed (or to reset).
-                            tracing::warn!(room = %feed.code, "reader fell behind the kept history");
-                            inner.feeds.drop_feed(feed);
-                        }
+                        feed.deliver(entries(found), &inner.tally);
                     }
                     if let Some(stored) = newest_ms {
                         let now = OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000;

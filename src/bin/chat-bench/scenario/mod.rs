@@ -111,7 +111,7 @@ pub const QUICK: Sizes = Sizes {
     big_room_members: 500,
     big_room_rate: 20,
     multi_rooms: 10,
-    multi_history: 10,
+    multi_history: 100,
     window: Duration::from_millis(1000),
 };
 
