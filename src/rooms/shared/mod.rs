@@ -32,7 +32,7 @@ use redis::Value;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
-use tokio::sync::Notify;
+use tokio::sync::{Notify, broadcast};
 use tokio_util::sync::CancellationToken;
 
 use self::feed::{Feed, Feeds, Seeded, events_after};
@@ -157,6 +157,20 @@ impl Drop for SharedHold {
             inner.feeds.leave(&self.feed);
         }
     }
+}
+
+/// What `open` gave a new stream.
+struct Opened {
+    receiver: broadcast::Receiver<Arc<Event>>,
+    membership_ended: CancellationToken,
+    /// The room's epoch, which a client may name.
+    epoch: u64,
+    /// The room's newest id, and its oldest kept.
+    seq: u64,
+    oldest: u64,
+    /// The kept events after what the client asked for (all, to seed a feed).
+    events: Vec<Arc<Event>>,
+    seeded: Seeded,
 }
 
 /// The refusal a script answered with.
@@ -619,67 +633,36 @@ impl SharedRooms {
         let (history, capacity) = (inner.settings.history, inner.settings.channel_capacity);
         let mut feed = inner.feeds.enter(*code, history, capacity);
         let opened = loop {
-            let receiver = feed.subscribe();
-            // A feed not yet seeded takes the whole history; otherwise only
-            // what the client asked for.
-            let from = match (feed.last_id(), after) {
-                (0, _) => Some(0),
-                (_, after) => after,
-            };
-            let from_text = from.map(|id| id.to_string()).unwrap_or_default();
-            let guard = feed.leases.lock().await;
-            let reply = match self
-                .call(
-                    code,
-                    "open",
-                    &[&token.to_hex(), &inner.instance, &from_text],
-                )
-                .await
-            {
-                Ok(reply) => reply,
+            let opened = match self.open_on(&feed, token, after).await {
+                Ok(opened) => opened,
                 Err(error) => {
-                    drop(guard);
                     inner.feeds.leave(&feed);
                     return Err(error);
                 }
             };
-            let parsed = (|| {
-                let room_epoch = text_at(&reply, 0)?;
-                let current = room_epoch.parse::<u64>().map_err(|_| malformed())?;
-                Ok((room_epoch, current, id_at(&reply, 1)?, id_at(&reply, 2)?))
-            })();
-            let (room_epoch, current, seq, oldest) = match parsed {
-                Ok(parsed) => parsed,
-                Err(error) => {
-                    drop(guard);
-                    inner.feeds.leave(&feed);
-                    return Err(error);
-                }
-            };
-            let membership_ended = feed.stream_opened(*token);
-            drop(guard);
-            let events: Vec<Arc<Event>> = reply
-                .get(3)
-                .map(entries)
-                .unwrap_or_default()
-                .into_iter()
-                .map(|(event, _)| event)
-                .collect();
-            match feed.seed(&room_epoch, seq, &events) {
+            match opened.seeded {
                 Seeded::Now => {
                     inner.wake_reader().await;
-                    break (receiver, membership_ended, seq, oldest, events, current);
+                    break opened;
                 }
-                Seeded::Already => {
-                    break (receiver, membership_ended, seq, oldest, events, current);
+                Seeded::Already => break opened,
+                Seeded::OtherRoom => {
+                    // The feed mirrors a room that closed; this stream is of
+                    // the new one under the same code.
+                    feed.stream_closed(*token);
+                    feed = inner.feeds.replace(&feed, history, capacity);
                 }
-                Seeded::OtherRoom => {}
             }
-            // The feed mirrors a room that closed; this stream is of the new one.
-            feed.stream_closed(*token);
-            feed = inner.feeds.replace(&feed, history, capacity);
         };
-        let (receiver, membership_ended, seq, oldest, events, current) = opened;
+        let Opened {
+            receiver,
+            membership_ended,
+            epoch: current,
+            seq,
+            oldest,
+            events,
+            ..
+        } = opened;
         let backlog = match after {
             _ if epoch.is_some_and(|epoch| epoch != current) => Backlog::Gap,
             None => Backlog::Events(Vec::new()),
@@ -702,6 +685,56 @@ impl SharedRooms {
                 feed,
                 token: *token,
             }),
+        })
+    }
+
+    /// Runs `open` for a stream of `token` on `feed`: leases the member for
+    /// this instance and reads the room's position (and, for a feed not yet
+    /// seeded, its whole history, which seeds it). The receiver is subscribed
+    /// before, so nothing falls between the two.
+    async fn open_on(
+        &self,
+        feed: &Feed,
+        token: &MemberToken,
+        after: Option<u64>,
+    ) -> Result<Opened, RoomError> {
+        let receiver = feed.subscribe();
+        let from = match (feed.last_id(), after) {
+            (0, _) => Some(0),
+            (_, after) => after,
+        };
+        let from = from.map(|id| id.to_string()).unwrap_or_default();
+        let guard = feed.leases.lock().await;
+        let reply = self
+            .call(
+                &feed.code,
+                "open",
+                &[&token.to_hex(), &self.inner.instance, &from],
+            )
+            .await?;
+        let room_epoch = text_at(&reply, 0)?;
+        let epoch = room_epoch.parse().map_err(|_| malformed())?;
+        let (seq, oldest) = (id_at(&reply, 1)?, id_at(&reply, 2)?);
+        // Counted open under the lease lock: a close of this member's last
+        // stream here, waiting for it, then sees this one and keeps the lease.
+        let membership_ended = feed.stream_opened(*token);
+        drop(guard);
+        let events: Vec<Arc<Event>> = reply
+            .get(3)
+            .map(entries)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(event, _)| event)
+            .collect();
+        let seeded = feed.seed(&room_epoch, seq, &events);
+        Ok(Opened {
+            receiver,
+            membership_ended,
+            epoch,
+            seq,
+            oldest,
+            events,
+            seeded,
         })
     }
 
