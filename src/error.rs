@@ -86,7 +86,9 @@ pub enum AppError {
     NotOwner(RoomCode),
     /// The owner removed this member from the room.
     Removed(RoomCode),
-    /// The shared room store (Redis) cannot be reached; nothing was done.
+    /// The shared room store (Redis) cannot be reached. Usually nothing was
+    /// done; if Redis went away while answering, it may have been: a message
+    /// sent again under its idempotency key is still stored once.
     Unavailable,
     /// Something went wrong on our side; already logged.
     Internal,
@@ -164,7 +166,7 @@ impl AppError {
             Self::NotOwner(code) => format!("Only the owner of room {code} can do that."),
             Self::Removed(code) => removed_from(*code),
             Self::Unavailable => {
-                "The chat cannot reach its store for a moment: nothing was done, try again in a few seconds.".into()
+                "The chat cannot reach its store for a moment: try again in a few seconds (a message sent again with the same idempotency key is stored once).".into()
             }
             Self::Internal => "Something went wrong on our side; please try again.".into(),
         }

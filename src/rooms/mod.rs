@@ -62,7 +62,8 @@ pub enum RoomError {
     NoSuchMember,
     /// The owner cannot remove themselves (they can leave).
     CannotRemoveOwner,
-    /// The shared store (Redis) cannot be reached: nothing was done, try again.
+    /// The shared store (Redis) cannot be reached: try again (the operation
+    /// was not done, unless Redis went away while answering).
     Unavailable,
 }
 
