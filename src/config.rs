@@ -110,6 +110,15 @@ pub struct Config {
           value_parser = parse_redis_url)]
     pub redis: Option<String>,
 
+    /// With --redis: how long an instance's hold on its members' streams lasts
+    /// in Redis without being renewed (each instance renews every third of it).
+    /// After a crash, members who do not come back elsewhere leave within
+    /// about this; a Redis outage longer than about two thirds of it ends
+    /// memberships. Longer rides out longer outages and notices crashes later.
+    #[arg(long, env = "CHAT_PRESENCE_LEASE", value_name = "SECONDS", default_value = "10",
+          value_parser = parse_lease)]
+    pub presence_lease: Duration,
+
     #[command(flatten)]
     pub limits: LimitOptions,
 
@@ -307,6 +316,15 @@ fn parse_age(raw: &str) -> Result<Duration, String> {
         Some(seconds) if (60..=400 * 86_400).contains(&seconds) => Ok(Duration::from_secs(seconds)),
         _ => Err(format!("{raw} is not between a minute and 400 days")),
     }
+}
+
+/// A presence lease: at least 3 seconds (renewed every second at most), at most a day.
+fn parse_lease(raw: &str) -> Result<Duration, String> {
+    let lease = parse_seconds(raw)?;
+    if !(Duration::from_secs(3)..=Duration::from_secs(86_400)).contains(&lease) {
+        return Err(format!("{raw} is not between 3 and 86400 seconds"));
+    }
+    Ok(lease)
 }
 
 /// A Redis URL the client accepts (it connects later, and again whenever it must).

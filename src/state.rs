@@ -79,7 +79,7 @@ impl AppState {
             max_members: config.limits.max_members_per_room,
         };
         let rooms = match &config.redis {
-            Some(url) => Rooms::Shared(SharedRooms::connect(settings, url)?),
+            Some(url) => Rooms::Shared(SharedRooms::connect(settings, url, config.presence_lease)?),
             None => Rooms::in_memory(settings),
         };
         let limits = Limits::new(config.limits.clone());

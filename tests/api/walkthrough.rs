@@ -442,6 +442,7 @@ async fn help_lists_every_option_and_an_invalid_environment_value_is_refused() {
         "--guess-rate",
         "--guess-burst",
         "--redis",
+        "--presence-lease",
     ];
 
     // Act

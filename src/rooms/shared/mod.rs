@@ -44,13 +44,6 @@ use super::{
 use crate::input::{DisplayName, IdempotencyKey, MessageText, RoomCode};
 use crate::passphrase::PassphraseHash;
 
-/// How long an instance's lease on a member's streams lasts: after a crash,
-/// members who do not come back elsewhere leave within this (plus a renewal).
-const LEASE: Duration = Duration::from_secs(10);
-
-/// How often each instance renews its leases (and so reaps its rooms').
-const RENEW_EVERY: Duration = Duration::from_secs(3);
-
 /// Longest a command may take before Redis counts as unreachable.
 const RESPONSE_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -90,6 +83,8 @@ pub struct SharedRooms {
 
 struct Inner {
     settings: RoomSettings,
+    /// How long a lease lasts without renewal.
+    lease: Duration,
     commands: ConnectionManager,
     /// Names this process in its leases: random, so a restarted instance never
     /// renews its predecessor's.
@@ -295,7 +290,12 @@ impl SharedRooms {
     /// renew this instance's leases. Connects lazily: while Redis cannot be
     /// reached, operations answer [`RoomError::Unavailable`] and `/healthz`
     /// says so. Needs a Tokio runtime.
-    pub fn connect(settings: RoomSettings, url: &str) -> Result<Self, String> {
+    ///
+    /// `lease` is how long an instance's lease on a member's streams lasts
+    /// (`--presence-lease`): after a crash, members who do not come back
+    /// elsewhere leave within it (plus a renewal). Each instance renews its
+    /// leases, and so reaps its rooms', every third of it.
+    pub fn connect(settings: RoomSettings, url: &str, lease: Duration) -> Result<Self, String> {
         let client = redis::Client::open(url).map_err(|e| format!("--redis {url}: {e}"))?;
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(Duration::from_secs(1)))
@@ -305,6 +305,7 @@ impl SharedRooms {
             .map_err(|e| format!("--redis {url}: {e}"))?;
         let inner = Arc::new(Inner {
             settings,
+            lease,
             commands,
             instance: format!("{:016x}", rand::random::<u64>()),
             feeds: Feeds::default(),
@@ -325,7 +326,7 @@ impl SharedRooms {
             Arc::downgrade(&inner),
             stop.clone(),
         ));
-        tokio::spawn(renew(Arc::downgrade(&inner), stop));
+        tokio::spawn(renew(Arc::downgrade(&inner), lease / 3, stop));
         Ok(Self { inner })
     }
 
@@ -793,7 +794,7 @@ impl Inner {
             .arg(settings.history.max(1))
             .arg(settings.unclaimed_timeout.as_millis() as u64)
             .arg(settings.grace.as_millis() as u64)
-            .arg(LEASE.as_millis() as u64)
+            .arg(self.lease.as_millis() as u64)
             .arg(operation);
         for arg in args {
             invocation.arg(*arg);
@@ -895,8 +896,8 @@ const ROOMS_KEY: &str = "chat:rooms";
 /// Every few seconds: renews this instance's leases on the members whose
 /// streams it holds (reaping the room's lapsed ones), ends the streams of
 /// memberships that ended elsewhere, and counts the rooms open.
-async fn renew(inner: Weak<Inner>, stop: CancellationToken) {
-    let mut ticks = tokio::time::interval(RENEW_EVERY);
+async fn renew(inner: Weak<Inner>, every: Duration, stop: CancellationToken) {
+    let mut ticks = tokio::time::interval(every);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
