@@ -497,4 +497,19 @@ mod tests {
         }
         assert!(Config::try_parse_from(["x", "--history", "0"]).is_err());
     }
+
+    #[test]
+    fn redis_needs_a_secret_and_a_lease_it_can_renew() {
+        let redis = ["x", "--redis", "redis://127.0.0.1:6379/"];
+        assert!(Config::try_parse_from(redis).is_err(), "no --secret");
+        let config = Config::try_parse_from([&redis[..], &["--secret", "s"]].concat()).unwrap();
+        assert_eq!(config.presence_lease, Duration::from_secs(10));
+        for bad in ["2", "90000", "soon"] {
+            let parsed = Config::try_parse_from(
+                [&redis[..], &["--secret", "s", "--presence-lease", bad]].concat(),
+            );
+            assert!(parsed.is_err(), "--presence-lease {bad}");
+        }
+        assert!(Config::try_parse_from(["x", "--redis", "nonsense", "--secret", "s"]).is_err());
+    }
 }
