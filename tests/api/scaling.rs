@@ -765,6 +765,11 @@ async fn a_redis_outage_refuses_sends_loses_nothing_and_streams_catch_up() {
             "10000",
             "--metrics-bind",
             "127.0.0.1:0",
+            // The outage below lasts as long as a busy machine takes to see
+            // it begin and end (several seconds each way); the default lease
+            // rides out only about 7 s, so this deployment chose a longer one.
+            "--presence-lease",
+            "60",
         ],
     )
     .await;

@@ -104,6 +104,9 @@ struct Inner {
     feeds_added: Notify,
     /// Rooms to reap when a lease in them is due.
     reaps: Arc<Reaps>,
+    /// Told when Redis answers again after an outage: leases are renewed at
+    /// once, before lapsing ones are reaped by the first operation to come.
+    back: Arc<Notify>,
     metrics: RedisMetrics,
     /// Cancelled when the last handle goes: the background tasks end.
     stop: CancellationToken,
@@ -316,6 +319,7 @@ impl SharedRooms {
             reader_id: AtomicI64::new(0),
             feeds_added: Notify::new(),
             reaps: Arc::default(),
+            back: Arc::default(),
             metrics: RedisMetrics::default(),
             stop: CancellationToken::new(),
         });
@@ -326,7 +330,12 @@ impl SharedRooms {
             Arc::downgrade(&inner),
             stop.clone(),
         ));
-        tokio::spawn(renew(Arc::downgrade(&inner), lease / 3, stop));
+        tokio::spawn(renew(
+            Arc::downgrade(&inner),
+            lease / 3,
+            Arc::clone(&inner.back),
+            stop,
+        ));
         Ok(Self { inner })
     }
 
@@ -811,7 +820,9 @@ impl Inner {
         self.metrics
             .round_trip
             .observe(started.elapsed().as_secs_f64());
-        self.reachable.store(true, Ordering::Relaxed);
+        if !self.reachable.swap(true, Ordering::Relaxed) {
+            self.back.notify_one();
+        }
         let Value::Array(mut items) = reply else {
             return Err(malformed());
         };
@@ -896,12 +907,13 @@ const ROOMS_KEY: &str = "chat:rooms";
 /// Every few seconds: renews this instance's leases on the members whose
 /// streams it holds (reaping the room's lapsed ones), ends the streams of
 /// memberships that ended elsewhere, and counts the rooms open.
-async fn renew(inner: Weak<Inner>, every: Duration, stop: CancellationToken) {
+async fn renew(inner: Weak<Inner>, every: Duration, back: Arc<Notify>, stop: CancellationToken) {
     let mut ticks = tokio::time::interval(every);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             _ = ticks.tick() => {}
+            () = back.notified() => {}
             () = stop.cancelled() => return,
         }
         let Some(inner) = inner.upgrade() else {
@@ -926,7 +938,9 @@ async fn renew(inner: Weak<Inner>, every: Duration, stop: CancellationToken) {
         match counted {
             Ok(rooms) => {
                 inner.rooms_open.store(rooms, Ordering::Relaxed);
-                inner.reachable.store(true, Ordering::Relaxed);
+                if !inner.reachable.swap(true, Ordering::Relaxed) {
+                    inner.back.notify_one();
+                }
             }
             Err(error) => inner.unreachable(&error),
         }

@@ -56,6 +56,10 @@ pub(super) async fn read(inner: Weak<Inner>, client: redis::Client, stop: Cancel
         if failed {
             tracing::info!("redis reader connected again");
             failed = false;
+            // Redis is back: the leases first, before an operation reaps them.
+            if let Some(inner) = inner.upgrade() {
+                inner.back.notify_one();
+            }
         }
         let id: redis::RedisResult<i64> = redis::cmd("CLIENT")
             .arg("ID")
@@ -131,6 +135,7 @@ pub(super) async fn read(inner: Weak<Inner>, client: redis::Client, stop: Cancel
                     tracing::warn!(%error, "redis reader lost its connection");
                     inner.reading.store(false, Ordering::Relaxed);
                     inner.metrics.reconnects.inc();
+                    failed = true;
                     break;
                 }
             }
