@@ -89,15 +89,20 @@ pub struct EventContent {
     pub at: String,
 }
 
+/// Now, as an event's `at` says it (RFC 3339, UTC).
+pub fn now_rfc3339() -> String {
+    OffsetDateTime::now_utc()
+        .format(&Rfc3339)
+        .unwrap_or_else(|_| String::from("1970-01-01T00:00:00Z"))
+}
+
 /// Room in a frame for the JSON's field names and punctuation (about 60 bytes)
 /// and a few escaped characters; text with more is written with a grown buffer.
 const FRAME_SLACK: usize = 96;
 
 impl Event {
     pub fn new(id: u64, kind: EventKind, name: &DisplayName, text: Option<&str>) -> Self {
-        let at = OffsetDateTime::now_utc()
-            .format(&Rfc3339)
-            .unwrap_or_else(|_| String::from("1970-01-01T00:00:00Z"));
+        let at = now_rfc3339();
         #[derive(Serialize)]
         struct Json<'a> {
             id: u64,

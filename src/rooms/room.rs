@@ -37,6 +37,25 @@ pub enum Backlog {
     Gap,
 }
 
+/// The kept events after `after`, of a room whose newest id is `last_id` and
+/// oldest kept `oldest` (`last_id + 1` when it keeps none): nothing when the
+/// client is up to date, a gap when history no longer reaches back, or the
+/// client saw ids this room never issued (an older room under the same code).
+pub fn events_after<'a>(
+    after: u64,
+    last_id: u64,
+    oldest: u64,
+    kept: impl Iterator<Item = &'a Arc<Event>>,
+) -> Backlog {
+    if after == last_id {
+        return Backlog::Events(Vec::new());
+    }
+    if after > last_id || after + 1 < oldest {
+        return Backlog::Gap;
+    }
+    Backlog::Events(kept.filter(|e| e.id > after).cloned().collect())
+}
+
 /// One person in a room's presence list.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Presence {
@@ -697,21 +716,7 @@ impl RoomState {
 
     fn events_after(&self, after: u64) -> Backlog {
         let oldest_kept = self.history.front().map_or(self.next_id, |e| e.id);
-        if after >= self.next_id || after + 1 < oldest_kept {
-            // Either events were dropped from the history, or the client saw ids this
-            // room never issued (an older room that had the same code).
-            if after == self.last_id() {
-                return Backlog::Events(Vec::new());
-            }
-            return Backlog::Gap;
-        }
-        let events = self
-            .history
-            .iter()
-            .filter(|e| e.id > after)
-            .cloned()
-            .collect();
-        Backlog::Events(events)
+        events_after(after, self.last_id(), oldest_kept, self.history.iter())
     }
 
     fn present(&self) -> Vec<Presence> {

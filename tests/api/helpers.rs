@@ -492,6 +492,35 @@ impl User {
         }
     }
 
+    /// Opens the stream of `code` (resuming after `last_event_id`) on a client
+    /// of its own, without the 30 s limit the user's client puts on a whole
+    /// request, body included: for streams that must outlive a minute moved
+    /// on a paused clock, or a crashed instance's lease.
+    pub async fn open_long_events(&self, code: &str, last_event_id: Option<u64>) -> Events {
+        let client = reqwest::Client::builder()
+            .local_address(self.from)
+            .build()
+            .expect("http client");
+        let mut request = client
+            .get(self.url(&format!("/rooms/{code}/events")))
+            .header(ACCEPT, "text/event-stream")
+            .header(COOKIE, self.cookie.as_deref().expect("a session cookie"));
+        if let Some(id) = last_event_id {
+            request = request.header("last-event-id", id.to_string());
+        }
+        let response = tokio::time::timeout(PATIENCE, request.send())
+            .await
+            .expect("the stream answers promptly")
+            .expect("GET events");
+        assert_eq!(
+            response.status(),
+            StatusCode::OK,
+            "opening the stream of {code} at {}",
+            self.url("")
+        );
+        Events::new(response)
+    }
+
     async fn open_events_with(&self, code: &str, last_event_id: Option<u64>) -> Events {
         let path = format!("/rooms/{code}/events");
         let mut request = self.request_accepting(reqwest::Method::GET, &path, "text/event-stream");

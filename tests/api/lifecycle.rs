@@ -5,7 +5,6 @@
 use std::time::Duration;
 
 use reqwest::StatusCode;
-use reqwest::header::{ACCEPT, COOKIE};
 use tokio::time::Instant;
 
 use crate::helpers::{
@@ -91,26 +90,6 @@ async fn next_event_in_real_time(events: &mut Events, window: Duration) -> Optio
         event = events.next_event_within(window) => event,
         () = real_time(window) => None,
     }
-}
-
-/// Opens `user`'s event stream on a client of its own: the helpers' client has
-/// a 30 s total timeout per request, body included, which moving the clock past
-/// a minute would trip.
-async fn open_events_that_outlive_a_minute(user: &User, code: &str) -> Events {
-    let client = reqwest::Client::builder()
-        .local_address(user.from)
-        .build()
-        .expect("http client");
-    let request = client
-        .get(user.url(&format!("/rooms/{code}/events")))
-        .header(ACCEPT, "text/event-stream")
-        .header(COOKIE, user.cookie.as_deref().expect("a session cookie"));
-    let response = tokio::time::timeout(PATIENCE, request.send())
-        .await
-        .expect("the stream answers promptly")
-        .expect("GET events");
-    assert_eq!(response.status(), StatusCode::OK, "opening the stream");
-    Events::new(response)
 }
 
 /// Polls until `member`'s `GET /rooms/{code}` is 404, failing after `limit`.
@@ -267,7 +246,7 @@ async fn a_member_who_never_streams_leaves_after_an_idle_minute() {
     // Arrange
     let app = spawn_app().await;
     let (alice, code) = app.user_in_new_room("alice").await;
-    let mut alice_events = open_events_that_outlive_a_minute(&alice, &code).await;
+    let mut alice_events = alice.open_long_events(&code, None).await;
     let bob = app.user_joined(&code, "bob").await;
     alice_events.expect_event("join", "bob").await;
 

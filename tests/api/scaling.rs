@@ -15,7 +15,7 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
-use reqwest::header::{ACCEPT, COOKIE, RETRY_AFTER};
+use reqwest::header::RETRY_AFTER;
 use reqwest::{Response, StatusCode};
 use tokio::time::Instant;
 
@@ -187,34 +187,6 @@ async fn say_until_stored(user: &User, code: &str, text: &str) -> u64 {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-}
-
-/// Opens `user`'s stream of `code` (resuming after `last_event_id`) on a client
-/// without the helpers' 30 s limit per request, for streams that must outlive
-/// a crashed instance's lease.
-async fn open_long_stream(user: &User, code: &str, last_event_id: Option<u64>) -> Events {
-    let client = reqwest::Client::builder()
-        .local_address(user.from)
-        .build()
-        .expect("http client");
-    let mut request = client
-        .get(user.url(&format!("/rooms/{code}/events")))
-        .header(ACCEPT, "text/event-stream")
-        .header(COOKIE, user.cookie.as_deref().expect("a session cookie"));
-    if let Some(id) = last_event_id {
-        request = request.header("last-event-id", id.to_string());
-    }
-    let response = tokio::time::timeout(PATIENCE, request.send())
-        .await
-        .expect("the stream answers promptly")
-        .expect("GET events");
-    assert_eq!(
-        response.status(),
-        StatusCode::OK,
-        "opening the stream at {}",
-        user.url("")
-    );
-    Events::new(response)
 }
 
 /// Reads events until a message with `text`, which is the last one returned.
@@ -510,13 +482,18 @@ async fn a_crashed_instances_members_resume_elsewhere_or_leave_once() {
     let carol = joined_at(&balancer.base, &code, "carol").await;
     let dave = joined_at(&balancer.base, &code, "dave").await;
     // Watchers on the instances that survive; carol and dave on the one that dies.
-    let mut alice_b =
-        open_long_stream(&same_person_at(&alice, &deployment.base(1)), &code, None).await;
-    let mut bob_c = open_long_stream(&same_person_at(&bob, &deployment.base(2)), &code, None).await;
-    let mut carol_a =
-        open_long_stream(&same_person_at(&carol, &deployment.base(0)), &code, None).await;
-    let mut dave_a =
-        open_long_stream(&same_person_at(&dave, &deployment.base(0)), &code, None).await;
+    let mut alice_b = same_person_at(&alice, &deployment.base(1))
+        .open_long_events(&code, None)
+        .await;
+    let mut bob_c = same_person_at(&bob, &deployment.base(2))
+        .open_long_events(&code, None)
+        .await;
+    let mut carol_a = same_person_at(&carol, &deployment.base(0))
+        .open_long_events(&code, None)
+        .await;
+    let mut dave_a = same_person_at(&dave, &deployment.base(0))
+        .open_long_events(&code, None)
+        .await;
     let before = say(&alice, &code, "before the crash").await;
     for events in [&mut alice_b, &mut bob_c, &mut carol_a, &mut dave_a] {
         events.expect_message("alice", "before the crash").await;
@@ -530,7 +507,7 @@ async fn a_crashed_instances_members_resume_elsewhere_or_leave_once() {
     carol_a.expect_end().await;
     dave_a.expect_end().await;
     drop(dave_a);
-    let carol_again = open_long_stream(&carol, &code, Some(before)).await;
+    let carol_again = carol.open_long_events(&code, Some(before)).await;
     say(&bob, &code, "after the crash").await;
     let mut listeners = [alice_b, bob_c, carol_again];
     let mut left_at = Vec::new();
@@ -567,7 +544,7 @@ async fn a_crashed_instances_members_resume_elsewhere_or_leave_once() {
             "listener {i}: nothing but the marker after dave's one leave"
         );
     }
-    let mut carol_from_before = open_long_stream(&carol, &code, Some(before)).await;
+    let mut carol_from_before = carol.open_long_events(&code, Some(before)).await;
     let resumed = events_until_message(&mut carol_from_before, "after the reaping").await;
     let resumed: Vec<_> = resumed
         .iter()
@@ -777,8 +754,8 @@ async fn a_redis_outage_refuses_sends_loses_nothing_and_streams_catch_up() {
     let mut alice = user_at(&a);
     let code = alice.create_room_ok("alice").await;
     let bob = joined_at(&b, &code, "bob").await;
-    let mut alice_events = open_long_stream(&alice, &code, None).await;
-    let mut bob_events = open_long_stream(&bob, &code, None).await;
+    let mut alice_events = alice.open_long_events(&code, None).await;
+    let mut bob_events = bob.open_long_events(&code, None).await;
     let before = say(&alice, &code, "before").await;
     alice_events.expect_message("alice", "before").await;
     bob_events.expect_message("alice", "before").await;
@@ -875,7 +852,7 @@ async fn a_redis_outage_refuses_sends_loses_nothing_and_streams_catch_up() {
             .any(|o| o.status == StatusCode::SERVICE_UNAVAILABLE),
         "the sender met the outage: {outcomes:?}"
     );
-    let mut history = open_long_stream(&bob, &code, Some(before)).await;
+    let mut history = bob.open_long_events(&code, Some(before)).await;
     let mut kept = Vec::new();
     while kept
         .last()

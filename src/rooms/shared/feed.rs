@@ -15,6 +15,7 @@ use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
 use crate::input::RoomCode;
+use crate::rooms::room::events_after;
 use crate::rooms::{Backlog, Event, MemberToken, Tally};
 
 /// Every room this instance reads, by code.
@@ -284,24 +285,6 @@ impl Feed {
         let streams = state.members.values().map(|m| m.streams).sum();
         (state.members.len(), streams)
     }
-}
-
-/// The kept events after `after`, as a room in memory answers: nothing to
-/// send when the client is up to date, a gap when history no longer reaches
-/// back (or the client saw ids this room never issued).
-pub(super) fn events_after<'a>(
-    after: u64,
-    last_id: u64,
-    oldest: u64,
-    kept: impl Iterator<Item = &'a Arc<Event>>,
-) -> Backlog {
-    if after == last_id {
-        return Backlog::Events(Vec::new());
-    }
-    if after > last_id || after + 1 < oldest {
-        return Backlog::Gap;
-    }
-    Backlog::Events(kept.filter(|e| e.id > after).cloned().collect())
 }
 
 #[cfg(test)]

@@ -31,12 +31,13 @@ use prometheus_client::metrics::histogram::Histogram;
 use redis::Value;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
 use tokio::sync::{Notify, broadcast};
 use tokio_util::sync::CancellationToken;
 
-use self::feed::{Feed, Feeds, Seeded, events_after};
+use self::feed::{Feed, Feeds, Seeded};
 use self::reaper::Reaps;
+use super::event::now_rfc3339;
+use super::room::events_after;
 use super::{
     Backlog, CODE_ATTEMPTS, Event, Joiner, MemberToken, Presence, Published, RoomError,
     RoomSettings, RoomSnapshot, RoomStats, StreamHandle, Subscription, Tally,
@@ -270,12 +271,6 @@ fn entries(value: &Value) -> Vec<(Arc<Event>, Option<MemberToken>)> {
             Some((Arc::new(frame?), ended))
         })
         .collect()
-}
-
-fn now_text() -> String {
-    OffsetDateTime::now_utc()
-        .format(&Rfc3339)
-        .unwrap_or_else(|_| String::from("1970-01-01T00:00:00Z"))
 }
 
 fn name_args(name: &DisplayName) -> [String; 4] {
@@ -770,18 +765,19 @@ impl SharedRooms {
 }
 
 impl Inner {
+    /// Every key the script is given, in its order (`rooms.lua`): the room's,
+    /// then the global index.
     fn keys(code: &RoomCode) -> [String; 10] {
-        let tag = code.as_str();
         [
-            format!("room:{{{tag}}}:meta"),
-            format!("room:{{{tag}}}:members"),
-            format!("room:{{{tag}}}:names"),
-            format!("room:{{{tag}}}:removed"),
-            format!("room:{{{tag}}}:events"),
-            format!("room:{{{tag}}}:idem"),
-            format!("room:{{{tag}}}:idemq"),
-            format!("room:{{{tag}}}:presence"),
-            format!("room:{{{tag}}}:holds"),
+            room_key(code, "meta"),
+            room_key(code, "members"),
+            room_key(code, "names"),
+            room_key(code, "removed"),
+            room_key(code, "events"),
+            room_key(code, "idem"),
+            room_key(code, "idemq"),
+            room_key(code, "presence"),
+            room_key(code, "holds"),
             String::from(ROOMS_KEY),
         ]
     }
@@ -799,7 +795,7 @@ impl Inner {
         }
         invocation
             .arg(code.as_str())
-            .arg(now_text())
+            .arg(now_rfc3339())
             .arg(settings.history.max(1))
             .arg(settings.unclaimed_timeout.as_millis() as u64)
             .arg(settings.grace.as_millis() as u64)
@@ -899,6 +895,12 @@ impl Inner {
             tracing::error!(%error, "redis command failed");
         }
     }
+}
+
+/// Room `code`'s key for `part`: every key of a room is in the hash slot of
+/// `{CODE}`, so that one script may use them all (in a Redis Cluster too).
+fn room_key(code: &RoomCode, part: &str) -> String {
+    format!("room:{{{}}}:{part}", code.as_str())
 }
 
 /// The global index of open rooms (not in any room's slot).

@@ -16,7 +16,7 @@ use redis::Value;
 use time::OffsetDateTime;
 use tokio_util::sync::CancellationToken;
 
-use super::{Inner, Reply, entries};
+use super::{Inner, Reply, entries, room_key};
 
 /// Longest one read waits for news before it looks again at which rooms to read.
 const BLOCK: Duration = Duration::from_millis(200);
@@ -96,9 +96,11 @@ pub(super) async fn read(inner: Weak<Inner>, client: redis::Client, stop: Cancel
                 .arg("BLOCK")
                 .arg(BLOCK.as_millis() as u64)
                 .arg("STREAMS");
-            for feed in &feeds {
-                command.arg(format!("room:{{{}}}:events", feed.code.as_str()));
-            }
+            let keys: Vec<String> = feeds
+                .iter()
+                .map(|feed| room_key(&feed.code, "events"))
+                .collect();
+            command.arg(&keys);
             for feed in &feeds {
                 command.arg(format!("{}-0", feed.last_id()));
             }
@@ -116,9 +118,7 @@ pub(super) async fn read(inner: Weak<Inner>, client: redis::Client, stop: Cancel
                         else {
                             continue;
                         };
-                        let Some(feed) = feeds
-                            .iter()
-                            .find(|feed| key == format!("room:{{{}}}:events", feed.code.as_str()))
+                        let Some(feed) = keys.iter().position(|k| *k == key).map(|i| &feeds[i])
                         else {
                             continue;
                         };

@@ -178,6 +178,14 @@ local function refusal_for(token)
   return 'NotMember'
 end
 
+-- Why `token` may not do what only the owner may, if it may not.
+local function refusal_for_owner(token)
+  local refused = refusal_for(token)
+  if refused then return refused end
+  if redis.call('HGET', K_META, 'owner') ~= token then return 'NotOwner' end
+  return nil
+end
+
 -- Activity keeps a member who never streamed for another idle period.
 local function touch(token)
   local member = get_member(token)
@@ -336,9 +344,8 @@ elseif OP == 'check' then
 elseif OP == 'lock' then
   -- token, '1' to lock or '0' to unlock
   local token = arg(1)
-  local refused = refusal_for(token)
+  local refused = refusal_for_owner(token)
   if refused then return { refused } end
-  if redis.call('HGET', K_META, 'owner') ~= token then return { 'NotOwner' } end
   if redis.call('HGET', K_META, 'locked') ~= arg(2) then
     redis.call('HSET', K_META, 'locked', arg(2))
     publish(arg(2) == '1' and 'lock' or 'unlock', get_member(token).nj, nil, nil)
@@ -348,9 +355,8 @@ elseif OP == 'lock' then
 elseif OP == 'remove' then
   -- token, skeleton and folded form of the name to remove
   local token = arg(1)
-  local refused = refusal_for(token)
+  local refused = refusal_for_owner(token)
   if refused then return { refused } end
-  if redis.call('HGET', K_META, 'owner') ~= token then return { 'NotOwner' } end
   local target = redis.call('HGET', K_NAMES, 'k|' .. arg(2))
     or redis.call('HGET', K_NAMES, 'f|' .. arg(3))
   if not target then return { 'NoSuchMember' } end
