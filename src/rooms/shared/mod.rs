@@ -806,10 +806,21 @@ impl Inner {
         }
         let mut connection = self.commands.clone();
         let started = Instant::now();
-        let reply: Value = match invocation.invoke_async(&mut connection).await {
-            Ok(reply) => reply,
-            Err(error) => {
+        // Bounded as a whole: while Redis is down, a call waits for the
+        // connection manager's reconnection attempts, which the response
+        // timeout (per command, once connected) does not bound.
+        let invoked =
+            tokio::time::timeout(RESPONSE_TIMEOUT, invocation.invoke_async(&mut connection));
+        let reply: Value = match invoked.await {
+            Ok(Ok(reply)) => reply,
+            Ok(Err(error)) => {
                 self.unreachable(&error);
+                return Err(RoomError::Unavailable);
+            }
+            Err(_) => {
+                let timeout =
+                    redis::RedisError::from(std::io::Error::from(std::io::ErrorKind::TimedOut));
+                self.unreachable(&timeout);
                 return Err(RoomError::Unavailable);
             }
         };
