@@ -760,6 +760,8 @@ async fn a_redis_outage_refuses_sends_loses_nothing_and_streams_catch_up() {
     alice_events.expect_message("alice", "before").await;
     bob_events.expect_message("alice", "before").await;
     let (stop_sending, mut stopped) = tokio::sync::watch::channel(false);
+    // Each refusal the sender meets, as it meets it.
+    let (refusals, mut sender_refused) = tokio::sync::mpsc::unbounded_channel::<()>();
     let sender = tokio::spawn({
         let at = [same_person_at(&bob, &a), same_person_at(&bob, &b)];
         let code = code.clone();
@@ -773,6 +775,9 @@ async fn a_redis_outage_refuses_sends_loses_nothing_and_streams_catch_up() {
                 }
                 let text = format!("m{i}");
                 let response = at[i % 2].post_message(&code, &text).await;
+                if response.status() == StatusCode::SERVICE_UNAVAILABLE {
+                    let _ = refusals.send(());
+                }
                 outcomes.push(Outcome {
                     status: response.status(),
                     id: (response.status() == StatusCode::NO_CONTENT).then(|| event_id(&response)),
@@ -788,6 +793,13 @@ async fn a_redis_outage_refuses_sends_loses_nothing_and_streams_catch_up() {
     let killed = deployment.redis.kill_clients().await;
     let recovered = say_until_stored(&alice, &code, "after the kill").await;
     say_until_stored(&same_person_at(&alice, &b), &code, "after the kill, on b").await;
+    // Both healthy again, so that the 503 awaited below is the outage's, not
+    // what is left of the kill; and the kill's refusals are not the outage's.
+    let logs = deployment.logs();
+    for base in [&a, &b] {
+        wait_for_health(base, StatusCode::OK, PATIENCE, &logs).await;
+    }
+    while sender_refused.try_recv().is_ok() {}
     // Redis down.
     deployment.redis.stop().await;
     let logs = deployment.logs();
@@ -805,6 +817,11 @@ async fn a_redis_outage_refuses_sends_loses_nothing_and_streams_catch_up() {
         .iter()
         .map(|r| (r.status(), r.headers().contains_key(RETRY_AFTER)))
         .collect();
+    // The sender, posting all along, meets the outage before it ends.
+    tokio::time::timeout(PATIENCE, sender_refused.recv())
+        .await
+        .expect("the sender is refused while Redis is down")
+        .expect("the sender is still sending");
     // Redis back, with its data.
     deployment.redis.start_again().await;
     let logs = deployment.logs();
