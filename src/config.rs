@@ -178,6 +178,15 @@ pub struct LimitOptions {
     #[arg(long, env = "CHAT_POLL_BURST", default_value = "20")]
     pub poll_burst: NonZeroU32,
 
+    /// Steady rate of room pages per member: each render holds the room's
+    /// whole history until the client has taken it.
+    #[arg(long, env = "CHAT_PAGE_RATE", default_value = "1/s", value_parser = parse_rate)]
+    pub page_rate: Rate,
+
+    /// Room pages a member may load at once before the steady rate applies.
+    #[arg(long, env = "CHAT_PAGE_BURST", default_value = "20")]
+    pub page_burst: NonZeroU32,
+
     /// Steady rate of rooms created per client address.
     #[arg(long, env = "CHAT_CREATE_RATE", default_value = "1/min", value_parser = parse_rate)]
     pub create_rate: Rate,
@@ -409,6 +418,8 @@ mod tests {
         assert_eq!(limits.message_burst.get(), 20);
         assert_eq!(limits.poll_rate.interval, Duration::from_millis(250));
         assert_eq!(limits.poll_burst.get(), 20);
+        assert_eq!(limits.page_rate.interval, Duration::from_secs(1));
+        assert_eq!(limits.page_burst.get(), 20);
         assert_eq!(limits.create_rate.interval, Duration::from_secs(60));
         assert_eq!(limits.create_burst.get(), 10);
         assert_eq!(limits.join_rate.interval, Duration::from_secs(2));

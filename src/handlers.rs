@@ -21,7 +21,7 @@ use crate::http::Format;
 use crate::input::{DisplayName, IdempotencyKey, Invalid, MessageText, RoomCode};
 use crate::limits::{Limit, Refused, StreamPlace};
 use crate::pages::HomeForm;
-use crate::passphrase::Passphrase;
+use crate::passphrase::{HashingFailed, Passphrase};
 use crate::rooms::{Joiner, MemberToken, Published, RoomError, Rooms, Subscription};
 use crate::session::Session;
 use crate::state::AppState;
@@ -29,6 +29,9 @@ use crate::{assets, events, poll};
 
 /// Names the stored message's event in the reply to a post.
 const EVENT_ID: &str = "event-id";
+
+/// Passes to rooms the session was removed from that its cookie keeps.
+const REMOVED_PASSES_KEPT: usize = 4;
 
 /// `POST /rooms`.
 #[derive(Debug, Deserialize)]
@@ -150,10 +153,12 @@ pub async fn create_room(
                 .hasher
                 .hash(passphrase)
                 .await
-                .map_err(|_| AppError::Internal)?,
+                .map_err(hashing_failed)?,
         ),
         None => None,
     };
+    // The membership belongs to a session id no earlier copy of the cookie has.
+    session.rotate_id();
     let creator = Joiner {
         name: name.clone(),
         existing: None,
@@ -179,9 +184,12 @@ pub async fn create_room(
 }
 
 /// Joining spends a guess (someone trying codes, or passphrases, gets only so
-/// many), unless the session is a member already; so does a wrong passphrase,
-/// with the join. The passphrase is checked off the runtime before the room is
-/// asked, and the room checks that it was checked for it.
+/// many), unless the session holds a pass for the room already; so does a wrong
+/// passphrase, with the join. The guess is spent before the store is asked
+/// anything about the code: once the budget is spent, a live code and a dead
+/// one are refused alike, after the same work. The passphrase is checked off
+/// the runtime before the room is asked, and the room checks that it was
+/// checked for it.
 pub async fn join_room(
     client: Client,
     identity: Option<DisplayName>,
@@ -200,27 +208,30 @@ pub async fn join_room(
         Passphrase::parse(&form.passphrase).map_err(|e| refuse(StatusCode::BAD_REQUEST, e.0))?;
     let mut session = session.unwrap_or_default();
     let existing = session.pass(code);
+    // A pass is proof the room let this session in once: what became of that
+    // membership costs no guess, and someone removed hears so first.
     let already = match existing {
         Some(token) => match state.rooms.check_member(&code, &token).await {
+            Ok(()) => true,
+            Err(RoomError::Removed) => return Err(refused(RoomError::Removed).into()),
             Err(RoomError::Unavailable) => return Err(AppError::Unavailable.into()),
-            checked => checked.is_ok(),
+            Err(_) => false,
         },
         None => false,
     };
     let mut passphrase_for = None;
-    // Someone removed hears so before anything else, and it costs them no guess.
-    if state
-        .rooms
-        .removed(&code, existing, session.id.as_str())
-        .await
-        .map_err(refused)?
-    {
-        return Err(refused(RoomError::Removed).into());
-    }
     if !already {
         let limits = &state.limits;
         limits.guess(client.key).map_err(AppError::Limited)?;
         limits.join(client.key).map_err(AppError::Limited)?;
+        if state
+            .rooms
+            .removed(&code, existing, session.id.as_str())
+            .await
+            .map_err(refused)?
+        {
+            return Err(refused(RoomError::Removed).into());
+        }
         room_for_one_more(&state, &mut session).await?;
         let private = match state.rooms.passphrase(&code).await {
             Err(RoomError::Unavailable) => return Err(AppError::Unavailable.into()),
@@ -230,10 +241,15 @@ pub async fn join_room(
             let Some(passphrase) = passphrase else {
                 return Err(refused(RoomError::WrongPassphrase).into());
             };
+            let place = limits
+                .passphrase_check(code, client.key)
+                .map_err(AppError::Limited)?;
             let matches = state.hasher.matches(hash, passphrase).await;
-            match matches.map_err(|_| AppError::Internal)? {
+            drop(place);
+            match matches.map_err(hashing_failed)? {
                 true => passphrase_for = Some(serial),
                 false => {
+                    limits.wrong_passphrase(code, client.key);
                     return Err(refuse(
                         StatusCode::FORBIDDEN,
                         format!("That is not the passphrase of room {code}."),
@@ -243,6 +259,8 @@ pub async fn join_room(
             }
         }
     }
+    // The membership belongs to a session id no earlier copy of the cookie has.
+    session.rotate_id();
     let joiner = Joiner {
         name: name.clone(),
         existing,
@@ -309,9 +327,19 @@ pub async fn room_page(
     let code = parse_code(&code)?;
     let snapshot = match session.as_ref().and_then(|s| s.pass(code)) {
         Some(token) => match state.rooms.snapshot(&code, &token).await {
-            Ok(snapshot) => Some(snapshot),
+            Ok(snapshot) => {
+                // Each render is the room's whole history, held until the
+                // client takes it: a member gets a burst of them, not a flood.
+                state.limits.page(code, token).map_err(AppError::Limited)?;
+                Some(snapshot)
+            }
             Err(RoomError::Unavailable) => return Err(AppError::Unavailable.into()),
-            Err(_) => None,
+            Err(_) => match state.rooms.check_member(&code, &token).await {
+                // Someone removed hears so, and it costs them no guess.
+                Err(RoomError::Removed) => return Err(AppError::Removed(code).into()),
+                Err(RoomError::Unavailable) => return Err(AppError::Unavailable.into()),
+                _ => None,
+            },
         },
         None => None,
     };
@@ -320,7 +348,8 @@ pub async fn room_page(
             .pages
             .room(code, &room, state.settings.max_message_chars),
         None => {
-            // Someone removed hears so, and it costs them no guess.
+            // Anyone else spends a guess before the store is asked anything.
+            state.limits.guess(client.key).map_err(AppError::Limited)?;
             if let Some(session) = &session
                 && state
                     .rooms
@@ -330,7 +359,6 @@ pub async fn room_page(
             {
                 return Err(AppError::Removed(code).into());
             }
-            state.limits.guess(client.key).map_err(AppError::Limited)?;
             if !state.rooms.exists(&code).await.map_err(refusal(code))? {
                 return Err(AppError::RoomNotFound.into());
             }
@@ -618,21 +646,40 @@ async fn member(
 }
 
 /// Forgets the session's passes to rooms it is no longer in, then checks that
-/// it may join one more.
+/// it may join one more. The passes of the last few rooms it was removed from
+/// are kept (they count as no room): they are what shuts it out of those rooms
+/// once its id has changed.
 async fn room_for_one_more(state: &AppState, session: &mut Session) -> Result<(), AppError> {
     let mut current = Vec::with_capacity(session.rooms.len());
+    let mut removed = Vec::new();
     for pass in session.rooms.drain(..) {
         match state.rooms.check_member(&pass.code, &pass.token).await {
             Ok(()) => current.push(pass),
+            Err(RoomError::Removed) => removed.push(pass),
             Err(RoomError::Unavailable) => return Err(AppError::Unavailable),
             Err(_) => {}
         }
     }
+    let members = current.len();
+    let keep_removed = removed.len().saturating_sub(REMOVED_PASSES_KEPT);
+    current.extend(removed.drain(keep_removed..));
     session.rooms = current;
     state
         .limits
-        .another_room(session.rooms.len())
+        .another_room(members)
         .map_err(AppError::Limited)
+}
+
+/// How a passphrase that could not be checked reads: a full queue is the
+/// server being busy (`503`, try again in a moment).
+fn hashing_failed(failed: HashingFailed) -> AppError {
+    match failed {
+        HashingFailed::Busy => AppError::Limited(Refused {
+            limit: Limit::PassphraseQueue,
+            retry_after: Duration::from_secs(1),
+        }),
+        HashingFailed::Broken => AppError::Internal,
+    }
 }
 
 /// The name to join or create under: the signed-in identity, else what was

@@ -18,7 +18,7 @@ use std::hash::Hash;
 use std::net::IpAddr;
 use std::num::NonZeroU32;
 use std::sync::{Arc, Mutex, PoisonError, Weak};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use governor::clock::Clock;
 use governor::{DefaultKeyedRateLimiter, Quota};
@@ -34,6 +34,23 @@ const HOUSEKEEPING_EVERY: Duration = Duration::from_secs(60);
 /// When to try again after a count limit: the time it takes a person to close a
 /// tab or a room to empty is unknown, so a short, fixed while.
 const COUNT_RETRY: Duration = Duration::from_secs(10);
+
+/// Passphrases one address may have waiting or being checked at once: Argon2
+/// costs the server tens of milliseconds each, so one address must not fill the
+/// queue that everyone's joins wait in. A person types one at a time.
+const PASSPHRASE_CHECKS_PER_ADDRESS: usize = 1;
+
+/// Wrong passphrases a private room takes before it turns away addresses that
+/// keep trying, and the steady rate after that: about the typing mistakes of a
+/// room full of people, and nowhere near a search of even a short passphrase.
+const WRONG_PASSPHRASES_PER_ROOM: u32 = 20;
+const WRONG_PASSPHRASE_EVERY: Duration = Duration::from_secs(10);
+
+/// Once a room's budget of wrong passphrases is spent, an address that has
+/// sent one for it gets one more try this often. An address that has sent none
+/// (the friend who was just told the passphrase) is checked at once: the
+/// budget stops a search, not the room's own people.
+const RETRY_AFTER_WRONG_PASSPHRASE: Duration = Duration::from_secs(600);
 
 /// Which limit refused a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,11 +71,20 @@ pub enum Limit {
     Rooms,
     /// The room is full.
     MembersPerRoom,
+    /// Room pages one member loads.
+    Pages,
+    /// Passphrases from one address being checked at once.
+    PassphraseChecks,
+    /// Wrong passphrases for one room, from an address that already sent one.
+    WrongPassphrases,
+    /// The server is busy: as many passphrases are waiting to be checked as
+    /// it checks in a fraction of a second.
+    PassphraseQueue,
 }
 
 impl Limit {
     /// Every limit, for metrics that list them all from the start.
-    pub const ALL: [Limit; 12] = [
+    pub const ALL: [Limit; 16] = [
         Self::Guesses,
         Self::RoomsCreated,
         Self::Joins,
@@ -71,6 +97,10 @@ impl Limit {
         Self::Connections,
         Self::Rooms,
         Self::MembersPerRoom,
+        Self::Pages,
+        Self::PassphraseChecks,
+        Self::WrongPassphrases,
+        Self::PassphraseQueue,
     ];
 
     /// The limit's name in metrics (`chat_refusals_total{reason="guesses"}`).
@@ -88,13 +118,20 @@ impl Limit {
             Self::Connections => "connections",
             Self::Rooms => "rooms",
             Self::MembersPerRoom => "members_per_room",
+            Self::Pages => "pages",
+            Self::PassphraseChecks => "passphrase_checks",
+            Self::WrongPassphrases => "wrong_passphrases",
+            Self::PassphraseQueue => "passphrase_queue",
         }
     }
 
     /// Whether the server as a whole is full (`503`), rather than one client
     /// having taken its share (`429`).
     pub fn server_is_full(self) -> bool {
-        matches!(self, Self::Connections | Self::Rooms | Self::MembersPerRoom)
+        matches!(
+            self,
+            Self::Connections | Self::Rooms | Self::MembersPerRoom | Self::PassphraseQueue
+        )
     }
 
     /// The sentence the client sees.
@@ -118,6 +155,16 @@ impl Limit {
             Self::Connections => "The server is full right now: try again soon.",
             Self::Rooms => "The server has as many rooms open as it can: try again soon.",
             Self::MembersPerRoom => "This room is full.",
+            Self::Pages => "You are loading this room's page too often: wait a moment.",
+            Self::PassphraseChecks => {
+                "Your last passphrase is still being checked: wait for its answer."
+            }
+            Self::WrongPassphrases => {
+                "Too many wrong passphrases for this room: wait a while before trying again."
+            }
+            Self::PassphraseQueue => {
+                "The server is checking many passphrases right now: try again in a moment."
+            }
         }
     }
 }
@@ -172,6 +219,9 @@ struct Shared {
     joins: RateLimiter<AddressKey>,
     messages: RateLimiter<(RoomCode, MemberToken)>,
     polls: RateLimiter<(RoomCode, MemberToken)>,
+    pages: RateLimiter<(RoomCode, MemberToken)>,
+    wrong_passphrases: WrongPassphrases,
+    passphrase_checks: Arc<Counter<AddressKey>>,
     connections: Arc<Counter<()>>,
     connections_by_address: Arc<Counter<AddressKey>>,
     streams_by_address: Arc<Counter<AddressKey>>,
@@ -184,6 +234,13 @@ pub struct ConnectionPlace {
     _all: CounterGuard<()>,
     /// `None` when connections are not counted per address (`--trust-proxy`).
     _by_address: Option<CounterGuard<AddressKey>>,
+}
+
+/// A passphrase check's place in its address's share; dropping it gives the
+/// place back.
+#[must_use = "the place is given back when this is dropped"]
+pub struct PassphraseCheckPlace {
+    _by_address: CounterGuard<AddressKey>,
 }
 
 /// An open event stream's place in the limits; dropping it gives the place back.
@@ -203,6 +260,9 @@ impl Limits {
             joins: RateLimiter::new(options.join_rate, options.join_burst),
             messages: RateLimiter::new(options.message_rate, options.message_burst),
             polls: RateLimiter::new(options.poll_rate, options.poll_burst),
+            pages: RateLimiter::new(options.page_rate, options.page_burst),
+            wrong_passphrases: WrongPassphrases::new(),
+            passphrase_checks: Arc::default(),
             connections: Arc::default(),
             connections_by_address: Arc::default(),
             streams_by_address: Arc::default(),
@@ -234,6 +294,36 @@ impl Limits {
 
     pub fn poll(&self, code: RoomCode, member: MemberToken) -> Result<(), Refused> {
         self.shared.polls.spend(&(code, member), Limit::Polls)
+    }
+
+    /// A member loads the room's page (each render is the room's whole
+    /// history, so a member gets a burst of them, then a steady rate).
+    pub fn page(&self, code: RoomCode, member: MemberToken) -> Result<(), Refused> {
+        self.shared.pages.spend(&(code, member), Limit::Pages)
+    }
+
+    /// A place for checking one passphrase from `client`, and whether room
+    /// `code` will have it checked (see [`WrongPassphrases`]).
+    pub fn passphrase_check(
+        &self,
+        code: RoomCode,
+        client: AddressKey,
+    ) -> Result<PassphraseCheckPlace, Refused> {
+        let shared = &self.shared;
+        shared.wrong_passphrases.may_try(code, client)?;
+        let by_address = shared.passphrase_checks.hold(
+            client,
+            PASSPHRASE_CHECKS_PER_ADDRESS,
+            Limit::PassphraseChecks,
+        )?;
+        Ok(PassphraseCheckPlace {
+            _by_address: by_address,
+        })
+    }
+
+    /// A passphrase for room `code` from `client` was wrong.
+    pub fn wrong_passphrase(&self, code: RoomCode, client: AddressKey) {
+        self.shared.wrong_passphrases.record(code, client);
     }
 
     /// Whether a session already in `rooms` rooms may join one more.
@@ -310,7 +400,86 @@ async fn housekeeping(shared: Weak<Shared>) {
         shared.joins.forget_idle();
         shared.messages.forget_idle();
         shared.polls.forget_idle();
+        shared.pages.forget_idle();
+        shared.wrong_passphrases.forget_idle();
     }
+}
+
+/// Each private room's budget of wrong passphrases.
+///
+/// Checking a passphrase costs Argon2 time, and guessing one is the one attack
+/// a private room's code does not stop. So every wrong passphrase for a room is
+/// spent from that room's own budget; once it is spent, addresses that have sent
+/// a wrong one for the room lately are refused before anything is checked,
+/// while an address that has sent none is still checked at once. A search from
+/// many addresses gets one try per address per [`RETRY_AFTER_WRONG_PASSPHRASE`],
+/// and the room's own people are never locked out by it.
+struct WrongPassphrases {
+    by_room: RateLimiter<RoomCode>,
+    /// Rooms whose budget is spent, and until when.
+    // std Mutex: held only to read or write one entry; never across an `.await`.
+    spent: Mutex<HashMap<RoomCode, Instant>>,
+    /// One try per address per room while the room's budget is spent; each
+    /// wrong passphrase spends it too, so a fresh address is one with no recent
+    /// wrong passphrase for the room.
+    by_room_and_address: RateLimiter<(RoomCode, AddressKey)>,
+}
+
+impl WrongPassphrases {
+    fn new() -> Self {
+        let by_room = Rate {
+            interval: WRONG_PASSPHRASE_EVERY,
+        };
+        let by_room_and_address = Rate {
+            interval: RETRY_AFTER_WRONG_PASSPHRASE,
+        };
+        Self {
+            by_room: RateLimiter::new(by_room, nonzero(WRONG_PASSPHRASES_PER_ROOM)),
+            spent: Mutex::new(HashMap::new()),
+            by_room_and_address: RateLimiter::new(by_room_and_address, NonZeroU32::MIN),
+        }
+    }
+
+    /// Whether a passphrase for room `code` from `client` is to be checked.
+    fn may_try(&self, code: RoomCode, client: AddressKey) -> Result<(), Refused> {
+        let now = Instant::now();
+        let spent_until = {
+            let spent = self.spent.lock().unwrap_or_else(PoisonError::into_inner);
+            spent.get(&code).copied().filter(|until| *until > now)
+        };
+        match spent_until {
+            None => Ok(()),
+            Some(_) => self
+                .by_room_and_address
+                .spend(&(code, client), Limit::WrongPassphrases),
+        }
+    }
+
+    fn record(&self, code: RoomCode, client: AddressKey) {
+        // Whatever is left of the address's try: it is spent now. A refusal here
+        // only means it was spent already.
+        let _ = self
+            .by_room_and_address
+            .spend(&(code, client), Limit::WrongPassphrases);
+        if let Err(refused) = self.by_room.spend(&code, Limit::WrongPassphrases) {
+            let until = Instant::now() + refused.retry_after;
+            let mut spent = self.spent.lock().unwrap_or_else(PoisonError::into_inner);
+            spent.insert(code, until);
+        }
+    }
+
+    fn forget_idle(&self) {
+        self.by_room.forget_idle();
+        self.by_room_and_address.forget_idle();
+        let now = Instant::now();
+        let mut spent = self.spent.lock().unwrap_or_else(PoisonError::into_inner);
+        spent.retain(|_, until| *until > now);
+        spent.shrink_to_fit();
+    }
+}
+
+fn nonzero(n: u32) -> NonZeroU32 {
+    NonZeroU32::new(n).unwrap_or(NonZeroU32::MIN)
 }
 
 /// A burst, then a steady rate, per key.
@@ -454,5 +623,23 @@ mod tests {
         assert!(refused.retry_after > Duration::from_secs(9));
         assert!(refused.retry_after <= Duration::from_secs(10));
         limiter.spend(&2u8, Limit::Guesses).unwrap();
+    }
+}
+
+#[cfg(test)]
+mod wrong_passphrase_tests {
+    use super::*;
+
+    #[test]
+    fn a_room_locks_out_known_guessers_after_its_budget() {
+        let budget = WrongPassphrases::new();
+        let code = RoomCode::parse("ABCD").unwrap();
+        let mallory = AddressKey::of([192, 0, 2, 1].into());
+        let mut checked = 0;
+        while budget.may_try(code, mallory).is_ok() && checked < 100 {
+            budget.record(code, mallory);
+            checked += 1;
+        }
+        assert_eq!(checked, WRONG_PASSPHRASES_PER_ROOM + 1);
     }
 }

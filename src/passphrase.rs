@@ -3,8 +3,11 @@
 //! Hashing is meant to be slow and to need memory (19 MiB a time, Argon2's
 //! defaults), so it never runs on the runtime's threads: [`Hasher`] sends it to
 //! the blocking pool, and lets only a few run at once, so that a burst of joins
-//! costs queueing, not gigabytes. A passphrase never appears in a `Debug`
-//! output, a log line, an event or a response.
+//! costs queueing, not gigabytes. The queue itself is short: a check that would
+//! wait behind more than a fraction of a second of others is refused at once
+//! ([`HashingFailed::Busy`], `503` with `Retry-After`), so that a flood of wrong
+//! passphrases cannot make a right one wait for ever. A passphrase never appears
+//! in a `Debug` output, a log line, an event or a response.
 
 use std::fmt;
 use std::sync::Arc;
@@ -18,8 +21,20 @@ use crate::input::Invalid;
 /// Longest passphrase, in characters.
 pub const MAX_PASSPHRASE_CHARS: usize = 256;
 
-/// Hashes computed at once, at most: about the cores of a small machine.
-const HASHING_AT_ONCE: usize = 4;
+/// Hashes computed at once, at most: one fewer than the machine's cores (and
+/// at most 4), so that a flood of passphrases leaves a core to everything else
+/// the server does. Seen on 2 cores with 4 at once: a join that needed no hash
+/// waited 3.6 s for the runtime's threads.
+fn hashing_at_once() -> usize {
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    cores.saturating_sub(1).clamp(1, 4)
+}
+
+/// Hashes that may wait for a place, per place. One core checks about 40
+/// passphrases a second, so a full queue is about a quarter of a second of
+/// work: whoever is let in is answered well within a second, and the rest are
+/// told at once to try again.
+const HASHING_WAITING_PER_PLACE: usize = 10;
 
 /// A passphrase as typed: every character counts (no trimming, no
 /// normalisation beyond what the browser sent).
@@ -70,21 +85,31 @@ impl fmt::Debug for PassphraseHash {
     }
 }
 
-/// Hashing failed: the blocking pool is gone (shutdown) or Argon2 refused its
-/// input; either way the request fails as an internal error.
-#[derive(Debug)]
-pub struct HashingFailed;
+/// Why a hash was not computed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HashingFailed {
+    /// The queue is full: try again in a moment.
+    Busy,
+    /// The blocking pool is gone (shutdown) or Argon2 refused its input: an
+    /// internal error.
+    Broken,
+}
 
 /// Hashes and checks passphrases off the runtime, a few at a time.
 #[derive(Clone)]
 pub struct Hasher {
-    permits: Arc<Semaphore>,
+    /// Places in the queue, running ones included: none left means busy.
+    admitted: Arc<Semaphore>,
+    /// Places to run.
+    running: Arc<Semaphore>,
 }
 
 impl Default for Hasher {
     fn default() -> Self {
+        let at_once = hashing_at_once();
         Self {
-            permits: Arc::new(Semaphore::new(HASHING_AT_ONCE)),
+            admitted: Arc::new(Semaphore::new(at_once * (1 + HASHING_WAITING_PER_PLACE))),
+            running: Arc::new(Semaphore::new(at_once)),
         }
     }
 }
@@ -92,11 +117,11 @@ impl Default for Hasher {
 impl Hasher {
     pub async fn hash(&self, passphrase: Passphrase) -> Result<PassphraseHash, HashingFailed> {
         self.run(move || {
-            let salt =
-                SaltString::encode_b64(&rand::random::<[u8; 16]>()).map_err(|_| HashingFailed)?;
+            let salt = SaltString::encode_b64(&rand::random::<[u8; 16]>())
+                .map_err(|_| HashingFailed::Broken)?;
             let hash = Argon2::default()
                 .hash_password(passphrase.0.as_bytes(), &salt)
-                .map_err(|_| HashingFailed)?;
+                .map_err(|_| HashingFailed::Broken)?;
             Ok(PassphraseHash(hash.to_string().into()))
         })
         .await
@@ -109,7 +134,7 @@ impl Hasher {
         passphrase: Passphrase,
     ) -> Result<bool, HashingFailed> {
         self.run(move || {
-            let parsed = PasswordHash::new(&hash.0).map_err(|_| HashingFailed)?;
+            let parsed = PasswordHash::new(&hash.0).map_err(|_| HashingFailed::Broken)?;
             Ok(Argon2::default()
                 .verify_password(passphrase.0.as_bytes(), &parsed)
                 .is_ok())
@@ -121,10 +146,18 @@ impl Hasher {
         &self,
         work: impl FnOnce() -> Result<T, HashingFailed> + Send + 'static,
     ) -> Result<T, HashingFailed> {
-        let _permit = self.permits.acquire().await.map_err(|_| HashingFailed)?;
+        let _place = self
+            .admitted
+            .try_acquire()
+            .map_err(|_| HashingFailed::Busy)?;
+        let _running = self
+            .running
+            .acquire()
+            .await
+            .map_err(|_| HashingFailed::Broken)?;
         tokio::task::spawn_blocking(work)
             .await
-            .map_err(|_| HashingFailed)?
+            .map_err(|_| HashingFailed::Broken)?
     }
 }
 
@@ -149,6 +182,23 @@ mod tests {
             let matched = hasher.matches(hash.clone(), passphrase(wrong));
             assert!(!matched.await.unwrap(), "{wrong:?}");
         }
+    }
+
+    /// A check that would wait behind a full queue is refused at once, and the
+    /// queue takes checks again as soon as it has room.
+    #[tokio::test]
+    async fn a_full_queue_refuses_at_once_instead_of_growing() {
+        let hasher = Hasher::default();
+        let hash = hasher.hash(passphrase("open sesame")).await.unwrap();
+        let mut queued = Vec::new();
+        while let Ok(place) = hasher.admitted.clone().try_acquire_owned() {
+            queued.push(place);
+        }
+        let refused = hasher.matches(hash.clone(), passphrase("open sesame"));
+        assert_eq!(refused.await.unwrap_err(), HashingFailed::Busy);
+        queued.pop();
+        let admitted = hasher.matches(hash, passphrase("open sesame"));
+        assert!(admitted.await.unwrap());
     }
 
     #[test]

@@ -8,7 +8,8 @@
 //!
 //! Membership of a room is the [`MemberToken`] minted at that join and carried
 //! here, not the session id: a copy of someone's cookie taken before they join a
-//! room gives nothing in that room.
+//! room gives nothing in that room. The session id itself is replaced at every
+//! create and join, so such a copy shares nothing else with it either.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -103,6 +104,13 @@ impl Session {
             .iter()
             .find(|pass| pass.code == code)
             .map(|pass| pass.token)
+    }
+
+    /// Gives the session a new id: done whenever it gains a membership, so that
+    /// a copy of the cookie taken (or planted) before shares no stream limit
+    /// and no removal with it from then on.
+    pub fn rotate_id(&mut self) {
+        self.id = SessionId::random();
     }
 
     /// Records the membership of room `code`, replacing an older one.

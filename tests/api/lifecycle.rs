@@ -92,15 +92,20 @@ async fn next_event_in_real_time(events: &mut Events, window: Duration) -> Optio
     }
 }
 
-/// Polls until `member`'s `GET /rooms/{code}` is 404, failing after `limit`.
+/// Polls until `member`'s `GET /rooms/{code}/members` is 404, failing after
+/// `limit` (the members list, not the page: pages are rate-limited per member).
 pub async fn wait_until_room_is_gone(member: &User, code: &str, limit: Duration) {
     let deadline = Instant::now() + limit;
     loop {
-        let page = status(member, &format!("/rooms/{code}")).await;
-        if page == StatusCode::NOT_FOUND {
+        let members = status(member, &format!("/rooms/{code}/members")).await;
+        if members == StatusCode::NOT_FOUND {
             return;
         }
-        assert_eq!(page, StatusCode::OK, "the room page, while the room exists");
+        assert_eq!(
+            members,
+            StatusCode::OK,
+            "the members list, while the room exists"
+        );
         assert!(
             Instant::now() < deadline,
             "room {code} still exists after {limit:?}"

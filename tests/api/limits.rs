@@ -701,7 +701,7 @@ async fn a_flood_of_rooms_and_joins_adds_no_tasks_per_room() {
 #[tokio::test]
 async fn posting_and_viewing_add_no_tasks() {
     // Arrange
-    let app = spawn_app_with(&["--message-burst", "100000"]).await;
+    let app = spawn_app_with(&["--message-burst", "100000", "--page-burst", "100000"]).await;
     let (alice, code) = app.user_in_new_room("alice").await;
     alice.say(&code, "warming up").await;
     let page = alice.get(&format!("/rooms/{code}")).await;

@@ -7,6 +7,7 @@ mod redis;
 mod relay;
 mod web;
 
+mod attacks;
 mod bad_input;
 mod chaos;
 mod contract;
