@@ -54,11 +54,16 @@ pub enum Limit {
     Rooms,
     /// The room is full.
     MembersPerRoom,
+    /// Too many bytes of responses unsent to this connection or address
+    /// (`backlog.rs`).
+    Backlog,
+    /// The server is full: bytes of responses unsent in all.
+    BacklogInAll,
 }
 
 impl Limit {
     /// Every limit, for metrics that list them all from the start.
-    pub const ALL: [Limit; 12] = [
+    pub const ALL: [Limit; 14] = [
         Self::Guesses,
         Self::RoomsCreated,
         Self::Joins,
@@ -71,6 +76,8 @@ impl Limit {
         Self::Connections,
         Self::Rooms,
         Self::MembersPerRoom,
+        Self::Backlog,
+        Self::BacklogInAll,
     ];
 
     /// The limit's name in metrics (`chat_refusals_total{reason="guesses"}`).
@@ -88,13 +95,18 @@ impl Limit {
             Self::Connections => "connections",
             Self::Rooms => "rooms",
             Self::MembersPerRoom => "members_per_room",
+            Self::Backlog => "backlog",
+            Self::BacklogInAll => "backlog_in_all",
         }
     }
 
     /// Whether the server as a whole is full (`503`), rather than one client
     /// having taken its share (`429`).
     pub fn server_is_full(self) -> bool {
-        matches!(self, Self::Connections | Self::Rooms | Self::MembersPerRoom)
+        matches!(
+            self,
+            Self::Connections | Self::Rooms | Self::MembersPerRoom | Self::BacklogInAll
+        )
     }
 
     /// The sentence the client sees.
@@ -118,6 +130,10 @@ impl Limit {
             Self::Connections => "The server is full right now: try again soon.",
             Self::Rooms => "The server has as many rooms open as it can: try again soon.",
             Self::MembersPerRoom => "This room is full.",
+            Self::Backlog => {
+                "Too much of what we sent you is still unread: read it before asking for more."
+            }
+            Self::BacklogInAll => "The server is busy sending right now: try again soon.",
         }
     }
 }
