@@ -266,7 +266,7 @@ async fn an_idle_http2_connection_is_closed_after_the_request_timeout() {
     );
 }
 
-/// A connection whose only stream is an open event stream is not idle: it stays, and the stream still delivers.
+/// A connection whose only stream is an open event stream is not idle: it stays, and the stream still delivers, while an idle one beside it is closed.
 #[tokio::test]
 async fn an_http2_connection_with_an_event_stream_is_not_idle() {
     // Arrange
@@ -274,6 +274,7 @@ async fn an_http2_connection_with_an_event_stream_is_not_idle() {
     let (alice, code) = app.user_in_new_room("alice").await;
     let cookie = alice.cookie.clone().expect("alice's cookie");
     let mut client = H2c::connect(app.addr, next_loopback_address(), false).await;
+    let mut idle = H2c::connect(app.addr, next_loopback_address(), false).await;
     let response = client
         .get(&format!("/rooms/{code}/events"), Some(&cookie))
         .await;
@@ -281,10 +282,12 @@ async fn an_http2_connection_with_an_event_stream_is_not_idle() {
     let mut events = response.into_body();
 
     // Act
-    let closed = client.closed_within(Duration::from_secs(3)).await;
+    let idle_closed = idle.closed_within(Duration::from_secs(3)).await;
+    let closed = client.closed_within(Duration::from_secs(1)).await;
     alice.say(&code, "still here").await;
 
     // Assert
+    assert!(idle_closed, "the idle connection beside it is closed");
     assert!(
         !closed,
         "a connection with an open stream was closed as idle"
