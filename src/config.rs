@@ -83,12 +83,14 @@ pub struct Config {
     pub poll_wait: Duration,
 
     /// Seconds a client may take to send a request's headers, and its body. An
-    /// idle keep-alive connection is closed after as long.
+    /// idle keep-alive connection (HTTP/1.1), or an HTTP/2 connection with no
+    /// open stream, is closed after as long.
     #[arg(long, env = "CHAT_REQUEST_TIMEOUT", default_value = "10", value_parser = parse_positive_seconds)]
     pub request_timeout: Duration,
 
     /// Seconds a client may leave data we sent it untaken before its connection
-    /// is closed (a stalled or vanished reader); its streams then count as closed.
+    /// is closed (a stalled or vanished reader), or, over HTTP/2, before the
+    /// stream whose window it keeps shut is reset; its streams then count as closed.
     #[arg(long, env = "CHAT_SEND_TIMEOUT", default_value = "30", value_parser = parse_positive_seconds)]
     pub send_timeout: Duration,
 

@@ -9,6 +9,7 @@
 
 pub mod app;
 pub mod assets;
+pub mod backlog;
 pub mod client;
 pub mod config;
 pub mod error;
@@ -19,6 +20,7 @@ pub mod input;
 pub mod limits;
 pub mod metrics;
 pub mod net;
+pub mod pacing;
 pub mod pages;
 pub mod passphrase;
 pub mod poll;

@@ -80,11 +80,16 @@ pub enum Limit {
     /// The server is busy: as many passphrases are waiting to be checked as
     /// it checks in a fraction of a second.
     PassphraseQueue,
+    /// Too many bytes of responses unsent to this connection or address
+    /// (`backlog.rs`).
+    Backlog,
+    /// The server is full: bytes of responses unsent in all.
+    BacklogInAll,
 }
 
 impl Limit {
     /// Every limit, for metrics that list them all from the start.
-    pub const ALL: [Limit; 16] = [
+    pub const ALL: [Limit; 18] = [
         Self::Guesses,
         Self::RoomsCreated,
         Self::Joins,
@@ -101,6 +106,8 @@ impl Limit {
         Self::PassphraseChecks,
         Self::WrongPassphrases,
         Self::PassphraseQueue,
+        Self::Backlog,
+        Self::BacklogInAll,
     ];
 
     /// The limit's name in metrics (`chat_refusals_total{reason="guesses"}`).
@@ -122,6 +129,8 @@ impl Limit {
             Self::PassphraseChecks => "passphrase_checks",
             Self::WrongPassphrases => "wrong_passphrases",
             Self::PassphraseQueue => "passphrase_queue",
+            Self::Backlog => "backlog",
+            Self::BacklogInAll => "backlog_in_all",
         }
     }
 
@@ -130,7 +139,11 @@ impl Limit {
     pub fn server_is_full(self) -> bool {
         matches!(
             self,
-            Self::Connections | Self::Rooms | Self::MembersPerRoom | Self::PassphraseQueue
+            Self::Connections
+                | Self::Rooms
+                | Self::MembersPerRoom
+                | Self::PassphraseQueue
+                | Self::BacklogInAll
         )
     }
 
@@ -165,6 +178,10 @@ impl Limit {
             Self::PassphraseQueue => {
                 "The server is checking many passphrases right now: try again in a moment."
             }
+            Self::Backlog => {
+                "Too much of what we sent you is still unread: read it before asking for more."
+            }
+            Self::BacklogInAll => "The server is busy sending right now: try again soon.",
         }
     }
 }

@@ -7,23 +7,28 @@
 //! app's shutdown token), ask open connections to finish (HTTP/2 `GOAWAY`,
 //! HTTP/1.1 no keep-alive) and drop whatever is still open after the drain
 //! timeout. Slow clients are bounded too: the request timeout covers the first
-//! bytes, each request's headers and idle keep-alive connections; the send
-//! timeout covers a client that stops taking what we write (see `net.rs`).
+//! bytes, each request's headers and idle keep-alive connections (HTTP/2 ones
+//! too: no stream open for as long); the send timeout covers a client that stops
+//! taking what we write (see `net.rs`) and an HTTP/2 stream whose window stays
+//! shut (see `pacing.rs`). What responses hold unsent is bounded per connection,
+//! per address and in all (see `backlog.rs`).
 
 use std::convert::Infallible;
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::pin;
+use std::sync::Arc;
 use std::time::Duration;
 
 use hyper::body::Incoming;
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::time::MissedTickBehavior;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tower_service::Service;
@@ -31,11 +36,13 @@ use warp::http::Request;
 use warp::reply::Response;
 use warp::{Filter, Rejection};
 
+use crate::backlog::Backlog;
 use crate::client::Peer;
 use crate::error;
 use crate::limits::{AddressKey, ConnectionPlace, Limits, Refused};
 use crate::metrics::Metrics;
 use crate::net::{self, Protocol, WriteDeadline};
+use crate::pacing::{Flow, Look, Spawner, Verdict};
 
 /// Longest a client may take over the TLS handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -57,6 +64,28 @@ const MAX_HEAD_BYTES: usize = 64 * 1024;
 /// anything to say.
 const HTTP2_PING_EVERY: Duration = Duration::from_secs(20);
 const HTTP2_PING_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// Most streams open at once on one HTTP/2 connection (hyper's default is 200).
+/// A browser puts all its tabs on one connection, and each tab holds an event
+/// stream: a session may hold 32 of them (`--max-streams-per-session`), and
+/// 16 more leave room for the page loads, assets and posts of those tabs. A
+/// browser waits for a free stream past this (it reads our SETTINGS); what one
+/// connection may pin is bounded by this times what one stream may hold.
+pub const HTTP2_MAX_STREAMS: u32 = 48;
+
+/// Most bytes h2 queues for one stream beyond what it has sent (hyper's default
+/// is 400 KiB): four slices of a response (`pacing.rs`), enough to keep a fast
+/// reader's window full, little to hold for a slow one.
+const HTTP2_MAX_SEND_BUFFER: usize = 64 * 1024;
+
+/// The receive window of each HTTP/2 stream (hyper's default is 1 MiB): what a
+/// client may send us ahead on one stream. The largest form is a few dozen KiB.
+const HTTP2_STREAM_WINDOW: u32 = 64 * 1024;
+
+/// How many looks the watchdog of an HTTP/2 connection takes per timeout: a
+/// stalled stream is reset, an idle connection closed, at most a quarter of
+/// the timeout late.
+const LOOKS_PER_TIMEOUT: u32 = 4;
 
 /// How the loop serves: its limits, its timeouts, and whether to speak TLS.
 #[derive(Clone)]
@@ -102,6 +131,8 @@ pub async fn serve<F>(
     // pointer to it, not a copy of every route, and a request's copy of it
     // (hyper asks for one per request) is one reference count.
     let routes = warp::service(filter.boxed());
+    // What responses hold unsent, shared by the listener's connections.
+    let backlog = Backlog::default();
     loop {
         let (tcp, addr) = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -141,7 +172,8 @@ pub async fn serve<F>(
         };
         match place {
             Ok(place) => {
-                tokio::spawn(connection.serve(tcp, routes.clone(), place));
+                let flow = Arc::new(Flow::new(backlog.connection(counted)));
+                tokio::spawn(connection.serve(tcp, routes.clone(), place, flow));
             }
             Err(refused) => {
                 tracing::debug!(%addr, ?refused.limit, "connection refused by a limit");
@@ -186,8 +218,16 @@ struct Connection {
 
 impl Connection {
     /// Serves the routes on the connection, holding its place in the limits.
-    async fn serve<R>(self, tcp: TcpStream, routes: R, place: Option<ConnectionPlace>)
-    where
+    /// Every response goes through the connection's [`Flow`]: counted open
+    /// until it ends, its room reserved in the backlog (or refused), and its
+    /// body paced and watched (see `pacing.rs`).
+    async fn serve<R>(
+        self,
+        tcp: TcpStream,
+        routes: R,
+        place: Option<ConnectionPlace>,
+        flow: Arc<Flow>,
+    ) where
         R: Service<Request<Incoming>, Response = Response, Error = Infallible>
             + Clone
             + Send
@@ -196,11 +236,32 @@ impl Connection {
         R::Future: Send + 'static,
     {
         let peer = self.peer;
+        let metrics = self.serving.metrics.clone();
+        let answering = flow.clone();
         let service = service_fn(move |mut request: Request<Incoming>| {
             request.extensions_mut().insert(peer);
-            routes.clone().call(request)
+            // Here, not in the future below: hyper hands the stream to the
+            // executor right after this call, and the executor takes what
+            // `begin` leaves for it.
+            let opened = answering.begin();
+            let answer = routes.clone().call(request);
+            let flow = answering.clone();
+            let metrics = metrics.clone();
+            async move {
+                let Ok(mut response) = answer.await;
+                let reserved = match flow.reserve(&response) {
+                    Ok(reserved) => reserved,
+                    Err(refused) => {
+                        tracing::debug!(addr = %peer.addr, ?refused.limit, "response refused by a limit");
+                        metrics.refused(refused.limit.name());
+                        response = error::refused(refused);
+                        None
+                    }
+                };
+                Ok::<_, Infallible>(flow.pace(response, reserved, opened))
+            }
         });
-        self.run(tcp, service, KeepAlive::Yes).await;
+        self.run(tcp, service, KeepAlive::Yes, Some(flow)).await;
         drop(place);
     }
 
@@ -212,12 +273,17 @@ impl Connection {
         let service = service_fn(move |_: Request<Incoming>| async move {
             Ok::<_, Infallible>(error::refused(refused))
         });
-        let answer = self.run(tcp, service, KeepAlive::No);
+        let answer = self.run(tcp, service, KeepAlive::No, None);
         let _ = tokio::time::timeout(REFUSAL_TIMEOUT, answer).await;
     }
 
-    async fn run<S>(self, tcp: TcpStream, service: S, keep_alive: KeepAlive)
-    where
+    async fn run<S>(
+        self,
+        tcp: TcpStream,
+        service: S,
+        keep_alive: KeepAlive,
+        flow: Option<Arc<Flow>>,
+    ) where
         S: hyper::service::Service<Request<Incoming>, Response = Response, Error = Infallible>
             + Send
             + 'static,
@@ -241,7 +307,7 @@ impl Connection {
             };
             // Boxed, like the TLS path below: a task holds only the path its
             // connection takes, not room for the larger of the two.
-            Box::pin(self.http(tcp, protocol, service, keep_alive)).await;
+            Box::pin(self.http(tcp, protocol, service, keep_alive, flow)).await;
             return;
         };
         let handshake = Box::pin(tokio::time::timeout(
@@ -266,11 +332,21 @@ impl Connection {
             Some(b"h2") => Protocol::Http2,
             _ => Protocol::Http1,
         };
-        Box::pin(self.http(stream, protocol, service, keep_alive)).await;
+        Box::pin(self.http(stream, protocol, service, keep_alive, flow)).await;
     }
 
-    async fn http<I, S>(self, io: I, protocol: Protocol, service: S, keep_alive: KeepAlive)
-    where
+    /// Serves HTTP on the connection until it ends, shutdown asks it to end
+    /// (gracefully, then for good once the drain time is over), or, on HTTP/2,
+    /// the watchdog finds it idle (`GOAWAY`, then dropped if the client does
+    /// not go within the request timeout) or stuck.
+    async fn http<I, S>(
+        self,
+        io: I,
+        protocol: Protocol,
+        service: S,
+        keep_alive: KeepAlive,
+        flow: Option<Arc<Flow>>,
+    ) where
         I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
         S: hyper::service::Service<Request<Incoming>, Response = Response, Error = Infallible>
             + Send
@@ -279,7 +355,7 @@ impl Connection {
     {
         let peer: SocketAddr = self.peer.addr;
         let serving = &self.serving;
-        let builder = auto::Builder::new(TokioExecutor::new());
+        let builder = auto::Builder::new(Spawner(flow.clone()));
         let mut builder = match protocol {
             Protocol::Http1 => builder.http1_only(),
             Protocol::Http2 => builder.http2_only(),
@@ -295,22 +371,81 @@ impl Connection {
             .timer(TokioTimer::new())
             .keep_alive_interval(HTTP2_PING_EVERY)
             .keep_alive_timeout(HTTP2_PING_TIMEOUT)
-            .max_header_list_size(MAX_HEAD_BYTES as u32);
+            .max_header_list_size(MAX_HEAD_BYTES as u32)
+            .max_concurrent_streams(HTTP2_MAX_STREAMS)
+            .max_send_buf_size(HTTP2_MAX_SEND_BUFFER)
+            .initial_stream_window_size(HTTP2_STREAM_WINDOW);
+        // HTTP/1.1 needs no watchdog: one response at a time, a stalled write
+        // is cut by the write deadline, an idle connection by hyper's header
+        // read timeout.
+        let watched = flow.filter(|_| protocol == Protocol::Http2);
+        if let Some(flow) = &watched {
+            flow.speaks_http2();
+        }
         let io = WriteDeadline::new(io, serving.send_timeout);
-        let connection = builder.serve_connection(TokioIo::new(io), service);
-        let connection = self.watcher.watch(connection);
-        tokio::select! {
-            outcome = connection => {
-                // A client that goes away mid-stream ends its connection this way:
-                // for an event stream that is the normal end, so not worth more.
-                if let Err(error) = outcome {
-                    tracing::debug!(%peer, %error, "connection ended with an error");
+        let mut connection = pin!(builder.serve_connection(TokioIo::new(io), service));
+        let every = (serving.send_timeout.min(serving.request_timeout) / LOOKS_PER_TIMEOUT)
+            .max(Duration::from_millis(10));
+        let mut looks = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+        looks.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let mut look = Look::new();
+        // Set once the connection was asked to close: by shutdown, or for idling.
+        let mut closing = false;
+        // After an idle connection's `GOAWAY`, when it is dropped if still open.
+        let mut gone_by = None;
+        loop {
+            tokio::select! {
+                outcome = connection.as_mut() => {
+                    // A client that goes away mid-stream ends its connection this
+                    // way: for an event stream that is the normal end, so not
+                    // worth more.
+                    if let Err(error) = outcome {
+                        tracing::debug!(%peer, %error, "connection ended with an error");
+                    }
+                    break;
+                }
+                () = self.stopping.cancelled(), if !closing => {
+                    closing = true;
+                    connection.as_mut().graceful_shutdown();
+                }
+                _ = looks.tick(), if watched.is_some() => {
+                    let verdict = watched.as_ref().map(|flow| {
+                        flow.look(&mut look, serving.send_timeout, serving.request_timeout)
+                    });
+                    match verdict {
+                        Some(Verdict::Idle) if !closing => {
+                            tracing::debug!(%peer, "idle HTTP/2 connection closed");
+                            closing = true;
+                            gone_by = Some(tokio::time::Instant::now() + serving.request_timeout);
+                            connection.as_mut().graceful_shutdown();
+                        }
+                        Some(Verdict::Stuck) => {
+                            tracing::debug!(%peer, "a stream's client took nothing for the send timeout");
+                            break;
+                        }
+                        _ => {}
+                    }
+                }
+                () = sleep_until_some(gone_by) => {
+                    tracing::debug!(%peer, "idle HTTP/2 connection dropped after its GOAWAY");
+                    break;
+                }
+                () = self.abandon.cancelled() => {
+                    tracing::debug!(%peer, "connection dropped at the end of shutdown");
+                    break;
                 }
             }
-            () = self.abandon.cancelled() => {
-                tracing::debug!(%peer, "connection dropped at the end of shutdown");
-            }
         }
+        // Shutdown waits for every connection's watcher to be dropped.
+        drop(self.watcher);
+    }
+}
+
+/// Sleeps until `deadline`, or for ever without one.
+async fn sleep_until_some(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
     }
 }
 

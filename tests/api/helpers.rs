@@ -1134,7 +1134,14 @@ impl RunningServer {
     /// Like [`RunningServer::start`], but logging with `RUST_LOG={rust_log}`
     /// (`trace`: to show that something is never logged, at any level).
     pub async fn start_logging(rust_log: &str, args: &[&str]) -> Self {
+        Self::start_with_env(rust_log, &[], args).await
+    }
+
+    /// Like [`RunningServer::start_logging`], with extra environment variables
+    /// (the allocator's, for memory measurements).
+    pub async fn start_with_env(rust_log: &str, env: &[(&str, &str)], args: &[&str]) -> Self {
         let mut child = server_command(rust_log)
+            .envs(env.iter().copied())
             .args(["--bind", "127.0.0.1:0"])
             .args(args)
             .stdout(Stdio::piped())

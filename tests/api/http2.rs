@@ -26,6 +26,8 @@ use crate::helpers::{
 };
 use crate::relay::Relay;
 
+mod pinning;
+
 /// What the server binary logs, isolated from the caller's `RUST_LOG`.
 const RUST_LOG: &str = "info";
 
