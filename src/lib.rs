@@ -22,6 +22,7 @@ pub mod net;
 pub mod pages;
 pub mod passphrase;
 pub mod poll;
+pub mod proxies;
 pub mod rooms;
 pub mod routes;
 pub mod server;
