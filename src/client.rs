@@ -82,7 +82,7 @@ impl Site {
         &self,
     ) -> impl Filter<Extract = (Option<DisplayName>,), Error = Rejection> + Clone + use<> {
         let header = self.identity_header.clone();
-        self.from_proxy()
+        self.came_through_proxy()
             .and(warp::header::headers_cloned())
             .and_then(move |from_proxy: bool, headers: HeaderMap| {
                 let identity = header.as_ref().map(|header| {
@@ -106,7 +106,9 @@ impl Site {
     }
 
     /// Whether the request came on a connection from a trusted proxy.
-    fn from_proxy(&self) -> impl Filter<Extract = (bool,), Error = Infallible> + Clone + use<> {
+    fn came_through_proxy(
+        &self,
+    ) -> impl Filter<Extract = (bool,), Error = Infallible> + Clone + use<> {
         let proxies = self.proxies.clone();
         warp::ext::optional::<Peer>().map(move |peer: Option<Peer>| {
             peer.zip(proxies.as_ref())
@@ -117,7 +119,7 @@ impl Site {
     /// The request's client.
     pub fn client(&self) -> impl Filter<Extract = (Client,), Error = Infallible> + Clone + use<> {
         warp::ext::optional::<Peer>()
-            .and(self.from_proxy())
+            .and(self.came_through_proxy())
             .and(warp::header::headers_cloned())
             .map(
                 move |peer: Option<Peer>, from_proxy: bool, headers: HeaderMap| {
@@ -173,7 +175,7 @@ impl Site {
     /// connection from a trusted proxy from the `X-Forwarded-*` headers it added.
     fn target(&self) -> impl Filter<Extract = (Target,), Error = Infallible> + Clone + use<> {
         warp::ext::optional::<Peer>()
-            .and(self.from_proxy())
+            .and(self.came_through_proxy())
             .and(warp::host::optional().or_else(|_| async { Ok::<_, Infallible>((None,)) }))
             .and(text_header("x-forwarded-host"))
             .and(text_header("x-forwarded-proto"))
