@@ -497,6 +497,94 @@ async fn real_ipv6_connections_are_budgeted_by_their_networks() {
     assert_eq!(through, expected(&forwarded, &wanted));
 }
 
+/// Real IPv6 sources, in a network namespace of the test's own (`unshare -rn`)
+/// whose loopback gets addresses in two /48s: one guess from a /64 in each of
+/// nine /56s of one /48 gets eight answers (the /48's four times the burst of
+/// 2) and the ninth `429`, while a /64 of the other /48 is answered. Where the
+/// machine allows no such namespace the test says so and checks nothing.
+#[tokio::test]
+async fn real_sources_in_one_ipv6_48_share_its_budget() {
+    // Arrange
+    let can_unshare = tokio::process::Command::new("unshare")
+        .args(["-rn", "ip", "link", "set", "lo", "up"])
+        .output()
+        .await
+        .is_ok_and(|output| output.status.success());
+    if !can_unshare {
+        eprintln!("no network namespace of our own here (unshare -rn, ip): nothing to test");
+        return;
+    }
+    let sources: Vec<String> = (1..=9)
+        .map(|n| format!("2001:db8:1:{n}00::1"))
+        .chain(["2001:db8:2:100::1".to_owned()])
+        .collect();
+    let mut probe = tokio::process::Command::new("unshare");
+    probe
+        .args(["-rn", "bash", "-c", NAMESPACE_PROBE])
+        .env("BINARY", crate::helpers::BINARY)
+        .env("SOURCES", sources.join(" "))
+        .env("RUST_LOG", "warn")
+        .env("NO_COLOR", "1")
+        .kill_on_drop(true);
+    for (key, _) in std::env::vars_os() {
+        if key.to_string_lossy().starts_with("CHAT_") {
+            probe.env_remove(&key);
+        }
+    }
+
+    // Act
+    let output = tokio::time::timeout(Duration::from_secs(30), probe.output())
+        .await
+        .expect("the probe ends within 30 s")
+        .expect("run unshare");
+
+    // Assert
+    let shown = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{shown}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let statuses: Vec<(String, StatusCode)> = shown
+        .lines()
+        .filter_map(|line| line.split_once(' '))
+        .map(|(source, status)| {
+            let status = status.parse::<u16>().expect("a status code");
+            (
+                source.to_owned(),
+                StatusCode::from_u16(status).expect("a status"),
+            )
+        })
+        .collect();
+    let wanted = [[NOT_FOUND; 8].as_slice(), &[LIMITED, NOT_FOUND]].concat();
+    let sources: Vec<&str> = sources.iter().map(String::as_str).collect();
+    assert_eq!(statuses, expected(&sources, &wanted));
+}
+
+/// Run by `unshare -rn bash -c` (a user and network namespace of its own):
+/// puts each of `$SOURCES` on the loopback, starts `$BINARY` on `[::1]`,
+/// and prints each source and the status one guess from it gets.
+const NAMESPACE_PROBE: &str = r#"
+set -eu
+ip link set lo up
+for source in $SOURCES; do ip -6 addr add "$source/128" dev lo nodad; done
+# The namespace is this probe's own: nothing else listens on its ports. The
+# server ends itself if this script is killed before it can stop it.
+timeout 60 "$BINARY" --bind '[::1]:3000' --guess-burst 2 --guess-rate 1/h &
+server=$!
+trap 'kill $server 2>/dev/null' EXIT
+ready=
+for _ in $(seq 200); do
+  if curl -sf -o /dev/null -g 'http://[::1]:3000/healthz'; then ready=1; break; fi
+  sleep 0.05
+done
+[ -n "$ready" ] || { echo "the server did not start" >&2; exit 1; }
+for source in $SOURCES; do
+  curl -s -o /dev/null -w "$source %{http_code}
+" --interface "$source" -g 'http://[::1]:3000/rooms/QQQQ'
+done
+"#;
+
 /// A member's requests about their own room spend no guesses, even from an address that has no guesses left.
 #[tokio::test]
 async fn members_are_never_charged_for_their_own_room() {
