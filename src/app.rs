@@ -82,6 +82,9 @@ pub async fn serve(
             "answering to IP addresses and localhost only: give --public-host NAME for each name people use"
         );
     }
+    if let Some(proxies) = &config.trust_proxy {
+        tracing::info!("believing X-Forwarded-* headers only from the proxies at {proxies}");
+    }
     let stopping = CancellationToken::new();
     let streams = state.shutdown.clone();
     let signal = stopping.clone();
@@ -95,7 +98,7 @@ pub async fn serve(
     let serving = Serving {
         limits: state.limits.clone(),
         metrics: state.metrics.clone(),
-        trust_proxy: config.trust_proxy,
+        trust_proxy: config.trust_proxy.clone(),
         count_connections: true,
         tls,
         request_timeout: config.request_timeout,

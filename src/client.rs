@@ -3,10 +3,11 @@
 //! The server loop tags every request with its [`Peer`] (the socket's address,
 //! and whether it came over TLS). [`Site`] turns that into the client address the
 //! limits count, the host the request was meant for, and the origin our pages are
-//! served from. `X-Forwarded-For`, `-Host` and `-Proto` count only with
-//! `--trust-proxy`: without it any client could claim any address or host.
-//! With `--identity-header`, it also reads who the sign-in proxy says the person
-//! is: their name everywhere, never what they type.
+//! served from. `X-Forwarded-For`, `-Host` and `-Proto` count only on
+//! connections from the proxies `--trust-proxy` names: from anyone else they
+//! would let any client claim any address or host. With `--identity-header`, it
+//! also reads who the sign-in proxy says the person is (their name everywhere,
+//! never what they type), and refuses requests that did not come through it.
 
 use std::convert::Infallible;
 use std::net::{IpAddr, SocketAddr};
@@ -19,6 +20,7 @@ use crate::error::AppError;
 use crate::http::{OurNames, same_origin};
 use crate::input::DisplayName;
 use crate::limits::AddressKey;
+use crate::proxies::TrustedProxies;
 
 /// The connection a request came on; the server loop adds it to every request.
 #[derive(Debug, Clone, Copy)]
@@ -30,8 +32,8 @@ pub struct Peer {
 /// The client behind a request, as the limits count it.
 #[derive(Debug, Clone, Copy)]
 pub struct Client {
-    /// The client's address: the socket's, or with `--trust-proxy` the one the
-    /// proxy saw.
+    /// The client's address: the socket's, or on a connection from a trusted
+    /// proxy the one the proxy saw.
     pub ip: IpAddr,
     pub key: AddressKey,
 }
@@ -41,7 +43,9 @@ pub struct Client {
 pub struct Site {
     /// The names requests may be for.
     names: Arc<OurNames>,
-    trust_proxy: bool,
+    /// The peers whose `X-Forwarded-*` and identity headers count
+    /// (`--trust-proxy`); `None` believes nobody's.
+    proxies: Option<TrustedProxies>,
     /// The header the sign-in proxy names each person in, if names come from it.
     identity_header: Option<HeaderName>,
 }
@@ -53,10 +57,14 @@ struct Target {
 }
 
 impl Site {
-    pub fn new(names: OurNames, trust_proxy: bool, identity_header: Option<HeaderName>) -> Self {
+    pub fn new(
+        names: OurNames,
+        proxies: Option<TrustedProxies>,
+        identity_header: Option<HeaderName>,
+    ) -> Self {
         Self {
             names: Arc::new(names),
-            trust_proxy,
+            proxies,
             identity_header,
         }
     }
@@ -67,23 +75,29 @@ impl Site {
     }
 
     /// Who the sign-in proxy says the person is, with `--identity-header`
-    /// (`None` without it). A request without the header is `401`; one whose
-    /// identity cannot be a name here is `403`.
+    /// (`None` without it). A request without the header is `401`, and so is
+    /// one from a peer that is not a trusted proxy, whatever it says: it did
+    /// not pass the sign-in. One whose identity cannot be a name here is `403`.
     pub fn identity(
         &self,
     ) -> impl Filter<Extract = (Option<DisplayName>,), Error = Rejection> + Clone + use<> {
         let header = self.identity_header.clone();
-        warp::header::headers_cloned().and_then(move |headers: HeaderMap| {
-            let identity = header.as_ref().map(|header| {
-                let value = headers.get(header).ok_or(AppError::NotSignedIn)?;
-                let text = value.to_str().map_err(|_| AppError::BadIdentity {
-                    reason: "It is not plain text.".to_owned(),
-                })?;
-                DisplayName::parse(text)
-                    .map_err(|invalid| AppError::BadIdentity { reason: invalid.0 })
-            });
-            async move { identity.transpose().map_err(warp::reject::custom) }
-        })
+        self.came_through_proxy()
+            .and(warp::header::headers_cloned())
+            .and_then(move |from_proxy: bool, headers: HeaderMap| {
+                let identity = header.as_ref().map(|header| {
+                    if !from_proxy {
+                        return Err(AppError::NotSignedIn);
+                    }
+                    let value = headers.get(header).ok_or(AppError::NotSignedIn)?;
+                    let text = value.to_str().map_err(|_| AppError::BadIdentity {
+                        reason: "It is not plain text.".to_owned(),
+                    })?;
+                    DisplayName::parse(text)
+                        .map_err(|invalid| AppError::BadIdentity { reason: invalid.0 })
+                });
+                async move { identity.transpose().map_err(warp::reject::custom) }
+            })
     }
 
     /// Refuses requests without a valid identity, with `--identity-header`.
@@ -91,22 +105,35 @@ impl Site {
         self.identity().map(|_| ()).untuple_one()
     }
 
+    /// Whether the request came on a connection from a trusted proxy.
+    fn came_through_proxy(
+        &self,
+    ) -> impl Filter<Extract = (bool,), Error = Infallible> + Clone + use<> {
+        let proxies = self.proxies.clone();
+        warp::ext::optional::<Peer>().map(move |peer: Option<Peer>| {
+            peer.zip(proxies.as_ref())
+                .is_some_and(|(peer, proxies)| proxies.contains(peer.addr.ip()))
+        })
+    }
+
     /// The request's client.
     pub fn client(&self) -> impl Filter<Extract = (Client,), Error = Infallible> + Clone + use<> {
-        let trust_proxy = self.trust_proxy;
         warp::ext::optional::<Peer>()
+            .and(self.came_through_proxy())
             .and(warp::header::headers_cloned())
-            .map(move |peer: Option<Peer>, headers: HeaderMap| {
-                let socket = peer.map_or(IpAddr::from([0, 0, 0, 0]), |p| p.addr.ip());
-                let ip = match trust_proxy {
-                    true => forwarded_for(&headers).unwrap_or(socket),
-                    false => socket,
-                };
-                Client {
-                    ip,
-                    key: AddressKey::of(ip),
-                }
-            })
+            .map(
+                move |peer: Option<Peer>, from_proxy: bool, headers: HeaderMap| {
+                    let socket = peer.map_or(IpAddr::from([0, 0, 0, 0]), |p| p.addr.ip());
+                    let ip = match from_proxy {
+                        true => forwarded_for(&headers).unwrap_or(socket),
+                        false => socket,
+                    };
+                    Client {
+                        ip,
+                        key: AddressKey::of(ip),
+                    }
+                },
+            )
     }
 
     /// Refuses (`421`) a request for a host name that is not ours.
@@ -144,16 +171,17 @@ impl Site {
             .untuple_one()
     }
 
-    /// The scheme and host the client used: from the request, or with
-    /// `--trust-proxy` from the `X-Forwarded-*` headers the proxy added.
+    /// The scheme and host the client used: from the request, or on a
+    /// connection from a trusted proxy from the `X-Forwarded-*` headers it added.
     fn target(&self) -> impl Filter<Extract = (Target,), Error = Infallible> + Clone + use<> {
-        let trust_proxy = self.trust_proxy;
         warp::ext::optional::<Peer>()
+            .and(self.came_through_proxy())
             .and(warp::host::optional().or_else(|_| async { Ok::<_, Infallible>((None,)) }))
             .and(text_header("x-forwarded-host"))
             .and(text_header("x-forwarded-proto"))
             .map(
                 move |peer: Option<Peer>,
+                      from_proxy: bool,
                       host: Option<warp::host::Authority>,
                       forwarded_host: Option<String>,
                       forwarded_proto: Option<String>| {
@@ -162,7 +190,7 @@ impl Site {
                         false => "http",
                     };
                     let mut host = host.map(|h| h.as_str().to_owned());
-                    if trust_proxy {
+                    if from_proxy {
                         if let Some(forwarded) = first_entry(forwarded_host) {
                             host = Some(forwarded);
                         }

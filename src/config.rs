@@ -10,6 +10,7 @@ use clap::error::ErrorKind;
 use clap::{ArgMatches, Args, Command, FromArgMatches, Parser};
 use warp::http::HeaderName;
 
+use crate::proxies::{self, TrustedProxies};
 use crate::tls::TlsSettings;
 
 /// Real-time chat rooms over Server-Sent Events and plain HTTP POSTs.
@@ -62,17 +63,22 @@ pub struct Config {
           value_delimiter = ',', value_parser = parse_host_name)]
     pub public_hosts: Vec<String>,
 
-    /// Believe the X-Forwarded-For, -Host and -Proto headers: only behind a reverse
-    /// proxy that sets them and that every client must pass through. The client
-    /// address for the limits is then the last one in X-Forwarded-For.
-    #[arg(long, env = "CHAT_TRUST_PROXY")]
-    pub trust_proxy: bool,
+    /// Believe the X-Forwarded-For, -Host and -Proto headers (and
+    /// --identity-header) on connections from these reverse proxies only:
+    /// addresses or CIDR ranges, comma-separated, e.g. `127.0.0.1,10.0.0.0/8,::1`.
+    /// Bare `--trust-proxy` trusts loopback only (127.0.0.1 and ::1: a proxy on
+    /// this machine). The client address for the limits is then the last one in
+    /// X-Forwarded-For; from any other peer the headers are ignored, and its own
+    /// address counts.
+    #[arg(long, env = "CHAT_TRUST_PROXY", value_name = "ADDRESSES", num_args = 0..=1,
+          default_missing_value = proxies::LOOPBACK, value_parser = TrustedProxies::parse)]
+    pub trust_proxy: Option<TrustedProxies>,
 
     /// Take each person's name from this request header, set by the sign-in
     /// proxy in front (e.g. `X-Remote-User` from nginx's `$remote_user`): names
-    /// can then be neither chosen nor faked, and a request without the header is
-    /// refused with 401. Needs `--trust-proxy`; the proxy must set (or clear)
-    /// the header on every request, and be the only way to reach the server.
+    /// can then be neither chosen nor faked, and a request without the header,
+    /// or from a peer not in `--trust-proxy` (which this needs), is refused
+    /// with 401. The proxy must set (or clear) the header on every request.
     #[arg(long, env = "CHAT_IDENTITY_HEADER", value_name = "NAME",
           requires = "trust_proxy", value_parser = parse_header_name)]
     pub identity_header: Option<HeaderName>,
@@ -145,7 +151,7 @@ pub struct LimitOptions {
     pub max_connections: usize,
 
     /// Most open connections from one client address (then 429). Not applied
-    /// with --trust-proxy, where every connection comes from the proxy.
+    /// to connections from the proxies of --trust-proxy.
     #[arg(long, env = "CHAT_MAX_CONNECTIONS_PER_ADDRESS", default_value_t = 256, value_parser = at_least_one)]
     pub max_connections_per_address: usize,
 
@@ -206,7 +212,9 @@ pub struct LimitOptions {
     pub join_burst: NonZeroU32,
 
     /// Steady rate of guesses per client address: requests about a room from
-    /// someone who is not a member of it, whether or not the room exists.
+    /// someone who is not a member of it, whether or not the room exists. The
+    /// /64s of an IPv6 /56 and of a /48 share this rate (and twice and four
+    /// times the burst); the same holds for rooms created and joins.
     #[arg(long, env = "CHAT_GUESS_RATE", default_value = "6/min", value_parser = parse_rate)]
     pub guess_rate: Rate,
 
@@ -407,7 +415,7 @@ mod tests {
         assert_eq!(config.metrics_bind, None);
         assert_eq!(config.poll_wait, Duration::from_secs(20));
         assert!(config.public_hosts.is_empty());
-        assert!(!config.trust_proxy);
+        assert_eq!(config.trust_proxy, None);
         let limits = config.limits;
         assert_eq!(limits.max_rooms, 10_000);
         assert_eq!(limits.max_members_per_room, 10_000);
@@ -464,6 +472,32 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(config.public_hosts, ["a.example", "b.example"]);
+    }
+
+    /// `--trust-proxy` takes a list of addresses and ranges; bare, it trusts
+    /// loopback only; anything else (an old `true`) is a usage error saying what
+    /// it takes.
+    #[test]
+    fn trust_proxy_takes_addresses_and_bare_means_loopback() {
+        let trusted = |argv: &[&str]| {
+            Config::try_parse_from([&["x"], argv].concat())
+                .map(|config| config.trust_proxy.map(|t| t.to_string()))
+        };
+        assert_eq!(
+            trusted(&["--trust-proxy", "10.0.0.0/8,::1"])
+                .unwrap()
+                .as_deref(),
+            Some("10.0.0.0/8,::1")
+        );
+        let bare = trusted(&["--trust-proxy", "--public-host", "a.example"]).unwrap();
+        assert_eq!(bare.as_deref(), Some("127.0.0.1,::1"));
+        let last = trusted(&["--public-host", "a.example", "--trust-proxy"]).unwrap();
+        assert_eq!(last.as_deref(), Some("127.0.0.1,::1"));
+        for bad in ["true", "10.0.0.0/40", "10.0.0.1/8"] {
+            let error = trusted(&["--trust-proxy", bad]).unwrap_err();
+            assert_eq!(error.kind(), ErrorKind::ValueValidation, "{bad}");
+            assert!(error.to_string().contains("--trust-proxy"), "{error}");
+        }
     }
 
     /// `--tls-cert` without `--tls-key`, or the other way round, is refused.

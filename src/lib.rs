@@ -24,6 +24,7 @@ pub mod pacing;
 pub mod pages;
 pub mod passphrase;
 pub mod poll;
+pub mod proxies;
 pub mod rooms;
 pub mod routes;
 pub mod server;

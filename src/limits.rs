@@ -1,7 +1,9 @@
 //! What one client may take, and what everyone together may.
 //!
 //! Rates (guesses, rooms created, joins, messages) are `governor` rate limiters
-//! keyed by client address or by membership: a burst, then a steady rate. Things
+//! keyed by client address or by membership: a burst, then a steady rate. The
+//! per-address ones also hold an IPv6 client's /56 and /48 to a shared budget
+//! ([`AddressRateLimiter`]), since one subscriber holds many /64s. Things
 //! held open (connections, event streams) are counted per address and per session
 //! by [`Counter`]s whose [`Held`] guards give their place back when dropped. Every
 //! refusal says which limit it was and when to try again; the routes turn it into
@@ -208,18 +210,37 @@ impl Refused {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct AddressKey(IpAddr);
 
+/// The wider IPv6 networks whose /64s share a rate budget, narrowest first, and
+/// how many times an address's burst each may spend at once. A home usually
+/// gets a /56 (256 /64s) and a site or a free tunnel a /48 (65,536): without
+/// these, each of its /64s would have a budget of its own. In the long run a
+/// /48 gets what one IPv4 address gets (the steady rate is the same); the
+/// larger bursts let a household or an office join a room together.
+const SHARED_NETWORKS: [(u8, u32); 2] = [(56, 2), (48, 4)];
+
 impl AddressKey {
     pub fn of(addr: IpAddr) -> Self {
         match addr {
             IpAddr::V4(v4) => Self(IpAddr::V4(v4)),
             IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
                 Some(v4) => Self(IpAddr::V4(v4)),
-                None => {
-                    let network = u128::from(v6) & !((1u128 << 64) - 1);
-                    Self(IpAddr::V6(network.into()))
-                }
+                None => Self::v6_network(u128::from(v6), 64),
             },
         }
+    }
+
+    /// The IPv6 network of `prefix` bits (at most 64) around this key's /64,
+    /// whose budget it shares; `None` for an IPv4 address, budgeted alone.
+    pub fn network(self, prefix: u8) -> Option<Self> {
+        match self.0 {
+            IpAddr::V4(_) => None,
+            IpAddr::V6(v6) => Some(Self::v6_network(u128::from(v6), prefix.min(64))),
+        }
+    }
+
+    fn v6_network(bits: u128, prefix: u8) -> Self {
+        let mask = u128::MAX.checked_shl(128 - u32::from(prefix)).unwrap_or(0);
+        Self(IpAddr::V6((bits & mask).into()))
     }
 }
 
@@ -231,9 +252,9 @@ pub struct Limits {
 
 struct Shared {
     options: LimitOptions,
-    guesses: RateLimiter<AddressKey>,
-    rooms_created: RateLimiter<AddressKey>,
-    joins: RateLimiter<AddressKey>,
+    guesses: AddressRateLimiter,
+    rooms_created: AddressRateLimiter,
+    joins: AddressRateLimiter,
     messages: RateLimiter<(RoomCode, MemberToken)>,
     polls: RateLimiter<(RoomCode, MemberToken)>,
     pages: RateLimiter<(RoomCode, MemberToken)>,
@@ -272,9 +293,12 @@ impl Limits {
     /// the last handle is dropped). Needs a Tokio runtime.
     pub fn new(options: LimitOptions) -> Self {
         let shared = Arc::new(Shared {
-            guesses: RateLimiter::new(options.guess_rate, options.guess_burst),
-            rooms_created: RateLimiter::new(options.create_rate, options.create_burst),
-            joins: RateLimiter::new(options.join_rate, options.join_burst),
+            guesses: AddressRateLimiter::new(options.guess_rate, options.guess_burst),
+            rooms_created: AddressRateLimiter::new(options.create_rate, options.create_burst),
+            // Joins by non-members spend a guess first, so the guesses' shared
+            // budgets bound them already; joins share too, so that no change
+            // in what a join spends can reopen a /48's many budgets.
+            joins: AddressRateLimiter::new(options.join_rate, options.join_burst),
             messages: RateLimiter::new(options.message_rate, options.message_burst),
             polls: RateLimiter::new(options.poll_rate, options.poll_burst),
             pages: RateLimiter::new(options.page_rate, options.page_burst),
@@ -292,17 +316,15 @@ impl Limits {
 
     /// Spends one guess: a request about a room from someone not in it.
     pub fn guess(&self, client: AddressKey) -> Result<(), Refused> {
-        self.shared.guesses.spend(&client, Limit::Guesses)
+        self.shared.guesses.spend(client, Limit::Guesses)
     }
 
     pub fn create_room(&self, client: AddressKey) -> Result<(), Refused> {
-        self.shared
-            .rooms_created
-            .spend(&client, Limit::RoomsCreated)
+        self.shared.rooms_created.spend(client, Limit::RoomsCreated)
     }
 
     pub fn join(&self, client: AddressKey) -> Result<(), Refused> {
-        self.shared.joins.spend(&client, Limit::Joins)
+        self.shared.joins.spend(client, Limit::Joins)
     }
 
     pub fn message(&self, code: RoomCode, member: MemberToken) -> Result<(), Refused> {
@@ -532,6 +554,51 @@ impl<K: Hash + Eq + Clone> RateLimiter<K> {
     }
 }
 
+/// A budget per client address and, for an IPv6 client, shared budgets for
+/// the networks around its /64 ([`SHARED_NETWORKS`]): a request spends from
+/// each, and is refused when any is spent.
+struct AddressRateLimiter {
+    address: RateLimiter<AddressKey>,
+    /// Each shared network's prefix length and budget, narrowest first.
+    networks: [(u8, RateLimiter<AddressKey>); SHARED_NETWORKS.len()],
+}
+
+impl AddressRateLimiter {
+    fn new(rate: Rate, burst: NonZeroU32) -> Self {
+        Self {
+            address: RateLimiter::new(rate, burst),
+            networks: SHARED_NETWORKS.map(|(prefix, times)| {
+                let times = NonZeroU32::new(times).unwrap_or(NonZeroU32::MIN);
+                (prefix, RateLimiter::new(rate, burst.saturating_mul(times)))
+            }),
+        }
+    }
+
+    /// Spends one from the address's budget, then from each network's,
+    /// narrowest first, stopping at the first refusal. governor cannot look
+    /// without spending, so a refused request has spent from the budgets
+    /// before the one that refused: only narrower ones, the requester's own
+    /// /64 (and its /56 when the /48 refuses). So a refused request never
+    /// costs a wider network, and one /64 or one /56 spending past its share
+    /// takes nothing more from its neighbours in the /48.
+    fn spend(&self, client: AddressKey, limit: Limit) -> Result<(), Refused> {
+        self.address.spend(&client, limit)?;
+        for (prefix, limiter) in &self.networks {
+            if let Some(network) = client.network(*prefix) {
+                limiter.spend(&network, limit)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn forget_idle(&self) {
+        self.address.forget_idle();
+        for (_, limiter) in &self.networks {
+            limiter.forget_idle();
+        }
+    }
+}
+
 /// How many of something each key holds open.
 struct Counter<K> {
     // std Mutex: held only to add or take one; never across an `.await`.
@@ -607,6 +674,49 @@ mod tests {
         let mapped: IpAddr = "::ffff:192.0.2.1".parse().unwrap();
         let plain: IpAddr = "192.0.2.1".parse().unwrap();
         assert_eq!(AddressKey::of(mapped), AddressKey::of(plain));
+    }
+
+    /// An IPv6 key lies in the /56 and the /48 its address lies in; an IPv4
+    /// address (mapped or not) lies in no shared network.
+    #[test]
+    fn an_ipv6_key_shares_its_56_and_its_48() {
+        let key = |text: &str| AddressKey::of(text.parse().unwrap());
+        let home = key("2001:db8:1:2ff::1");
+        assert_eq!(home.network(56), Some(key("2001:db8:1:200::")));
+        assert_eq!(home.network(48), Some(key("2001:db8:1::")));
+        assert_eq!(home.network(64), Some(home));
+        let next_door = key("2001:db8:1:300::1");
+        assert_ne!(home.network(56), next_door.network(56), "another /56");
+        assert_eq!(home.network(48), next_door.network(48), "the same /48");
+        let elsewhere = key("2001:db8:2:200::1");
+        assert_ne!(home.network(48), elsewhere.network(48), "another /48");
+        assert_eq!(key("::1").network(48), Some(key("::")));
+        assert_eq!(key("192.0.2.1").network(48), None);
+        assert_eq!(key("::ffff:192.0.2.1").network(56), None);
+    }
+
+    /// Many /64s of one /48 get the /56's and then the /48's burst between
+    /// them, another /48 keeps its own, and IPv4 addresses stay apart; a
+    /// refusal by a network spends nothing wider.
+    #[test]
+    fn the_64s_of_a_48_share_its_budget() {
+        let rate = Rate {
+            interval: Duration::from_secs(3600),
+        };
+        let limiter = AddressRateLimiter::new(rate, NonZeroU32::new(2).unwrap());
+        let key = |text: String| AddressKey::of(text.parse().unwrap());
+        let spend = |text: String| limiter.spend(key(text), Limit::Guesses).is_ok();
+        // Two /64s of the /56 2001:db8:1:100::/56 spend its burst of 4.
+        assert!((0..4).all(|n| spend(format!("2001:db8:1:10{}::1", n / 2))));
+        assert!(!spend("2001:db8:1:102::1".to_owned()), "the /56 is spent");
+        assert!(!spend("2001:db8:1:1ff::1".to_owned()), "the /56 is spent");
+        // The /48's burst of 8 is 4 more, from other /56s; none of the
+        // refusals above took from it.
+        assert!((0..4).all(|n| spend(format!("2001:db8:1:{}00::1", n + 2))));
+        let refused = limiter.spend(key("2001:db8:1:900::1".to_owned()), Limit::Guesses);
+        assert!(refused.is_err_and(|r| r.retry_after > Duration::from_secs(3000)));
+        assert!(spend("2001:db8:2::1".to_owned()), "another /48");
+        assert!((1..=9).all(|n| spend(format!("192.0.2.{n}"))), "IPv4 apart");
     }
 
     #[test]

@@ -43,6 +43,7 @@ use crate::limits::{AddressKey, ConnectionPlace, Limits, Refused};
 use crate::metrics::Metrics;
 use crate::net::{self, Protocol, WriteDeadline};
 use crate::pacing::{Flow, Look, Spawner, Verdict};
+use crate::proxies::TrustedProxies;
 
 /// Longest a client may take over the TLS handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -93,9 +94,10 @@ pub struct Serving {
     pub limits: Limits,
     /// Counts connections refused by a limit.
     pub metrics: Metrics,
-    /// With `--trust-proxy` every connection comes from the proxy, so connections
-    /// are not counted per address (streams still are, by forwarded address).
-    pub trust_proxy: bool,
+    /// The proxies of `--trust-proxy`: their connections carry many clients,
+    /// so they are not counted per address (streams still are, by forwarded
+    /// address). Every other peer's are.
+    pub trust_proxy: Option<TrustedProxies>,
     /// Whether connections count against the connection limits: not on the
     /// metrics listener, which must answer most when the server is full.
     pub count_connections: bool,
@@ -152,7 +154,8 @@ pub async fn serve<F>(
             },
             () = &mut shutdown => break,
         };
-        let counted = (!serving.trust_proxy).then(|| AddressKey::of(addr.ip()));
+        let from_proxy = (serving.trust_proxy.as_ref()).is_some_and(|t| t.contains(addr.ip()));
+        let counted = (!from_proxy).then(|| AddressKey::of(addr.ip()));
         let place = match serving.count_connections {
             true => serving.limits.connection(counted).map(Some),
             false => Ok(None),

@@ -102,7 +102,7 @@ impl AppState {
             },
             site: Site::new(
                 OurNames::new(bound, &config.public_hosts),
-                config.trust_proxy,
+                config.trust_proxy.clone(),
                 config.identity_header.clone(),
             ),
             hasher: Hasher::default(),

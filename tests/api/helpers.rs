@@ -95,10 +95,38 @@ pub async fn spawn_app_configured(config: Config) -> TestApp {
     }
 }
 
+/// Starts the server on IPv6 loopback, `[::1]` port 0, with extra options:
+/// one instance, in Redis mode too. `None` when this machine has no IPv6
+/// loopback.
+pub async fn spawn_app_on_ipv6_loopback(args: &[&str]) -> Option<TestApp> {
+    let listener = TcpListener::bind("[::1]:0").await.ok()?;
+    let mut argv = vec!["chat-live-room", "--bind", "[::1]:0"];
+    argv.extend_from_slice(args);
+    let config = Config::try_parse_from(argv).expect("valid test options");
+    let (addr, shutdown, server) = serve_instance(listener, config);
+    Some(TestApp {
+        addr,
+        instances: vec![addr],
+        shutdown: vec![shutdown],
+        servers: vec![server],
+        relay: None,
+        redis: None,
+    })
+}
+
 /// One in-process server on 127.0.0.1 port 0: its address, the way to stop
 /// it, and its task.
 async fn spawn_instance(config: Config) -> (SocketAddr, oneshot::Sender<()>, JoinHandle<()>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind port 0");
+    serve_instance(listener, config)
+}
+
+/// One in-process server on `listener`: its address, the way to stop it, and
+/// its task.
+fn serve_instance(
+    listener: TcpListener,
+    config: Config,
+) -> (SocketAddr, oneshot::Sender<()>, JoinHandle<()>) {
     let addr = listener.local_addr().expect("local address");
     let (shutdown, stop) = oneshot::channel::<()>();
     let server = tokio::spawn(chat_live_room::run(listener, config, async {

@@ -317,13 +317,15 @@ async fn an_origin_with_the_wrong_scheme_is_403() {
     assert_refusal_changes_nothing(&response, "POST /rooms from https");
 }
 
-/// With `--trust-proxy`, the forwarded host is the one checked and compared
-/// with `Origin`: a public host's own page may post, another name is 421.
+/// With `--trust-proxy`, on a connection from the proxy (loopback, where a
+/// bare `--trust-proxy` trusts), the forwarded host is the one checked and
+/// compared with `Origin`: a public host's own page may post, another name is
+/// 421.
 #[tokio::test]
 async fn behind_a_trusted_proxy_the_forwarded_host_is_our_origin() {
     // Arrange
     let app = spawn_app_with(&["--trust-proxy", "--public-host", "chat.example"]).await;
-    let visitor = app.user();
+    let visitor = app.user_from(std::net::Ipv4Addr::LOCALHOST.into());
 
     // Act
     let ours = visitor

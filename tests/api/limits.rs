@@ -6,7 +6,7 @@
 //! curl. A refusal changes nothing: no room, no member, no event. Connection
 //! limits are reached with raw TCP connections from chosen loopback addresses.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::ops::RangeInclusive;
 use std::time::Duration;
 
@@ -17,8 +17,8 @@ use tokio::net::{TcpSocket, TcpStream};
 use tokio::time::Instant;
 
 use crate::helpers::{
-    PATIENCE, TestApp, User, alice_and_bob_streaming, next_loopback_address, spawn_app_with,
-    unused_code,
+    PATIENCE, TestApp, User, alice_and_bob_streaming, next_loopback_address,
+    spawn_app_on_ipv6_loopback, spawn_app_with, unused_code,
 };
 use crate::web::retry_after;
 
@@ -267,6 +267,323 @@ async fn a_second_address_is_not_limited_by_the_first() {
     assert_eq!(hit.status(), StatusCode::OK, "the join form");
     assert!(hit.text().await.unwrap().contains(&code));
 }
+
+// ----- IPv6 networks -----
+
+/// Where a proxy on this machine connects from; a bare `--trust-proxy` trusts it.
+const LOCAL_PROXY: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
+
+/// Sends `request` for the client at `client`, as a proxy does with
+/// `X-Forwarded-For`; the status.
+async fn forwarded_for(request: reqwest::RequestBuilder, client: &str) -> StatusCode {
+    let response = request
+        .header("x-forwarded-for", client)
+        .send()
+        .await
+        .expect("a request through the proxy");
+    response.status()
+}
+
+/// Asks about room `code`, from `proxy`, for each client in turn; each
+/// client's status.
+async fn guesses_for(proxy: &User, code: &str, clients: &[&str]) -> Vec<(String, StatusCode)> {
+    let mut statuses = Vec::new();
+    for client in clients {
+        let request = proxy.get_request(&format!("/rooms/{code}"));
+        statuses.push(((*client).to_owned(), forwarded_for(request, client).await));
+    }
+    statuses
+}
+
+/// `clients` paired with the statuses they should get.
+fn expected(clients: &[&str], statuses: &[StatusCode]) -> Vec<(String, StatusCode)> {
+    clients
+        .iter()
+        .map(|client| (*client).to_owned())
+        .zip(statuses.iter().copied())
+        .collect()
+}
+
+const NOT_FOUND: StatusCode = StatusCode::NOT_FOUND;
+const LIMITED: StatusCode = StatusCode::TOO_MANY_REQUESTS;
+
+/// Behind a trusted proxy, with `--guess-burst 2 --guess-rate 1/h`, the IPv6
+/// /64s of a /56 share its budget (twice the burst: 4) and those of a /48 its
+/// own (four times: 8): a fresh /64 in a spent /56 or /48 is refused, another
+/// /48 and IPv4 addresses keep theirs, and a refusal by a /64 costs its
+/// networks nothing.
+#[tokio::test]
+async fn the_64s_of_an_ipv6_48_share_its_guesses() {
+    // Arrange
+    let app = spawn_app_with(&["--trust-proxy", "--guess-burst", "2", "--guess-rate", "1/h"]).await;
+    let proxy = app.user_from(LOCAL_PROXY);
+    let missing = unused_code(&[]);
+    let clients = [
+        // One /64 spends its burst of 2 and is refused a third.
+        "2001:db8:1:100::1",
+        "2001:db8:1:100::2",
+        "2001:db8:1:100:ffff::3",
+        // A second /64 of the /56 2001:db8:1:100::/56 spends the /56's 4.
+        "2001:db8:1:101::1",
+        "2001:db8:1:101::2",
+        "2001:db8:1:1ff::1",
+        // Two more /56s of the /48 2001:db8:1::/48 spend the /48's 8.
+        "2001:db8:1:200::1",
+        "2001:db8:1:200::2",
+        "2001:db8:1:300::1",
+        "2001:db8:1:300::2",
+        "2001:db8:1:400::1",
+        "2001:db8:1:ffff::1",
+        // Another /48, and IPv4.
+        "2001:db8:2:100::1",
+        "198.51.100.7",
+    ];
+
+    // Act
+    let statuses = guesses_for(&proxy, &missing, &clients).await;
+
+    // Assert
+    let wanted = [
+        [NOT_FOUND, NOT_FOUND, LIMITED].as_slice(),
+        &[NOT_FOUND, NOT_FOUND, LIMITED],
+        &[NOT_FOUND; 4],
+        &[LIMITED, LIMITED],
+        &[NOT_FOUND, NOT_FOUND],
+    ]
+    .concat();
+    assert_eq!(statuses, expected(&clients, &wanted));
+    let refused = proxy
+        .get_request(&format!("/rooms/{missing}"))
+        .header("x-forwarded-for", "2001:db8:1:500::1")
+        .send()
+        .await
+        .expect("GET the room");
+    let line = assert_refused(refused, LIMITED, 61..=3600).await;
+    assert_eq!(line, GUESSES_SPENT, "the /48's steady rate: one an hour");
+}
+
+/// Behind a trusted proxy, with `--create-burst 1 --create-rate 1/h`, the IPv6
+/// /64s of a /56 create 2 rooms between them and those of a /48 4; another
+/// /48 still creates.
+#[tokio::test]
+async fn the_64s_of_an_ipv6_48_share_its_room_creations() {
+    // Arrange
+    let app = spawn_app_with(&[
+        "--trust-proxy",
+        "--create-burst",
+        "1",
+        "--create-rate",
+        "1/h",
+    ])
+    .await;
+    let clients = [
+        "2001:db8:1:100::1",
+        "2001:db8:1:101::1",
+        "2001:db8:1:102::1",
+        "2001:db8:1:200::1",
+        "2001:db8:1:300::1",
+        "2001:db8:1:400::1",
+        "2001:db8:2::1",
+    ];
+
+    // Act
+    let mut statuses = Vec::new();
+    for client in clients {
+        let request = app
+            .user_from(LOCAL_PROXY)
+            .post_request("/rooms", &[("name", "someone")]);
+        statuses.push((client.to_owned(), forwarded_for(request, client).await));
+    }
+
+    // Assert
+    let created = StatusCode::SEE_OTHER;
+    let wanted = [
+        created, created, LIMITED, created, created, LIMITED, created,
+    ];
+    assert_eq!(statuses, expected(&clients, &wanted));
+}
+
+/// With the default limits, behind a trusted proxy, one guess from each of
+/// the 256 /64s of an IPv6 /56 gets 60 answers (twice the burst of 30), and
+/// one from each /64 of 254 more /56s of the same /48 gets 60 more: the /48
+/// gets 120 at once, then one every 10 s, the steady rate of one IPv4
+/// address. Prints the figures docs/security.md quotes.
+#[tokio::test]
+async fn an_ipv6_48_gets_four_bursts_of_guesses_then_one_every_ten_seconds() {
+    // Arrange
+    let app = spawn_app_with(&["--trust-proxy"]).await;
+    let proxy = app.user_from(LOCAL_PROXY);
+    let missing = unused_code(&[]);
+    let home: Vec<String> = (0..256)
+        .map(|n| format!("2001:db8:1:1{n:02x}::1"))
+        .collect();
+    let site: Vec<String> = (2..256).map(|n| format!("2001:db8:1:{n:x}00::1")).collect();
+    let answered = |statuses: &[(String, StatusCode)]| {
+        statuses.iter().filter(|(_, s)| *s == NOT_FOUND).count()
+    };
+
+    // Act
+    let home = guesses_for(
+        &proxy,
+        &missing,
+        &home.iter().map(String::as_str).collect::<Vec<_>>(),
+    )
+    .await;
+    let site = guesses_for(
+        &proxy,
+        &missing,
+        &site.iter().map(String::as_str).collect::<Vec<_>>(),
+    )
+    .await;
+    let refused = proxy
+        .get_request(&format!("/rooms/{missing}"))
+        .header("x-forwarded-for", "2001:db8:1:ff01::1")
+        .send()
+        .await
+        .expect("GET the room");
+
+    // Assert
+    let (from_home, from_site) = (answered(&home), answered(&site));
+    let retry = refused
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok());
+    eprintln!(
+        "one IPv6 /56, one guess from each of its 256 /64s: {from_home} answered; \
+         254 more /56s of its /48: {from_site} more; \
+         the /48 in all: {} at once, then {} with Retry-After: {}",
+        from_home + from_site,
+        refused.status(),
+        retry.unwrap_or("none")
+    );
+    assert_eq!((from_home, from_site), (60, 60));
+    let retry = retry_after(&refused);
+    assert!((1..=10).contains(&retry), "one guess every 10 s: {retry}");
+    assert_refused(refused, LIMITED, 1..=10).await;
+}
+
+/// Over real IPv6 connections from `::1` (the server listening on `[::1]`): a
+/// peer not in `--trust-proxy 127.0.0.1` is budgeted by its own /64 whatever
+/// `X-Forwarded-For` says, and with a bare `--trust-proxy`, which trusts
+/// `::1`, the /64s it forwards from different /56s of one /48 share the /48's
+/// budget, while another /48 keeps its own.
+#[tokio::test]
+async fn real_ipv6_connections_are_budgeted_by_their_networks() {
+    // Arrange
+    let options = ["--guess-burst", "2", "--guess-rate", "1/h"];
+    let untrusting =
+        spawn_app_on_ipv6_loopback(&[&["--trust-proxy", "127.0.0.1"], &options[..]].concat()).await;
+    let trusting = spawn_app_on_ipv6_loopback(&[&["--trust-proxy"], &options[..]].concat()).await;
+    let (Some(untrusting), Some(trusting)) = (untrusting, trusting) else {
+        eprintln!("this machine has no IPv6 loopback ([::1]): nothing to test");
+        return;
+    };
+    let loopback = IpAddr::V6(Ipv6Addr::LOCALHOST);
+    let missing = unused_code(&[]);
+    let forged = ["2001:db8:7::1", "2001:db8:8::1", "2001:db8:9::1"];
+    let forwarded: Vec<String> = (1..=9)
+        .map(|n| format!("2001:db8:1:{n}00::1"))
+        .chain(["2001:db8:2:100::1".to_owned()])
+        .collect();
+    let forwarded: Vec<&str> = forwarded.iter().map(String::as_str).collect();
+
+    // Act
+    let direct = guesses_for(&untrusting.user_from(loopback), &missing, &forged).await;
+    let through = guesses_for(&trusting.user_from(loopback), &missing, &forwarded).await;
+
+    // Assert
+    assert_eq!(direct, expected(&forged, &[NOT_FOUND, NOT_FOUND, LIMITED]));
+    let wanted = [[NOT_FOUND; 8].as_slice(), &[LIMITED, NOT_FOUND]].concat();
+    assert_eq!(through, expected(&forwarded, &wanted));
+}
+
+/// Real IPv6 sources, in a network namespace of the test's own (`unshare -rn`)
+/// whose loopback gets addresses in two /48s: one guess from a /64 in each of
+/// nine /56s of one /48 gets eight answers (the /48's four times the burst of
+/// 2) and the ninth `429`, while a /64 of the other /48 is answered. Where the
+/// machine allows no such namespace the test says so and checks nothing.
+#[tokio::test]
+async fn real_sources_in_one_ipv6_48_share_its_budget() {
+    // Arrange
+    let can_unshare = tokio::process::Command::new("unshare")
+        .args(["-rn", "ip", "link", "set", "lo", "up"])
+        .output()
+        .await
+        .is_ok_and(|output| output.status.success());
+    if !can_unshare {
+        eprintln!("no network namespace of our own here (unshare -rn, ip): nothing to test");
+        return;
+    }
+    let sources: Vec<String> = (1..=9)
+        .map(|n| format!("2001:db8:1:{n}00::1"))
+        .chain(["2001:db8:2:100::1".to_owned()])
+        .collect();
+    let mut probe = tokio::process::Command::new("unshare");
+    probe
+        .args(["-rn", "bash", "-c", NAMESPACE_PROBE])
+        .env("BINARY", crate::helpers::BINARY)
+        .env("SOURCES", sources.join(" "))
+        .env("RUST_LOG", "warn")
+        .env("NO_COLOR", "1")
+        .kill_on_drop(true);
+    for (key, _) in std::env::vars_os() {
+        if key.to_string_lossy().starts_with("CHAT_") {
+            probe.env_remove(&key);
+        }
+    }
+
+    // Act
+    let output = tokio::time::timeout(Duration::from_secs(30), probe.output())
+        .await
+        .expect("the probe ends within 30 s")
+        .expect("run unshare");
+
+    // Assert
+    let shown = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{shown}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let statuses: Vec<(String, StatusCode)> = shown
+        .lines()
+        .filter_map(|line| line.split_once(' '))
+        .map(|(source, status)| {
+            let status = status.parse::<u16>().expect("a status code");
+            (
+                source.to_owned(),
+                StatusCode::from_u16(status).expect("a status"),
+            )
+        })
+        .collect();
+    let wanted = [[NOT_FOUND; 8].as_slice(), &[LIMITED, NOT_FOUND]].concat();
+    let sources: Vec<&str> = sources.iter().map(String::as_str).collect();
+    assert_eq!(statuses, expected(&sources, &wanted));
+}
+
+/// Run by `unshare -rn bash -c` (a user and network namespace of its own):
+/// puts each of `$SOURCES` on the loopback, starts `$BINARY` on `[::1]`,
+/// and prints each source and the status one guess from it gets.
+const NAMESPACE_PROBE: &str = r#"
+set -eu
+ip link set lo up
+for source in $SOURCES; do ip -6 addr add "$source/128" dev lo nodad; done
+# The namespace is this probe's own: nothing else listens on its ports. The
+# server ends itself if this script is killed before it can stop it.
+timeout 60 "$BINARY" --bind '[::1]:3000' --guess-burst 2 --guess-rate 1/h &
+server=$!
+trap 'kill $server 2>/dev/null' EXIT
+ready=
+for _ in $(seq 200); do
+  if curl -sf -o /dev/null -g 'http://[::1]:3000/healthz'; then ready=1; break; fi
+  sleep 0.05
+done
+[ -n "$ready" ] || { echo "the server did not start" >&2; exit 1; }
+for source in $SOURCES; do
+  curl -s -o /dev/null -w "$source %{http_code}
+" --interface "$source" -g 'http://[::1]:3000/rooms/QQQQ'
+done
+"#;
 
 /// A member's requests about their own room spend no guesses, even from an address that has no guesses left.
 #[tokio::test]

@@ -2,25 +2,28 @@
 //! proxy (refuses WebSocket upgrades, buffers, compresses everything, cuts idle
 //! upstreams after 5 s), and connections cut mid-stream while messages flow.
 //! Also the deployment `docs/proxies.md` documents (its nginx block and server
-//! command, as written there), what `--trust-proxy` makes of `X-Forwarded-*`,
-//! and that without it those headers change nothing.
+//! command, as written there), what `--trust-proxy` makes of `X-Forwarded-*`
+//! from the proxies it names, and that from anyone else, or without it, those
+//! headers change nothing.
 //!
 //! The forward-proxy scenario (tinyproxy under the README walkthrough) lives with
 //! the walkthrough in `walkthrough.rs`.
 
+use std::net::IpAddr;
 use std::process::Stdio;
 use std::time::Duration;
 
 use chat_live_room::Config;
 use clap::Parser;
 use reqwest::StatusCode;
-use tokio::io::AsyncBufReadExt as _;
+use tokio::io::{AsyncBufReadExt as _, AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::net::{TcpSocket, TcpStream};
 use tokio::process::Command;
 use tokio::time::Instant;
 
 use crate::helpers::{
-    ResumingEvents, SseEvent, TempDir, TestApp, User, spawn_app_configured, spawn_app_with,
-    unused_code, user_at,
+    PATIENCE, ResumingEvents, SseEvent, TempDir, TestApp, User, next_loopback_address,
+    spawn_app_configured, spawn_app_with, unused_code, user_at,
 };
 use crate::nginx::Nginx;
 use crate::relay::Relay;
@@ -30,6 +33,9 @@ const NGINX_READ_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Where `docs/proxies.md` has nginx send requests, and its server listen.
 const DOCUMENTED_UPSTREAM: &str = "127.0.0.1:3000";
+
+/// The address a proxy on the same machine connects from, as nginx does here.
+const PROXY: IpAddr = IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
 
 /// The public name `docs/proxies.md` uses for the chat.
 const DOCUMENTED_HOST: &str = "chat.example";
@@ -88,7 +94,13 @@ impl Nginx {
     /// `extra` options), behind the nginx configuration it gives.
     async fn documented_deployment(extra: &[&str]) -> (TestApp, Self) {
         let config = documented_server_config(extra);
-        assert!(config.trust_proxy, "the documented server trusts its proxy");
+        assert!(
+            config
+                .trust_proxy
+                .as_ref()
+                .is_some_and(|proxies| proxies.contains(PROXY)),
+            "the documented server trusts its proxy, at {PROXY}"
+        );
         let app = spawn_app_configured(config).await;
         let nginx = Self::documented(app.addr).await;
         (app, nginx)
@@ -387,14 +399,16 @@ async fn the_documented_nginx_configuration_works() {
     assert_eq!(other_name.status(), StatusCode::MISDIRECTED_REQUEST);
 }
 
-/// With `--trust-proxy`, behind a proxy that rewrites `Host` and ends TLS, a
-/// post whose `Origin` is the `X-Forwarded-Proto` and `X-Forwarded-Host` the
-/// proxy adds is accepted; another origin is still refused.
+/// With a bare `--trust-proxy` (loopback), behind a proxy on this machine that
+/// rewrites `Host` and ends TLS, a post whose `Origin` is the
+/// `X-Forwarded-Proto` and `X-Forwarded-Host` the proxy adds is accepted;
+/// another origin is still refused.
 #[tokio::test]
 async fn the_forwarded_host_counts_as_our_own_origin() {
     // Arrange
     let app = spawn_app_with(&["--trust-proxy", "--public-host", "chat.example"]).await;
-    let (alice, code) = app.user_in_new_room("alice").await;
+    let mut alice = app.user_from(PROXY);
+    let code = alice.create_room_ok("alice").await;
     let post = |origin: &'static str| {
         alice
             .post_request(&format!("/rooms/{code}/messages"), &[("message", "hi")])
@@ -487,6 +501,152 @@ async fn behind_nginx_with_trust_proxy_each_client_address_has_its_own_guess_lim
         [StatusCode::NOT_FOUND, StatusCode::NOT_FOUND],
         "another client has guesses of its own"
     );
+}
+
+/// With `--trust-proxy 127.0.0.1,10.0.0.0/8`, a client that reaches the server
+/// from another address (not a listed proxy) cannot use the forwarding
+/// headers: a forged `X-Forwarded-For` does not free it from its guess limit,
+/// and `X-Forwarded-Host` and `-Proto` do not make another origin its own (403,
+/// no room). The listed proxy is believed: each address it forwards has its
+/// own guesses, and its forwarded origin is ours.
+#[tokio::test]
+async fn forwarded_headers_count_only_from_the_listed_proxies() {
+    // Arrange
+    let app = spawn_app_with(&[
+        "--trust-proxy",
+        "127.0.0.1,10.0.0.0/8",
+        "--public-host",
+        "chat.example",
+        "--guess-burst",
+        "2",
+        "--guess-rate",
+        "1/h",
+    ])
+    .await;
+    let mut proxy = app.user_from(PROXY);
+    let code = proxy.create_room_ok("alice").await;
+    let unused = unused_code(&[&code]);
+    let mut mallory = app.user();
+    let forwarded_origin = |user: &User| {
+        user.post_request("/rooms", &[("name", "someone")])
+            .header("origin", "https://chat.example")
+            .header("x-forwarded-host", "chat.example")
+            .header("x-forwarded-proto", "https")
+            .send()
+    };
+
+    // Act
+    let mut mallory_guesses = Vec::new();
+    for n in 0..4 {
+        let forged = format!("203.0.113.{n}");
+        mallory_guesses.push(guess(&mallory, &unused, Some(&forged)).await);
+    }
+    let mut forwarded_guesses = Vec::new();
+    for n in 0..4 {
+        let forwarded = format!("198.51.100.{n}");
+        forwarded_guesses.push(guess(&proxy, &unused, Some(&forwarded)).await);
+    }
+    let mallory_post = forwarded_origin(&mallory).await.expect("post");
+    let proxy_post = forwarded_origin(&proxy).await.expect("post");
+
+    // Assert
+    assert_eq!(
+        mallory_guesses,
+        [
+            StatusCode::NOT_FOUND,
+            StatusCode::NOT_FOUND,
+            StatusCode::TOO_MANY_REQUESTS,
+            StatusCode::TOO_MANY_REQUESTS
+        ],
+        "mallory's own address is limited, whatever X-Forwarded-For says"
+    );
+    assert_eq!(
+        forwarded_guesses,
+        [StatusCode::NOT_FOUND; 4],
+        "each address the proxy forwards has guesses of its own"
+    );
+    assert_eq!(mallory_post.status(), StatusCode::FORBIDDEN);
+    assert!(mallory_post.headers().get("set-cookie").is_none());
+    mallory.create_room_ok("mallory").await;
+    assert_eq!(proxy_post.status(), StatusCode::SEE_OTHER);
+}
+
+/// With `--trust-proxy 127.0.0.1` and `--max-connections-per-address 2`, a
+/// client at another address gets two connections and its third is refused
+/// (`429`, closed) whatever `X-Forwarded-For` it sends; the proxy's own
+/// connections, which carry many clients, are not counted per address.
+#[tokio::test]
+async fn only_the_listed_proxies_connections_escape_the_per_address_count() {
+    // Arrange
+    let app = spawn_app_with(&[
+        "--trust-proxy",
+        "127.0.0.1",
+        "--max-connections-per-address",
+        "2",
+    ])
+    .await;
+    let stranger = next_loopback_address();
+    let mut held = Vec::new();
+    for n in 0..2 {
+        let (head, connection) = forwarded_get(&app, stranger, &format!("198.51.100.{n}")).await;
+        assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+        held.push(connection);
+    }
+
+    // Act
+    let (third, _) = forwarded_get(&app, stranger, "198.51.100.9").await;
+    let mut through_proxy = Vec::new();
+    for n in 0..4 {
+        through_proxy.push(forwarded_get(&app, PROXY, &format!("203.0.113.{n}")).await);
+    }
+
+    // Assert
+    assert!(third.starts_with("HTTP/1.1 429"), "{third}");
+    assert!(third.contains("Too many open connections"), "{third}");
+    for (head, _connection) in &through_proxy {
+        assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    }
+}
+
+/// A new connection from the loopback address `from` carrying `GET /` with
+/// `X-Forwarded-For: forwarded_for`: what came back before the response head
+/// ended or the server closed, and the connection, still open if the server
+/// kept it.
+async fn forwarded_get(app: &TestApp, from: IpAddr, forwarded_for: &str) -> (String, TcpStream) {
+    let socket = TcpSocket::new_v4().expect("a socket");
+    socket
+        .bind(std::net::SocketAddr::new(from, 0))
+        .expect("bind a loopback source address");
+    let mut connection = socket.connect(app.addr).await.expect("connect");
+    let request = format!(
+        "GET / HTTP/1.1\r\nHost: {}\r\nX-Forwarded-For: {forwarded_for}\r\n\r\n",
+        app.addr
+    );
+    connection
+        .write_all(request.as_bytes())
+        .await
+        .expect("send GET /");
+    let mut received = Vec::new();
+    let mut chunk = [0u8; 4096];
+    let deadline = Instant::now() + PATIENCE;
+    while !received.windows(4).any(|w| w == b"\r\n\r\n") {
+        let read = tokio::time::timeout_at(deadline, connection.read(&mut chunk))
+            .await
+            .expect("an answer within the patience period")
+            .expect("read");
+        if read == 0 {
+            break;
+        }
+        received.extend_from_slice(&chunk[..read]);
+    }
+    if received.starts_with(b"HTTP/1.1 429") {
+        // The refusal's body follows its head; the server then closes.
+        let mut rest = Vec::new();
+        let closed = tokio::time::timeout(PATIENCE, connection.read_to_end(&mut rest)).await;
+        assert!(closed.is_ok(), "the server closes a refused connection");
+        received.extend_from_slice(&rest);
+    }
+    (String::from_utf8_lossy(&received).into_owned(), connection)
 }
 
 /// Without `--trust-proxy` the `X-Forwarded-*` headers change nothing: a post

@@ -1,11 +1,12 @@
 //! Names from a sign-in proxy: a real nginx asking for a password (`auth_basic`)
 //! in front of the server started with
-//! `--trust-proxy --identity-header X-Remote-User`.
+//! `--trust-proxy 127.0.0.1 --identity-header X-Remote-User`.
 //!
 //! Each person's name is who nginx signed them in as: never what they type in a
 //! form, never a header of their own, never another person's session cookie; a
 //! second browser of the same person is the same member; and a request that did
-//! not pass the sign-in is refused by the server too.
+//! not pass the sign-in (that does not come from nginx's address) is refused by
+//! the server too, whatever it claims.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -82,7 +83,14 @@ struct SignIn {
 
 impl SignIn {
     async fn start() -> Self {
-        let app = spawn_app_with(&["--trust-proxy", "--identity-header", IDENTITY_HEADER]).await;
+        // nginx on this machine reaches the server from 127.0.0.1.
+        let app = spawn_app_with(&[
+            "--trust-proxy",
+            "127.0.0.1",
+            "--identity-header",
+            IDENTITY_HEADER,
+        ])
+        .await;
         let accounts = TempDir::new("signin");
         let htpasswd = accounts.path().join("htpasswd");
         // `{PLAIN}` is nginx's scheme for passwords in the clear: fine for a
@@ -113,7 +121,8 @@ impl SignIn {
         user_at(&self.nginx.base)
     }
 
-    /// Someone who reaches the server without passing nginx.
+    /// Someone who reaches the server without passing nginx (from an address
+    /// of their own, not nginx's).
     fn around_the_proxy(&self) -> User {
         self.app.user()
     }
@@ -311,6 +320,54 @@ async fn nobody_gets_in_without_signing_in() {
         assert_eq!(body.trim(), SIGN_IN_FIRST);
     }
     assert_eq!(health.status(), StatusCode::OK);
+    assert_eq!(alice.members(&code).await, ["alice"]);
+}
+
+/// Someone who reaches the server around nginx and sends the header nginx
+/// would, `X-Remote-User: alice` (with an `X-Forwarded-For` naming nginx's
+/// address, and a copy of alice's cookie), is `401` on every page, stream and
+/// post: the header counts only from nginx's address. Nothing reaches alice's
+/// room.
+#[tokio::test]
+async fn a_request_around_the_proxy_is_401_whatever_identity_it_claims() {
+    // Arrange
+    let site = SignIn::start().await;
+    let mut alice = site.signed_in("alice");
+    let code = alice.create_room("alice").await;
+    let mut alice_events = alice.open_events(&code).await;
+    alice_events.expect_event("join", "alice").await;
+    let mut mallory = site.around_the_proxy();
+    mallory.cookie = alice.user.cookie.clone();
+    let as_alice = |request: RequestBuilder| {
+        request
+            .header(IDENTITY_HEADER, "alice")
+            .header("x-forwarded-for", "127.0.0.1")
+            .send()
+    };
+    let room = format!("/rooms/{code}");
+
+    // Act
+    let responses = [
+        as_alice(mallory.get_request("/")).await,
+        as_alice(mallory.get_request(&room)).await,
+        as_alice(mallory.get_request(&format!("{room}/events"))).await,
+        as_alice(mallory.get_request(&format!("{room}/members"))).await,
+        as_alice(mallory.post_request(&format!("{room}/messages"), &[("message", "it is me")]))
+            .await,
+        as_alice(mallory.post_request("/join", &[("name", "alice"), ("code", &code)])).await,
+        as_alice(mallory.post_request("/rooms", &[("name", "alice")])).await,
+    ];
+
+    // Assert
+    for response in responses {
+        let response = response.expect("request");
+        let url = response.url().path().to_owned();
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "{url}");
+        assert!(!response.headers().contains_key(SET_COOKIE), "{url}");
+        let body = response.text().await.expect("body");
+        assert_eq!(body.trim(), SIGN_IN_FIRST, "{url}");
+    }
+    assert_quiet(&mut alice_events).await;
     assert_eq!(alice.members(&code).await, ["alice"]);
 }
 
