@@ -8,6 +8,7 @@ mod relay;
 mod web;
 
 mod bad_input;
+mod caching;
 mod chaos;
 mod contract;
 mod forms;
