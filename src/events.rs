@@ -95,7 +95,8 @@ pub fn response(
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/event-stream"),
     );
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    // No Cache-Control here: the routes mark every personal response, this
+    // stream too, `no-store` in one place (`http::keep_private`).
     // nginx (and proxies that follow it) must pass each event on at once.
     headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
     response

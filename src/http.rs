@@ -1,9 +1,30 @@
 //! Small HTTP rules the routes share: who wants HTML, which host names are ours,
-//! and which posts come from our own pages.
+//! which posts come from our own pages, and which responses no cache may keep.
 
 use std::net::IpAddr;
 
 use warp::Filter;
+use warp::http::{HeaderValue, header};
+use warp::reply::Response;
+
+/// `Cache-Control` of every response that depends on who asks (the session
+/// cookie, or the name a sign-in proxy vouches for): the home page that fills in
+/// your name or says "Signed in as alice", room pages, members, polls, event
+/// streams, and refusals that echo what was typed. `no-store` forbids every
+/// cache, shared (proxies, CDNs) and private (the browser's: a shared computer,
+/// the back button after leaving), so `private` beside it would add nothing:
+/// REDbot warns that `no-store` overrides it. No `Vary` is needed either:
+/// nothing is stored to be told apart.
+pub const PRIVATE: &str = "no-store";
+
+/// Marks `response` as for the one person who asked: see [`PRIVATE`]. Replaces
+/// any `Cache-Control` it had, so one rule holds whatever built the response.
+pub fn keep_private(mut response: Response) -> Response {
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static(PRIVATE));
+    response
+}
 
 /// How a reply should be shaped for the client that asked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -144,7 +144,8 @@ impl Answer {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),
         );
-        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        // Cache-Control: set by the routes on every personal response
+        // (`http::keep_private`).
         response
     }
 }

@@ -15,7 +15,7 @@ use warp::{Filter, Rejection};
 use crate::client::{Client, Peer};
 use crate::error::{self, AppError};
 use crate::handlers;
-use crate::http::{Format, read_form};
+use crate::http::{Format, keep_private, read_form};
 use crate::input::DisplayName;
 use crate::metrics::{self, Metrics};
 use crate::session::Session;
@@ -32,7 +32,9 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Rej
     let pages = state.pages.clone();
     let metrics = state.metrics.clone();
     let max_form_bytes = state.settings.max_form_bytes;
-    let app = home(&state)
+    // Every route but the assets answers for the person who asks (the session or
+    // the signed-in name decides what it says), so none of it may be cached.
+    let personal = home(&state)
         .or(create_room(&state))
         .unify()
         .or(join_room(&state))
@@ -55,8 +57,8 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Rej
         .unify()
         .or(members(&state))
         .unify()
-        .or(asset())
-        .unify();
+        .map(keep_private);
+    let app = personal.or(asset()).unify();
     // The health check answers whatever name it is asked by: a load balancer may
     // use an address or a name of its own, and the answer tells nobody anything.
     let outcome = healthz(&state)
@@ -69,9 +71,10 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Rej
         .and(outcome)
         .map(
             move |format, peer: Option<Peer>, outcome: Result<Response, Rejection>| {
+                // A refusal may echo what was typed, or name the room: private too.
                 let mut response = outcome.unwrap_or_else(|rejection| {
                     count_refusal(&metrics, &rejection);
-                    error::render(&rejection, format, &pages, max_form_bytes)
+                    keep_private(error::render(&rejection, format, &pages, max_form_bytes))
                 });
                 add_security_headers(&mut response, peer.is_some_and(|p| p.tls));
                 response

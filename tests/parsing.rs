@@ -4,7 +4,8 @@
 //! Each property is checked on a few hundred generated inputs: arbitrary Unicode
 //! strings, and strings built on purpose from ASCII, whitespace and the invisible
 //! and formatting characters that the security issue names, which arbitrary strings
-//! would seldom hit.
+//! would seldom hit; and names imitated by flipping letter case and swapping
+//! letters for look-alikes from a table of our own.
 
 use chat_live_room::events::resume_point;
 use chat_live_room::input::{DisplayName, MAX_NAME_CHARS, MessageText, RoomCode};
@@ -80,6 +81,61 @@ fn typed_name() -> impl Strategy<Value = String> {
         "[a-zA-Z0-9][a-zA-Z0-9 _.-]{0,30}",
         "\\PC{1,36}",
     ]
+}
+
+/// Look-alikes a person could type for a character of a name, from our own
+/// table rather than the Unicode data the code uses: `0` for `o`, `rn` for `m`,
+/// the `l`/`I`/`1`/`|` family, Cyrillic letters drawn like Latin ones, and digits
+/// drawn like letters. A digit is read either among small letters (`6` for `b`)
+/// or among capitals (`5` for `S`, `8` for `B`), and one name is read one way:
+/// were `6` and `8` both `b`, `guest6` and `guest8` would be one person.
+fn look_alikes(c: char, capitals: bool) -> &'static [&'static str] {
+    match (c, capitals) {
+        ('b', false) => &["6"],
+        ('s' | 'S', true) => &["5"],
+        ('B', true) => &["8"],
+        ('o', _) => &["0", "O", "\u{43E}"],
+        ('O', _) => &["0", "o", "\u{41E}"],
+        ('l', _) => &["1", "I", "|"],
+        ('I', _) => &["l", "1", "|"],
+        ('m', _) => &["rn"],
+        ('a', _) => &["\u{430}"],
+        ('A', _) => &["\u{410}"],
+        ('e', _) => &["\u{435}"],
+        ('E', _) => &["\u{415}"],
+        ('p', _) => &["\u{440}"],
+        ('c', _) => &["\u{441}"],
+        ('x', _) => &["\u{445}"],
+        _ => &[],
+    }
+}
+
+/// `base` with each letter's case perhaps flipped and then, one time in two
+/// where the table has any, swapped for one of its [`look_alikes`], with digits
+/// read among capitals or among small letters as `capitals` says.
+fn look_alike_of(base: String) -> impl Strategy<Value = String> {
+    let len = base.chars().count();
+    let choices = prop::collection::vec((any::<bool>(), any::<prop::sample::Index>()), len);
+    (choices, any::<bool>()).prop_map(move |(choices, capitals)| {
+        base.chars()
+            .zip(choices)
+            .map(|(c, (flip, pick))| {
+                let c = match (flip, c.is_ascii_lowercase()) {
+                    (false, _) => c,
+                    (true, true) => c.to_ascii_uppercase(),
+                    (true, false) => c.to_ascii_lowercase(),
+                };
+                let options = look_alikes(c, capitals);
+                let at = pick.index(options.len() * 2 + 1);
+                options.get(at).map_or(c.to_string(), |s| (*s).to_owned())
+            })
+            .collect()
+    })
+}
+
+/// A name of Latin letters and a look-alike variant of it.
+fn name_and_look_alike() -> impl Strategy<Value = (String, String)> {
+    "[a-zA-Z]{1,12}".prop_flat_map(|base| (Just(base.clone()), look_alike_of(base)))
 }
 
 proptest! {
@@ -189,6 +245,23 @@ proptest! {
             prop_assert!(name.same_person_as(&other), "{name:?} vs {other:?}");
             prop_assert!(other.same_person_as(&name), "{other:?} vs {name:?}");
         }
+    }
+
+    /// A name with letters in another case and swapped for look-alikes (`B0B`,
+    /// `AIice`, `ALlCE`, `8ob`, `rnary`, Cyrillic `а`) is the same person as the
+    /// name it imitates, both ways round. (Not two variants with each other: `6ob`
+    /// and `8ob` both pass for `bob`, but not for one another.)
+    #[test]
+    fn case_and_look_alike_variants_are_the_same_person(
+        (base, variant) in name_and_look_alike(),
+    ) {
+        // Arrange
+        let base = DisplayName::parse(&base).unwrap();
+        let variant = DisplayName::parse(&variant).unwrap();
+
+        // Act and assert
+        prop_assert!(base.same_person_as(&variant), "{base:?} vs {variant:?}");
+        prop_assert!(variant.same_person_as(&base), "{variant:?} vs {base:?}");
     }
 
     /// A name made only of invisible characters and whitespace is refused.

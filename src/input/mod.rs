@@ -78,13 +78,18 @@ impl Serialize for RoomCode {
 pub struct DisplayName {
     /// The name as shown; the only part that equality, `Display` and JSON see.
     name: String,
-    /// UTS #39 skeleton of `name`: equal for names that look alike (`аlice` in
-    /// Cyrillic and `alice`, `AIice` and `Alice`). Computed once here because every
-    /// join compares the newcomer with each member.
-    skeleton: String,
-    /// Skeleton of `name` with its letter case erased, so that `ALICE` and `alice`
-    /// also collide; the plain skeleton keeps case (`A` and `a` are not confusable).
-    folded: String,
+    /// How the name looks as typed, case set aside afterwards: skeleton, fold,
+    /// skeleton, fold (with `6` read as `b`). Built on the plain skeleton, so
+    /// every pair that skeleton matches (`AIice` and `Alice`, `Ð` and `D̵`) still
+    /// matches. Computed once here because every join compares the newcomer
+    /// with each member.
+    look: String,
+    /// The name's [`closure`] under case and look-alikes, with `6` read as `b`:
+    /// `B0B`, `bo6`, `BILL` and `6ill`, `ALlCE` and `alice` meet here.
+    small: String,
+    /// The name's [`closure`] with `5` and `8` read as `S` and `B`: `8OB` and
+    /// `bob`, `5AM` and `sam` meet here.
+    capitals: String,
 }
 
 impl DisplayName {
@@ -118,12 +123,13 @@ impl DisplayName {
                 "A name can be at most {MAX_NAME_CHARS} characters."
             )));
         }
-        let skeleton = unicode_security::skeleton(&name).collect();
-        let folded = unicode_security::skeleton(&fold_case(&name)).collect();
+        let as_typed = read(&read(&name, Reading::Small), Reading::Small);
+        let folded = fold_case(&name);
         Ok(Self {
+            look: as_typed,
+            small: closure(&folded, Reading::Small),
+            capitals: closure(&folded, Reading::Capitals),
             name,
-            skeleton,
-            folded,
         })
     }
 
@@ -132,19 +138,87 @@ impl DisplayName {
         &self.name
     }
 
-    /// The keys [`same_person_as`](Self::same_person_as) compares (the
-    /// skeleton, and the skeleton with case erased): a store that indexes
-    /// names by them finds a look-alike with two lookups.
-    pub fn comparison_keys(&self) -> (&str, &str) {
-        (&self.skeleton, &self.folded)
+    /// The keys [`same_person_as`](Self::same_person_as) compares (how the
+    /// name looks as typed but for case, and its closure under case and
+    /// look-alikes with digits read among small letters, and among capitals):
+    /// a store that indexes names by them finds a look-alike with three
+    /// lookups, each key compared only with the same key of other names.
+    pub fn comparison_keys(&self) -> [&str; 3] {
+        [&self.look, &self.small, &self.capitals]
     }
 
-    /// Whether two names would be taken for one person: they look alike under the
-    /// UTS #39 confusable skeleton (`аlice` with a Cyrillic `а`, `AIice` with a
-    /// capital `I`), or they differ only in letter case.
+    /// Whether two names would be taken for one person: letter case never tells
+    /// people apart, and neither does a look-alike character (`аlice` with a
+    /// Cyrillic `а`, `AIice` with a capital `I`, `b0b` with a zero, `8ob`).
+    ///
+    /// Case folding and the UTS #39 skeleton do not commute: the skeleton maps
+    /// `0` to `O` and `I` to `l`, across case, so folding only before it lets
+    /// `b0b` (skeleton `bOb`) and `AIice` (`Alice`) pass for new names, and
+    /// folding only after it misses `ALlCE`, which is `alice` in capitals. So
+    /// beside the skeleton as typed (case folded after it), a name is compared
+    /// by its [`closure`]: skeleton and fold, in small letters and in capitals,
+    /// until nothing changes. Each key is a function of the plain skeleton or of
+    /// the skeleton of the folded name, the two keys compared before, so every
+    /// pair those matched still matches. The price: `i` and `l` meet in capitals
+    /// (`I`), so `neil` and `nell` are one person here, as `neIl` and `nell`
+    /// would look.
     pub fn same_person_as(&self, other: &DisplayName) -> bool {
-        self.skeleton == other.skeleton || self.folded == other.folded
+        self.look == other.look || self.small == other.small || self.capitals == other.capitals
     }
+}
+
+/// Where a name settles when it is read without case, in small letters and in
+/// capitals, with look-alikes taken for what they imitate: from the folded name,
+/// skeleton and fold, upper-case, skeleton and fold again, until nothing
+/// changes. `alice`, `ALlCE` and `AIice` settle on `allce`; `m`, `M` and `rn` on
+/// `rn`; `b0b` and `B0B` on `bob`. The skeleton is not idempotent, so one round
+/// is not always enough; a few are (the loop is bounded all the same).
+fn closure(folded: &str, reading: Reading) -> String {
+    let mut text = folded.to_owned();
+    for _ in 0..CLOSURE_ROUNDS {
+        let next = read(&read(&text, reading).to_uppercase(), reading);
+        if next == text {
+            break;
+        }
+        text = next;
+    }
+    text
+}
+
+/// Rounds of [`closure`] at most; a unit test checks that every character
+/// settles within them.
+const CLOSURE_ROUNDS: usize = 4;
+
+/// `text`'s skeleton with its case folded.
+fn read(text: &str, reading: Reading) -> String {
+    fold_case(&skeleton(text, reading))
+}
+
+/// How a digit may be read in a name, beyond what the Unicode confusables data
+/// says (it leaves `5`, `6` and `8` apart from every letter).
+#[derive(Clone, Copy)]
+enum Reading {
+    /// Among small letters: `6` is a `b` (`bo6`).
+    Small,
+    /// Among capitals: `5` is an `S` and `8` a `B` (`8OB`, `5AM`).
+    Capitals,
+}
+
+/// The UTS #39 skeleton of `text`, with the digits that pass for letters when
+/// read as `reading` says. Each digit belongs to one reading only: were `6` a `b`
+/// and `8` a `B` in the same key, folding case would make `guest6` and `guest8`
+/// one person. The digits are mapped on the skeleton's output, so every character
+/// the skeleton maps to them follows them, and `S`, `b` and `B` are themselves
+/// skeleton prototypes.
+fn skeleton(text: &str, reading: Reading) -> String {
+    unicode_security::skeleton(text)
+        .map(|c| match (reading, c) {
+            (Reading::Small, '6') => 'b',
+            (Reading::Capitals, '5') => 'S',
+            (Reading::Capitals, '8') => 'B',
+            (_, other) => other,
+        })
+        .collect()
 }
 
 /// `text` with letter case erased, close to Unicode full case folding (which the
@@ -553,11 +627,80 @@ mod tests {
         assert!(name("Alice").same_person_as(&name("AIice")));
     }
 
-    /// Names that do not look alike belong to different people.
+    /// Names that do not look alike belong to different people, in any case.
     #[test]
     fn different_names_are_different_people() {
-        assert!(!name("bob").same_person_as(&name("alice")));
-        assert!(!name("alice").same_person_as(&name("alicia")));
+        for (one, other) in [
+            ("bob", "alice"),
+            ("alice", "alicia"),
+            ("bob", "rob"),
+            ("anna", "ann"),
+            ("ben", "ban"),
+            ("dan", "don"),
+            ("lily", "lilly"),
+            ("emil", "email"),
+            ("joe", "jo3"),
+            ("BOB", "ROB"),
+            ("Anna", "ANN"),
+            ("guest6", "guest8"),
+            ("team5", "team6"),
+        ] {
+            assert!(!name(one).same_person_as(&name(other)), "{one} vs {other}");
+            assert!(!name(other).same_person_as(&name(one)), "{other} vs {one}");
+        }
+    }
+
+    /// The mixes of case and look-alike characters seen passing in issue 21, and
+    /// more of their kind, are the same person as the name they imitate.
+    #[test]
+    fn case_and_look_alike_mixed_are_the_same_person() {
+        for (member, newcomer) in [
+            ("bob", "b0b"),
+            ("bob", "bo6"),
+            ("bob", "8ob"),
+            ("bob", "B0B"),
+            ("bob", "6o6"),
+            ("bob", "8O8"),
+            ("BILL", "6ill"),
+            ("bI", "6i"),
+            ("alice", "AIice"),
+            ("alice", "ALlCE"),
+            ("alice", "A1ICE"),
+            ("alice", "\u{410}LICE"),
+            ("Sam", "5am"),
+            ("mary", "RNARY"),
+            ("MARY", "rnary"),
+        ] {
+            assert!(
+                name(member).same_person_as(&name(newcomer)),
+                "{member} vs {newcomer}"
+            );
+            assert!(
+                name(newcomer).same_person_as(&name(member)),
+                "{newcomer} vs {member}"
+            );
+        }
+    }
+
+    /// Every character settles within [`CLOSURE_ROUNDS`]: one more round
+    /// changes nothing.
+    #[test]
+    fn every_character_settles_within_the_closure_rounds() {
+        for c in ('\0'..='\u{1FFFF}').chain('\u{E0000}'..='\u{E0FFF}') {
+            for reading in [Reading::Small, Reading::Capitals] {
+                let settled = closure(&fold_case(&c.to_string()), reading);
+                let again = read(&read(&settled, reading).to_uppercase(), reading);
+                assert_eq!(again, settled, "{c:?}");
+            }
+        }
+    }
+
+    /// What the comparison gives up: `i` and `l` meet in capitals (`I`), so names
+    /// that differ only there are one person, as `neIl` and `nell` would look.
+    #[test]
+    fn i_and_l_are_one_letter_once_case_is_ignored() {
+        assert!(name("neil").same_person_as(&name("nell")));
+        assert!(name("alice").same_person_as(&name("allce")));
     }
 
     /// Equality and JSON see only the shown text.

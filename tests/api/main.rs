@@ -9,6 +9,7 @@ mod web;
 
 mod attacks;
 mod bad_input;
+mod caching;
 mod chaos;
 mod contract;
 mod forms;

@@ -1,5 +1,6 @@
 //! `GET /rooms/{CODE}/members`: who is in the room, as JSON, for its members only —
-//! everyone who joined, in join order, each with whether they have a stream open.
+//! everyone who joined, in join order, each with whether they have a stream open —
+//! and that no two of them have names that pass for one another.
 
 use std::time::Duration;
 
@@ -8,7 +9,7 @@ use reqwest::header::{CACHE_CONTROL, CONTENT_TYPE};
 use serde_json::{Value, json};
 
 use crate::helpers::{PATIENCE, User, spawn_app, spawn_app_with, unused_code};
-use crate::web::{header, people};
+use crate::web::{header, people, plain_text_line};
 
 /// Members get a JSON list of everyone in the room with a `connected` flag, never
 /// cached; others `403`; unknown rooms `404`.
@@ -83,6 +84,44 @@ async fn members_are_listed_from_joining_and_marked_connected_while_streaming() 
         closed,
         people(&[("alice", true), ("bob", false), ("carol", false)]),
         "bob is still a member while his grace runs"
+    );
+}
+
+/// A name that mixes letter case with look-alike characters is a member's name
+/// (`409`): `b0b`, `bo6`, `8ob` and `B0B` while bob is in, `AIice` and `ALlCE`
+/// while alice is (issue 21); names that only resemble theirs join.
+#[tokio::test]
+async fn names_mixing_case_and_look_alikes_are_taken() {
+    // Arrange
+    let app = spawn_app().await;
+    let (alice, code) = app.user_in_new_room("alice").await;
+    let _bob = app.user_joined(&code, "bob").await;
+    let _anna = app.user_joined(&code, "anna").await;
+
+    // Act
+    let mut refused = Vec::new();
+    for name in ["b0b", "bo6", "8ob", "B0B", "AIice", "ALlCE"] {
+        refused.push((name, app.user().join(name, &code).await));
+    }
+    let mut others = Vec::new();
+    for name in ["rob", "ann"] {
+        others.push((name, app.user().join(name, &code).await));
+    }
+
+    // Assert
+    let message = format!(
+        "Someone in room {code} already has that name, or one that looks the same. Please pick another name."
+    );
+    for (name, response) in refused {
+        assert_eq!(response.status(), StatusCode::CONFLICT, "{name}");
+        assert_eq!(plain_text_line(response).await, message, "{name}");
+    }
+    for (name, response) in others {
+        assert_eq!(response.status(), StatusCode::SEE_OTHER, "{name}");
+    }
+    assert_eq!(
+        alice.members(&code).await,
+        ["alice", "bob", "anna", "rob", "ann"]
     );
 }
 

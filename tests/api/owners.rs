@@ -330,7 +330,8 @@ async fn a_removed_member_hears_of_it_and_is_shut_out() {
 }
 
 /// Someone else cannot take the name of a removed member, in any letter case or
-/// look-alike spelling (`409`); another name is fine.
+/// look-alike spelling, nor in both at once (`B0B`, issue 21), with a fresh
+/// session (`409`); another name is fine.
 #[tokio::test]
 async fn nobody_new_may_take_a_removed_members_name() {
     // Arrange
@@ -344,8 +345,8 @@ async fn nobody_new_may_take_a_removed_members_name() {
 
     // Act
     let mut refused = Vec::new();
-    // The last one with a Cyrillic "о" (U+043E).
-    for name in ["bob", "BOB", "b\u{043E}b"] {
+    // The third with a Cyrillic "о" (U+043E).
+    for name in ["bob", "BOB", "b\u{043E}b", "B0B", "b0b", "8ob"] {
         let response = app.user().join(name, &code).await;
         refused.push((name, response));
     }

@@ -106,7 +106,7 @@ async fn the_event_stream_has_the_sse_headers() {
             .to_ascii_lowercase(),
         "text/event-stream"
     );
-    assert_eq!(header("cache-control").to_ascii_lowercase(), "no-cache");
+    assert_eq!(header("cache-control").to_ascii_lowercase(), "no-store");
     assert_eq!(header("x-accel-buffering").to_ascii_lowercase(), "no");
 }
 

@@ -273,13 +273,16 @@ fn entries(value: &Value) -> Vec<(Arc<Event>, Option<MemberToken>)> {
         .collect()
 }
 
-fn name_args(name: &DisplayName) -> [String; 4] {
-    let (skeleton, folded) = name.comparison_keys();
+/// The name, as JSON, and its three comparison keys. The script takes the
+/// third key (`capitals`) as its operation's last argument.
+fn name_args(name: &DisplayName) -> [String; 5] {
+    let [skeleton, folded, capitals] = name.comparison_keys();
     [
         name.as_str().to_owned(),
         serde_json::to_string(name.as_str()).unwrap_or_else(|_| String::from("\"\"")),
         skeleton.to_owned(),
         folded.to_owned(),
+        capitals.to_owned(),
     ]
 }
 
@@ -370,7 +373,7 @@ impl SharedRooms {
         let settings = &self.inner.settings;
         let token = MemberToken::random();
         let token_hex = token.to_hex();
-        let [name, name_json, skeleton, folded] = name_args(&creator.name);
+        let [name, name_json, skeleton, folded, capitals] = name_args(&creator.name);
         let pass = passphrase.as_ref().map_or("", PassphraseHash::as_stored);
         let max_rooms = settings.max_rooms.to_string();
         for _ in 0..CODE_ATTEMPTS {
@@ -386,6 +389,7 @@ impl SharedRooms {
                 pass,
                 &max_rooms,
                 &epoch,
+                &capitals,
             ];
             match self.call(&code, "create", &args).await {
                 Ok(_) => {
@@ -401,7 +405,7 @@ impl SharedRooms {
 
     pub async fn join(&self, code: &RoomCode, joiner: Joiner) -> Result<MemberToken, RoomError> {
         let token = MemberToken::random().to_hex();
-        let [name, name_json, skeleton, folded] = name_args(&joiner.name);
+        let [name, name_json, skeleton, folded, capitals] = name_args(&joiner.name);
         let existing = joiner.existing.map(MemberToken::to_hex).unwrap_or_default();
         let identified = if joiner.identified { "1" } else { "0" };
         let checked_for = joiner
@@ -420,6 +424,7 @@ impl SharedRooms {
             &existing,
             &checked_for,
             &max_members,
+            &capitals,
         ];
         let reply = self.call(code, "join", &args).await?;
         MemberToken::from_hex(&text_at(&reply, 0)?).ok_or_else(malformed)
@@ -464,9 +469,13 @@ impl SharedRooms {
         token: &MemberToken,
         name: &DisplayName,
     ) -> Result<(), RoomError> {
-        let (skeleton, folded) = name.comparison_keys();
-        self.call(code, "remove", &[&token.to_hex(), skeleton, folded])
-            .await?;
+        let [skeleton, folded, capitals] = name.comparison_keys();
+        self.call(
+            code,
+            "remove",
+            &[&token.to_hex(), skeleton, folded, capitals],
+        )
+        .await?;
         Ok(())
     }
 

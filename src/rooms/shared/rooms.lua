@@ -7,9 +7,11 @@
 -- index of open rooms:
 --   meta      hash: epoch, seq (last event id), joins, owner, locked, pass, streams
 --   members   hash: token -> JSON {n name, nj name as JSON, s session, o order,
---             k skeleton, f folded, st streamed, l leases, c open leases}
---   names     hash: "n|name", "k|skeleton", "f|folded" -> token
---   removed   set:  "t|token", "s|session", "n|name", "k|skeleton", "f|folded"
+--             k skeleton, f folded, u capitals, st streamed, l leases, c open leases}
+--   names     hash: "n|name", "k|skeleton", "f|folded", "u|capitals" -> token
+--   removed   set:  "t|token", "s|session", "n|name", "k|skeleton", "f|folded",
+--                   "u|capitals"
+--   (skeleton, folded and capitals: the name's comparison keys, from Rust)
 --   events    stream: entry id "<id>-0", fields f (the SSE frame), ms (when),
 --             and e (the token whose membership the event ended)
 --   idem      hash: "token|key" -> id of the message sent under that key
@@ -102,11 +104,12 @@ local function remove_member(token, kind)
   local member = get_member(token)
   if not member then return end
   redis.call('HDEL', K_MEMBERS, token)
-  redis.call('HDEL', K_NAMES, 'n|' .. member.n, 'k|' .. member.k, 'f|' .. member.f)
+  redis.call('HDEL', K_NAMES, 'n|' .. member.n, 'k|' .. member.k, 'f|' .. member.f,
+    'u|' .. (member.u or ''))
   redis.call('ZREM', K_PRESENCE, 'a|' .. token)
   if kind == 'remove' then
     redis.call('SADD', K_REMOVED, 't|' .. token, 's|' .. member.s, 'n|' .. member.n,
-      'k|' .. member.k, 'f|' .. member.f)
+      'k|' .. member.k, 'f|' .. member.f, 'u|' .. (member.u or ''))
   end
   publish(kind, member.nj, nil, token)
   if redis.call('HGET', K_META, 'owner') == token then
@@ -195,11 +198,12 @@ local function touch(token)
   end
 end
 
-local function admit(token, name, name_json, skeleton, folded, session)
+local function admit(token, name, name_json, skeleton, folded, capitals, session)
   local order = redis.call('HINCRBY', K_META, 'joins', 1)
   put_member(token, { n = name, nj = name_json, s = session, o = order, k = skeleton,
-    f = folded, st = 0, l = 0, c = 0 })
-  redis.call('HSET', K_NAMES, 'n|' .. name, token, 'k|' .. skeleton, token, 'f|' .. folded, token)
+    f = folded, u = capitals, st = 0, l = 0, c = 0 })
+  redis.call('HSET', K_NAMES, 'n|' .. name, token, 'k|' .. skeleton, token, 'f|' .. folded, token,
+    'u|' .. capitals, token)
   redis.call('ZADD', K_PRESENCE, NOW + UNCLAIMED, 'a|' .. token)
   if redis.call('HGET', K_META, 'owner') == '' then
     redis.call('HSET', K_META, 'owner', token)
@@ -271,7 +275,8 @@ end
 ----------------------------------------------------------------------------
 
 if OP == 'create' then
-  -- token, name, name json, skeleton, folded, session, passphrase hash, most rooms, epoch
+  -- token, name, name json, skeleton, folded, session, passphrase hash, most rooms, epoch,
+  -- capitals
   if redis.call('EXISTS', K_META) == 1 then return { 'Taken' } end
   redis.call('ZREMRANGEBYSCORE', K_ROOMS, '-inf', NOW)
   if redis.call('ZCARD', K_ROOMS) >= tonumber(arg(8)) then return { 'TooManyRooms' } end
@@ -279,7 +284,7 @@ if OP == 'create' then
     'streams', 0)
   if arg(7) ~= '' then redis.call('HSET', K_META, 'pass', arg(7)) end
   redis.call('ZADD', K_PRESENCE, NOW + UNCLAIMED, 'r')
-  admit(arg(1), arg(2), arg(3), arg(4), arg(5), arg(6))
+  admit(arg(1), arg(2), arg(3), arg(4), arg(5), arg(10), arg(6))
   keep()
   return { 'ok' }
 end
@@ -294,8 +299,9 @@ if OP == 'exists' then
 
 elseif OP == 'join' then
   -- token, name, name json, skeleton, folded, session, identified, existing,
-  -- passphrase checked for (epoch), most members
+  -- passphrase checked for (epoch), most members, capitals
   local token, name, skeleton, folded, session = arg(1), arg(2), arg(4), arg(5), arg(6)
+  local capitals = arg(11)
   local identified, existing = arg(7) == '1', arg(8)
   if existing ~= '' and redis.call('HEXISTS', K_MEMBERS, existing) == 1 then
     return { 'ok', existing, 0 }
@@ -313,15 +319,17 @@ elseif OP == 'join' then
   if meta[1] == '1' then return { 'Locked' } end
   if meta[2] and arg(9) ~= meta[3] then return { 'WrongPassphrase' } end
   if redis.call('HEXISTS', K_NAMES, 'k|' .. skeleton) == 1
-    or redis.call('HEXISTS', K_NAMES, 'f|' .. folded) == 1 then
+    or redis.call('HEXISTS', K_NAMES, 'f|' .. folded) == 1
+    or redis.call('HEXISTS', K_NAMES, 'u|' .. capitals) == 1 then
     return { 'NameTaken' }
   end
   if redis.call('SISMEMBER', K_REMOVED, 'k|' .. skeleton) == 1
-    or redis.call('SISMEMBER', K_REMOVED, 'f|' .. folded) == 1 then
+    or redis.call('SISMEMBER', K_REMOVED, 'f|' .. folded) == 1
+    or redis.call('SISMEMBER', K_REMOVED, 'u|' .. capitals) == 1 then
     return { 'NameRemoved' }
   end
   if redis.call('HLEN', K_MEMBERS) >= tonumber(arg(10)) then return { 'RoomFull' } end
-  admit(token, name, arg(3), skeleton, folded, session)
+  admit(token, name, arg(3), skeleton, folded, capitals, session)
   keep()
   return { 'ok', token, 1 }
 
@@ -353,12 +361,13 @@ elseif OP == 'lock' then
   return { 'ok' }
 
 elseif OP == 'remove' then
-  -- token, skeleton and folded form of the name to remove
+  -- token, then the skeleton, folded and capitals keys of the name to remove
   local token = arg(1)
   local refused = refusal_for_owner(token)
   if refused then return { refused } end
   local target = redis.call('HGET', K_NAMES, 'k|' .. arg(2))
     or redis.call('HGET', K_NAMES, 'f|' .. arg(3))
+    or redis.call('HGET', K_NAMES, 'u|' .. arg(4))
   if not target then return { 'NoSuchMember' } end
   if target == token then return { 'CannotRemoveOwner' } end
   remove_member(target, 'remove')
