@@ -224,8 +224,15 @@ local function hold_open(token, instance)
   redis.call('ZREM', K_PRESENCE, 'a|' .. token, 'r')
 end
 
+-- The kept entries after `after`, which comes as the client sent it: the
+-- digits of any u64. Lua's numbers are doubles (exact to 2^53, and 1e14
+-- prints as `1e+14`), so the id is compared with the room's newest as digits,
+-- and only an id below it, as small as the room's own, is calculated with.
+-- Past the newest there is nothing to send (the caller answers `reset`).
 local function entries_after(after)
-  return redis.call('XRANGE', K_EVENTS, (after + 1) .. '-0', '+')
+  local seq = redis.call('HGET', K_META, 'seq')
+  if #after > #seq or (#after == #seq and after >= seq) then return {} end
+  return redis.call('XRANGE', K_EVENTS, string.format('%d-0', tonumber(after) + 1), '+')
 end
 
 local function oldest_id()
@@ -362,6 +369,10 @@ elseif OP == 'remove' then
   if not target then return { 'NoSuchMember' } end
   if target == token then return { 'CannotRemoveOwner' } end
   remove_member(target, 'remove')
+  -- The first removal makes the `removed` set, which has no expiry of its
+  -- own: it must lapse with the rest of the room, or a later room drawing
+  -- the same code would inherit the bans.
+  keep()
   return { 'ok' }
 
 elseif OP == 'view' then
@@ -413,7 +424,7 @@ elseif OP == 'open' then
   keep()
   local meta = redis.call('HMGET', K_META, 'epoch', 'seq')
   local events = {}
-  if arg(3) ~= '' then events = entries_after(tonumber(arg(3))) end
+  if arg(3) ~= '' then events = entries_after(arg(3)) end
   return { 'ok', meta[1], tonumber(meta[2]), oldest_id(), events }
 
 elseif OP == 'close' then
