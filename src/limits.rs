@@ -54,11 +54,13 @@ pub enum Limit {
     Rooms,
     /// The room is full.
     MembersPerRoom,
+    /// The server is full: the rooms' history holds `--max-history-bytes`.
+    History,
 }
 
 impl Limit {
     /// Every limit, for metrics that list them all from the start.
-    pub const ALL: [Limit; 12] = [
+    pub const ALL: [Limit; 13] = [
         Self::Guesses,
         Self::RoomsCreated,
         Self::Joins,
@@ -71,6 +73,7 @@ impl Limit {
         Self::Connections,
         Self::Rooms,
         Self::MembersPerRoom,
+        Self::History,
     ];
 
     /// The limit's name in metrics (`chat_refusals_total{reason="guesses"}`).
@@ -88,13 +91,17 @@ impl Limit {
             Self::Connections => "connections",
             Self::Rooms => "rooms",
             Self::MembersPerRoom => "members_per_room",
+            Self::History => "history",
         }
     }
 
     /// Whether the server as a whole is full (`503`), rather than one client
     /// having taken its share (`429`).
     pub fn server_is_full(self) -> bool {
-        matches!(self, Self::Connections | Self::Rooms | Self::MembersPerRoom)
+        matches!(
+            self,
+            Self::Connections | Self::Rooms | Self::MembersPerRoom | Self::History
+        )
     }
 
     /// The sentence the client sees.
@@ -118,6 +125,7 @@ impl Limit {
             Self::Connections => "The server is full right now: try again soon.",
             Self::Rooms => "The server has as many rooms open as it can: try again soon.",
             Self::MembersPerRoom => "This room is full.",
+            Self::History => "The server keeps as much room history as it can: try again soon.",
         }
     }
 }
