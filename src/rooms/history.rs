@@ -8,7 +8,8 @@
 //! (its text lives only there). The oldest go first. Once every room together
 //! holds the total, a room's new event displaces its own oldest (new rooms are
 //! refused meanwhile: see [`Budget::full`]); each room always keeps its newest
-//! event, so that what its page and its streams last saw is never a gap.
+//! event, so that what its page and its streams last saw is never a gap (the
+//! total may so be passed by at most one frame a room).
 
 use std::collections::VecDeque;
 use std::sync::Arc;
