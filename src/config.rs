@@ -146,6 +146,21 @@ pub struct LimitOptions {
     #[arg(long, env = "CHAT_MAX_MEMBERS_PER_ROOM", default_value_t = 10_000, value_parser = at_least_one)]
     pub max_members_per_room: usize,
 
+    /// Bytes of events one room keeps for replay and for its page, besides
+    /// --history's count: the oldest go first beyond it (100 messages of 2,000
+    /// plain characters fit in the default). Bytes, or with K, M or G (KiB,
+    /// MiB, GiB).
+    #[arg(long, env = "CHAT_HISTORY_BYTES", value_name = "BYTES", default_value = "256K",
+          value_parser = parse_bytes)]
+    pub history_bytes: usize,
+
+    /// Bytes of events all rooms together keep. Once reached, new rooms are
+    /// refused (503) and a room's new events push out its own oldest. Bytes,
+    /// or with K, M or G.
+    #[arg(long, env = "CHAT_MAX_HISTORY_BYTES", value_name = "BYTES", default_value = "512M",
+          value_parser = parse_bytes)]
+    pub max_history_bytes: usize,
+
     /// Most open connections in all (further ones are answered 503 and closed).
     #[arg(long, env = "CHAT_MAX_CONNECTIONS", default_value_t = 10_000, value_parser = at_least_one)]
     pub max_connections: usize,
@@ -296,6 +311,31 @@ fn at_least_one(raw: &str) -> Result<usize, String> {
     }
 }
 
+/// A size in bytes, plain or with `K`, `M` or `G` (binary: `KiB`, `MiB` and
+/// `GiB` are the same), from 1 KiB to 1 TiB.
+fn parse_bytes(raw: &str) -> Result<usize, String> {
+    let refusal = || format!("{raw:?} is not a size like 262144, 256K, 512M or 1G");
+    let text = raw.trim();
+    let digits = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(digits);
+    let number: u64 = number.parse().map_err(|_| refusal())?;
+    let shift = match unit.trim().to_ascii_uppercase().as_str() {
+        "" | "B" => 0,
+        "K" | "KB" | "KIB" => 10,
+        "M" | "MB" | "MIB" => 20,
+        "G" | "GB" | "GIB" => 30,
+        _ => return Err(refusal()),
+    };
+    match number.checked_mul(1 << shift) {
+        Some(bytes) if (1 << 10..=1 << 40).contains(&bytes) => {
+            usize::try_from(bytes).map_err(|_| refusal())
+        }
+        _ => Err(format!("{raw}: give between 1K and 1024G")),
+    }
+}
+
 /// `N/s`, `N/min` or `N/h` (also `N/second`, `N/minute`, `N/hour`).
 fn parse_rate(raw: &str) -> Result<Rate, String> {
     let refusal = || format!("{raw:?} is not a rate like 10/min, 1/s or 100/h");
@@ -417,6 +457,8 @@ mod tests {
         assert!(config.public_hosts.is_empty());
         assert_eq!(config.trust_proxy, None);
         let limits = config.limits;
+        assert_eq!(limits.history_bytes, 256 << 10);
+        assert_eq!(limits.max_history_bytes, 512 << 20);
         assert_eq!(limits.max_rooms, 10_000);
         assert_eq!(limits.max_members_per_room, 10_000);
         assert_eq!(limits.max_connections, 10_000);
@@ -543,6 +585,19 @@ mod tests {
             );
         }
         assert!(Config::try_parse_from(["x", "--history", "0"]).is_err());
+        let sizes = |flag: &str, value: &str| {
+            Config::try_parse_from(["x", flag, value]).map(|c| {
+                let limits = c.limits;
+                (limits.history_bytes, limits.max_history_bytes)
+            })
+        };
+        assert_eq!(sizes("--history-bytes", "4096").unwrap().0, 4096);
+        assert_eq!(sizes("--history-bytes", "64K").unwrap().0, 64 << 10);
+        assert_eq!(sizes("--max-history-bytes", "2GiB").unwrap().1, 2 << 30);
+        assert_eq!(sizes("--max-history-bytes", "3m").unwrap().1, 3 << 20);
+        for refused in ["0", "1000", "2T", "1.5G", "-1K", "K", "2000G"] {
+            assert!(sizes("--history-bytes", refused).is_err(), "{refused}");
+        }
     }
 
     #[test]

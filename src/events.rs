@@ -323,6 +323,8 @@ mod tests {
             grace: Duration::ZERO,
             unclaimed_timeout: Duration::from_secs(60),
             history,
+            history_bytes: usize::MAX,
+            max_history_bytes: usize::MAX,
             channel_capacity,
             max_rooms: 10,
             max_members: 10,

@@ -172,6 +172,7 @@ pub async fn create_room(
         .await
         .map_err(|error| match error {
             RoomError::TooManyRooms => AppError::Limited(Refused::full(Limit::Rooms)),
+            RoomError::HistoryFull => AppError::Limited(Refused::full(Limit::History)),
             RoomError::Unavailable => AppError::Unavailable,
             _ => AppError::NoFreeCode,
         })?;
@@ -736,6 +737,7 @@ fn refusal(code: RoomCode) -> impl Fn(RoomError) -> AppError {
         RoomError::NoFreeCode => AppError::NoFreeCode,
         RoomError::RoomFull => AppError::Limited(Refused::full(Limit::MembersPerRoom)),
         RoomError::TooManyRooms => AppError::Limited(Refused::full(Limit::Rooms)),
+        RoomError::HistoryFull => AppError::Limited(Refused::full(Limit::History)),
         RoomError::Removed => AppError::Removed(code),
         RoomError::NameTaken
         | RoomError::NameRemoved

@@ -87,11 +87,13 @@ pub enum Limit {
     Backlog,
     /// The server is full: bytes of responses unsent in all.
     BacklogInAll,
+    /// The server is full: the rooms' history holds `--max-history-bytes`.
+    History,
 }
 
 impl Limit {
     /// Every limit, for metrics that list them all from the start.
-    pub const ALL: [Limit; 18] = [
+    pub const ALL: [Limit; 19] = [
         Self::Guesses,
         Self::RoomsCreated,
         Self::Joins,
@@ -110,6 +112,7 @@ impl Limit {
         Self::PassphraseQueue,
         Self::Backlog,
         Self::BacklogInAll,
+        Self::History,
     ];
 
     /// The limit's name in metrics (`chat_refusals_total{reason="guesses"}`).
@@ -133,6 +136,7 @@ impl Limit {
             Self::PassphraseQueue => "passphrase_queue",
             Self::Backlog => "backlog",
             Self::BacklogInAll => "backlog_in_all",
+            Self::History => "history",
         }
     }
 
@@ -146,6 +150,7 @@ impl Limit {
                 | Self::MembersPerRoom
                 | Self::PassphraseQueue
                 | Self::BacklogInAll
+                | Self::History
         )
     }
 
@@ -184,6 +189,7 @@ impl Limit {
                 "Too much of what we sent you is still unread: read it before asking for more."
             }
             Self::BacklogInAll => "The server is busy sending right now: try again soon.",
+            Self::History => "The server keeps as much room history as it can: try again soon.",
         }
     }
 }

@@ -144,6 +144,11 @@ impl Collector for Now {
                 connections,
             ),
             ("chat_tasks", "Tokio tasks alive in the server.", tasks),
+            (
+                "chat_history_bytes",
+                "Bytes of events kept in history (with Redis: this instance's copies).",
+                stats.history_bytes,
+            ),
         ];
         for (name, help, value) in gauges {
             let gauge = ConstGauge::new(i64::try_from(value).unwrap_or(i64::MAX));
@@ -160,6 +165,11 @@ impl Collector for Now {
                 "chat_resets",
                 "Streams told to reset: they asked for more than history keeps.",
                 stats.resets,
+            ),
+            (
+                "chat_history_trims",
+                "Events let go from history to keep to --history-bytes or --max-history-bytes.",
+                stats.history_trims,
             ),
         ];
         for (name, help, value) in counters {

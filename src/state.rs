@@ -74,6 +74,8 @@ impl AppState {
             grace: config.grace,
             unclaimed_timeout: UNCLAIMED_TIMEOUT,
             history,
+            history_bytes: config.limits.history_bytes,
+            max_history_bytes: config.limits.max_history_bytes,
             channel_capacity: history.max(64),
             max_rooms: config.limits.max_rooms,
             max_members: config.limits.max_members_per_room,

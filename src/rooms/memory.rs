@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
+use super::history::Budget;
 use super::room::{IdleTimers, Joined, OpenedStream, Room};
 use super::timers::{Due, Timers};
 use super::{
@@ -33,6 +34,8 @@ struct Shared {
     next_serial: AtomicU64,
     timers: Arc<Timers>,
     tally: Arc<Tally>,
+    /// What every room's history may keep, and keeps.
+    history: Arc<Budget>,
 }
 
 impl Drop for Shared {
@@ -57,11 +60,16 @@ impl LocalRooms {
         let timers = Arc::new(Timers::default());
         let rooms = Self {
             shared: Arc::new(Shared {
-                settings,
                 rooms: Mutex::new(HashMap::new()),
                 next_serial: AtomicU64::new(1),
                 timers: Arc::clone(&timers),
                 tally: Arc::default(),
+                history: Budget::new(
+                    settings.history,
+                    settings.history_bytes,
+                    settings.max_history_bytes,
+                ),
+                settings,
             }),
         };
         let registry = Arc::downgrade(&rooms.shared);
@@ -100,6 +108,9 @@ impl LocalRooms {
         if map.len() >= settings.max_rooms {
             return Err(RoomError::TooManyRooms);
         }
+        if self.shared.history.full() {
+            return Err(RoomError::HistoryFull);
+        }
         let code = (0..CODE_ATTEMPTS)
             .map(|_| RoomCode::random(&mut rng))
             .find(|code| !map.contains_key(code))
@@ -108,7 +119,7 @@ impl LocalRooms {
         let room = Arc::new(Room::new(
             code,
             serial,
-            settings.history,
+            Arc::clone(&self.shared.history),
             settings.channel_capacity,
             Arc::clone(&self.shared.tally),
             passphrase,
@@ -223,6 +234,8 @@ impl LocalRooms {
             messages: tally.messages.load(Ordering::Relaxed),
             deliveries: tally.deliveries.load(Ordering::Relaxed),
             resets: tally.resets.load(Ordering::Relaxed),
+            history_bytes: self.shared.history.held(),
+            history_trims: self.shared.history.trimmed(),
         }
     }
 
@@ -401,6 +414,8 @@ mod tests {
             grace: Duration::from_secs(grace),
             unclaimed_timeout: Duration::from_secs(60),
             history: 10,
+            history_bytes: usize::MAX,
+            max_history_bytes: usize::MAX,
             channel_capacity: 16,
             max_rooms: 100,
             max_members: 100,

@@ -10,6 +10,7 @@
 //! cookie carries it, so a copy of the cookie made before the join proves nothing.
 
 mod event;
+mod history;
 mod memory;
 mod room;
 pub mod shared;
@@ -46,6 +47,9 @@ pub enum RoomError {
     RoomFull,
     /// The server has as many rooms open as it may.
     TooManyRooms,
+    /// Every room's history together holds as many bytes as it may
+    /// (`--max-history-bytes`): no new room until some close.
+    HistoryFull,
     /// Nearly every code is in use.
     NoFreeCode,
     /// Only the room's owner may do this.
@@ -108,6 +112,11 @@ pub struct RoomStats {
     pub messages: u64,
     pub deliveries: u64,
     pub resets: u64,
+    /// Bytes of event frames kept in history (with Redis: in this instance's
+    /// mirrors of the rooms it serves).
+    pub history_bytes: u64,
+    /// Events history let go to keep to its byte bounds.
+    pub history_trims: u64,
 }
 
 /// Timing and size rules shared by every room.
@@ -120,6 +129,10 @@ pub struct RoomSettings {
     pub unclaimed_timeout: Duration,
     /// Events kept for replay and for the room page.
     pub history: usize,
+    /// Bytes of event frames one room's history keeps.
+    pub history_bytes: usize,
+    /// Bytes of event frames every room's history together keeps.
+    pub max_history_bytes: usize,
     /// Events a subscriber may fall behind before it catches up from history.
     pub channel_capacity: usize,
     /// Most rooms open at once.

@@ -24,6 +24,7 @@ use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
 use super::event::{Event, EventKind};
+use super::history::{Budget, History};
 use super::{MemberToken, RoomError, Tally};
 use crate::input::{DisplayName, IdempotencyKey, MessageText, RoomCode};
 use crate::passphrase::PassphraseHash;
@@ -170,17 +171,14 @@ struct Outlet {
     /// Every open stream holds a receiver. Sending happens under the state lock so
     /// the channel's order is the history's order.
     sender: broadcast::Sender<Arc<Event>>,
-    /// How many events the history keeps.
-    history_limit: usize,
     tally: Arc<Tally>,
 }
 
-#[derive(Default)]
 struct RoomState {
     /// Set once the registry removed the room; every later call answers `NotFound`.
     closed: bool,
     next_id: u64,
-    history: VecDeque<Arc<Event>>,
+    history: History,
     members: HashMap<MemberToken, Member>,
     /// Members joined so far, to list people in the order they came.
     joins: u64,
@@ -239,7 +237,7 @@ impl Room {
     pub fn new(
         code: RoomCode,
         serial: u64,
-        history_limit: usize,
+        history: Arc<Budget>,
         channel_capacity: usize,
         tally: Arc<Tally>,
         passphrase: Option<PassphraseHash>,
@@ -249,15 +247,24 @@ impl Room {
             code,
             serial,
             incarnation: rand::random(),
-            outlet: Outlet {
-                sender,
-                history_limit: history_limit.max(1),
-                tally,
-            },
+            outlet: Outlet { sender, tally },
             state: Mutex::new(RoomState {
+                closed: false,
                 next_id: 1,
+                history: History::new(history),
+                members: HashMap::new(),
+                joins: 0,
+                open_streams: 0,
+                epoch: 0,
+                ticks: 0,
+                owner: None,
+                locked: false,
                 passphrase,
-                ..RoomState::default()
+                removed_members: HashSet::new(),
+                removed_sessions: HashSet::new(),
+                removed_names: Vec::new(),
+                sent: HashMap::new(),
+                sent_order: VecDeque::new(),
             }),
         }
     }
@@ -691,18 +698,15 @@ impl RoomState {
         let id = self.next_id;
         self.next_id += 1;
         let event = Arc::new(Event::new(id, kind, &name, text.as_deref()));
-        if self.history.len() == outlet.history_limit
-            && let Some(dropped) = self.history.pop_front()
-        {
+        if let Some(dropped) = self.history.push(Arc::clone(&event)) {
             while let Some((id, _)) = self.sent_order.front()
-                && *id <= dropped.id
+                && *id <= dropped
             {
                 if let Some((_, sent)) = self.sent_order.pop_front() {
                     self.sent.remove(&sent);
                 }
             }
         }
-        self.history.push_back(Arc::clone(&event));
         // An error only means that nobody is listening right now.
         if let Ok(streams) = outlet.sender.send(event) {
             let streams = u64::try_from(streams).unwrap_or(u64::MAX);
@@ -754,7 +758,7 @@ mod tests {
         let room = Room::new(
             RoomCode::parse("ABCD").unwrap(),
             1,
-            history,
+            Budget::new(history, usize::MAX, usize::MAX),
             16,
             Arc::default(),
             None,

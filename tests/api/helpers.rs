@@ -676,6 +676,8 @@ impl SseEvent {
 pub struct Events {
     response: Response,
     buffer: String,
+    /// The start of a character a chunk ended in the middle of.
+    partial: Vec<u8>,
     ended: bool,
 }
 
@@ -684,6 +686,7 @@ impl Events {
         Self {
             response,
             buffer: String::new(),
+            partial: Vec::new(),
             ended: false,
         }
     }
@@ -706,9 +709,18 @@ impl Events {
             }
             match tokio::time::timeout_at(deadline, self.response.chunk()).await {
                 Err(_) => return None,
-                Ok(Ok(Some(chunk))) => self
-                    .buffer
-                    .push_str(std::str::from_utf8(&chunk).expect("utf-8 stream")),
+                Ok(Ok(Some(chunk))) => {
+                    self.partial.extend_from_slice(&chunk);
+                    let whole = match std::str::from_utf8(&self.partial) {
+                        Ok(text) => text.len(),
+                        Err(error) if error.error_len().is_none() => error.valid_up_to(),
+                        Err(error) => panic!("a utf-8 stream: {error}"),
+                    };
+                    let rest = self.partial.split_off(whole);
+                    let text = std::mem::replace(&mut self.partial, rest);
+                    self.buffer
+                        .push_str(std::str::from_utf8(&text).expect("utf-8 up to here"));
+                }
                 Ok(Ok(None)) | Ok(Err(_)) => self.ended = true,
             }
         }

@@ -5,7 +5,7 @@
 use reqwest::StatusCode;
 
 use crate::helpers::{location, send_as_browser, spawn_app, spawn_app_with};
-use crate::web::{html_body, message_texts, plain_text_line, user_with_a_session};
+use crate::web::{html_body, message_texts, plain_text_line, retry_after, user_with_a_session};
 
 /// A post by someone who is not a member is `403` and reaches no one.
 #[tokio::test]
@@ -295,4 +295,78 @@ async fn a_malformed_idempotency_key_is_400() {
     );
     alice.say(&code, "after").await;
     assert_eq!(events.next_message().await.text(), "after");
+}
+
+/// A message of 2,000 four-byte characters: about 8 KB of frame, the largest
+/// a member can make at the default `--max-message-chars`.
+fn big_message(n: usize) -> String {
+    format!("{n} {}", "😀".repeat(1_990))
+}
+
+/// A room of big messages keeps at most `--history-bytes` of them (20 KiB:
+/// two such frames), the oldest going first: a stream resuming just before the
+/// two newest gets exactly them, one resuming before that gets `reset`, and
+/// the page shows the two newest.
+#[tokio::test]
+async fn a_room_keeps_at_most_its_history_bytes_of_big_messages() {
+    // Arrange
+    let app = spawn_app_with(&["--history-bytes", "20K"]).await;
+    let (alice, code) = app.user_in_new_room("alice").await;
+    let mut events = alice.open_events(&code).await;
+
+    // Act: ids 2 to 6.
+    let mut ids = Vec::new();
+    for n in 1..=5 {
+        alice.say(&code, &big_message(n)).await;
+        ids.push(events.next_message().await.id.expect("an id"));
+    }
+
+    // Assert
+    let mut kept = alice.open_events_after(&code, ids[2]).await;
+    let replayed: Vec<String> = kept
+        .next_events(2)
+        .await
+        .iter()
+        .map(|event| event.text().to_owned())
+        .collect();
+    assert_eq!(replayed, [big_message(4), big_message(5)]);
+    let mut beyond = alice.open_events_after(&code, ids[1]).await;
+    let first = beyond.next_event().await;
+    assert_eq!(
+        first.event, "reset",
+        "message 3 is no longer kept: {first:?}"
+    );
+    let page = html_body(alice.get_as_browser(&format!("/rooms/{code}")).await).await;
+    assert_eq!(message_texts(&page), [big_message(4), big_message(5)]);
+}
+
+/// Once all rooms together keep nearly `--max-history-bytes` (64 KiB here,
+/// with 20 KiB a room: two big messages each), so that another room's
+/// history would not fit, a new room is refused with `503` and
+/// `Retry-After`, while rooms already open go on.
+#[tokio::test]
+async fn rooms_over_the_total_history_bytes_refuse_new_rooms_with_503() {
+    // Arrange: three rooms of two big messages, 48 KiB.
+    let app = spawn_app_with(&["--history-bytes", "20K", "--max-history-bytes", "64K"]).await;
+    let mut rooms = Vec::new();
+    for name in ["alice", "bob", "carol"] {
+        let (user, code) = app.user_in_new_room(name).await;
+        for n in 1..=2 {
+            user.say(&code, &big_message(n)).await;
+        }
+        rooms.push((user, code));
+    }
+
+    // Act
+    let mut dave = app.user();
+    let refused = dave.create_room("dave").await;
+    let (alice, code) = &rooms[0];
+    let posted = alice.post_message(code, &big_message(3)).await;
+
+    // Assert
+    assert_eq!(refused.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(retry_after(&refused) >= 1);
+    assert_eq!(posted.status(), StatusCode::NO_CONTENT, "rooms open go on");
+    let page = html_body(alice.get_as_browser(&format!("/rooms/{code}")).await).await;
+    assert_eq!(message_texts(&page), [big_message(2), big_message(3)]);
 }

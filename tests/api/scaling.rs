@@ -435,6 +435,32 @@ async fn open_stream_at(user: &User, path: &str, last_event_id: u64) -> Events {
     Events::new(response)
 }
 
+/// 3a. A `Last-Event-ID` far past the room's newest (1e14, which Lua would
+///     write `1e+14`, and u64::MAX) is answered with `reset`, as a stale one
+///     is, and logs no error.
+#[tokio::test]
+async fn an_id_far_past_the_newest_resets_and_logs_no_error() {
+    // Arrange
+    let deployment = Deployment::start(1, &[]).await;
+    let mut alice = user_at(&deployment.base(0));
+    let code = alice.create_room_ok("alice").await;
+    let _live = alice.open_events(&code).await;
+
+    for id in [100_000_000_000_000, u64::MAX] {
+        // Act
+        let mut resumed = open_stream_at(&alice, &format!("/rooms/{code}/events"), id).await;
+
+        // Assert
+        let first = resumed.next_event().await;
+        assert_eq!(first.event, "reset", "Last-Event-ID {id}: {first:?}");
+    }
+    assert!(
+        !deployment.logs().contains(" ERROR "),
+        "no error logged:\n{}",
+        deployment.warnings()
+    );
+}
+
 /// 3b. A client of an earlier room under the same code (its page named another
 ///     epoch) resuming on another instance gets `reset`, never this room's
 ///     events as the ones it missed; a client of this room resumes normally.
@@ -621,6 +647,51 @@ async fn when_every_instance_crashed_the_rooms_keys_expire() {
         &deployment.redis,
         keys_before,
         grace + LEASE + Duration::from_secs(2) + MARGIN,
+        &logs,
+    )
+    .await;
+}
+
+/// 5a. An instance killed right after its owner removed a member: the room's
+///     keys, its list of removed people included, all expire with its lease,
+///     so that a later room drawing the same code inherits no bans.
+#[tokio::test]
+async fn after_a_crash_right_after_a_removal_every_key_of_the_room_expires() {
+    // Arrange
+    let redis = RedisServer::start().await;
+    let keys_before = redis.dbsize().await;
+    let mut deployment = Deployment::start_on(redis, 1, &["--grace", "1"]).await;
+    let base = deployment.base(0);
+    let mut alice = user_at(&base);
+    let code = alice.create_room_ok("alice").await;
+    let _bob = joined_at(&base, &code, "bob").await;
+    let _alice_events = alice.open_events(&code).await;
+
+    // Act
+    let removed = alice
+        .post_request(&format!("/rooms/{code}/remove"), &[("name", "bob")])
+        .send()
+        .await
+        .expect("POST remove");
+    assert_eq!(removed.status(), StatusCode::NO_CONTENT);
+    deployment.crash(0).await;
+
+    // Assert
+    let removed_key = format!("room:{{{code}}}:removed");
+    let ttl: i64 = deployment
+        .redis
+        .query(::redis::cmd("PTTL").arg(&removed_key))
+        .await;
+    assert!(
+        ttl > 0,
+        "{removed_key} lapses with the room (PTTL {ttl}):\n{}",
+        deployment.redis.describe_keys().await
+    );
+    let logs = deployment.logs();
+    wait_for_dbsize(
+        &deployment.redis,
+        keys_before,
+        LEASE + Duration::from_secs(2) + MARGIN,
         &logs,
     )
     .await;

@@ -351,6 +351,73 @@ async fn resuming_beyond_history_sends_reset_then_live_events() {
     resumed.expect_message("alice", "after the reset").await;
 }
 
+/// Ids past any the room issued, however large, are answered with a `reset`
+/// by the stream (`Last-Event-ID` and `?after=`) and by the long poll, as
+/// history beyond its reach is, whichever backend holds the room: 1e14 and up
+/// (which Lua writes as `1e+14`), 2^53 + 1 (past a double's exact integers) and
+/// u64::MAX. One more than u64::MAX is no id at all: `400`.
+#[tokio::test]
+async fn ids_far_past_the_newest_are_answered_with_a_reset() {
+    // Arrange: ids 1 (alice's join) and 2; a stream stays open, so that (with
+    // Redis) the instance mirrors the room and asks Redis with the id itself.
+    let app = spawn_app_with(&["--poll-wait", "1"]).await;
+    let (alice, code) = app.user_in_new_room("alice").await;
+    let mut events = alice.open_events(&code).await;
+    alice.say(&code, "hello").await;
+    let newest = id_of(&events.expect_message("alice", "hello").await);
+    let far = [
+        "99999999999999",
+        "100000000000000",
+        "9007199254740993",
+        "18446744073709551615",
+    ];
+
+    for id in far {
+        // Act
+        let mut by_header = open_raw(&alice, &format!("/rooms/{code}/events"), Some(id)).await;
+        let mut by_query =
+            open_raw(&alice, &format!("/rooms/{code}/events?after={id}"), None).await;
+        let polled = alice.poll_ok(&code, Some(id.parse().unwrap())).await;
+
+        // Assert
+        for (how, stream) in [
+            ("Last-Event-ID", &mut by_header),
+            ("?after=", &mut by_query),
+        ] {
+            let first = stream.next_event().await;
+            assert_eq!(first.event, "reset", "{how} {id}: {first:?}");
+        }
+        assert_eq!(
+            polled,
+            serde_json::json!({ "events": [{ "kind": "reset", "last_id": newest }], "last_id": newest }),
+            "a poll after {id}"
+        );
+    }
+    let beyond = "18446744073709551616";
+    let by_header = alice
+        .get_request(&format!("/rooms/{code}/events"))
+        .header(ACCEPT, "text/event-stream")
+        .header("last-event-id", beyond)
+        .send()
+        .await
+        .expect("GET events");
+    let polled = alice
+        .get(&format!("/rooms/{code}/poll?after={beyond}"))
+        .await;
+    assert_eq!(
+        by_header.status(),
+        StatusCode::BAD_REQUEST,
+        "Last-Event-ID {beyond}"
+    );
+    assert_eq!(
+        polled.status(),
+        StatusCode::BAD_REQUEST,
+        "a poll after {beyond}"
+    );
+    alice.say(&code, "still fine").await;
+    events.expect_message("alice", "still fine").await;
+}
+
 /// Resuming from the latest id replays nothing and sends no reset.
 #[tokio::test]
 async fn resuming_from_the_latest_id_replays_nothing() {

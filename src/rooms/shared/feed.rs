@@ -7,7 +7,7 @@
 //! so a subscriber that falls behind catches up from the mirror without asking
 //! Redis, exactly as it would from a room in memory.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
@@ -15,28 +15,43 @@ use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
 use crate::input::RoomCode;
+use crate::rooms::history::{Budget, History};
 use crate::rooms::room::events_after;
 use crate::rooms::{Backlog, Event, MemberToken, Tally};
 
 /// Every room this instance reads, by code.
-#[derive(Default)]
 pub(super) struct Feeds {
     // std Mutex: held to look up, insert or remove; never across an `.await`.
     map: Mutex<HashMap<RoomCode, Arc<Feed>>>,
+    /// What the mirrors may keep, each and together: the bounds Redis keeps
+    /// to, so that an instance serving every room holds no more than Redis.
+    history: Arc<Budget>,
 }
 
 impl Feeds {
+    pub fn new(history: Arc<Budget>) -> Self {
+        Self {
+            map: Mutex::default(),
+            history,
+        }
+    }
+
+    /// What the mirrors keep, for the metrics.
+    pub fn history(&self) -> &Budget {
+        &self.history
+    }
+
     fn map(&self) -> MutexGuard<'_, HashMap<RoomCode, Arc<Feed>>> {
         self.map.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// The feed of room `code`, made if there is none, counting one more
     /// reader of it; give it back with [`Feeds::leave`].
-    pub fn enter(&self, code: RoomCode, history: usize, capacity: usize) -> Arc<Feed> {
+    pub fn enter(&self, code: RoomCode, capacity: usize) -> Arc<Feed> {
         let mut map = self.map();
         let feed = map
             .entry(code)
-            .or_insert_with(|| Arc::new(Feed::new(code, history, capacity)));
+            .or_insert_with(|| Arc::new(Feed::new(code, Arc::clone(&self.history), capacity)));
         feed.state().readers += 1;
         Arc::clone(feed)
     }
@@ -53,9 +68,9 @@ impl Feeds {
 
     /// `feed` belongs to an older room under the same code: a fresh one takes
     /// its place, and the old one's members are told their room is gone.
-    pub fn replace(&self, feed: &Arc<Feed>, history: usize, capacity: usize) -> Arc<Feed> {
+    pub fn replace(&self, feed: &Arc<Feed>, capacity: usize) -> Arc<Feed> {
         let mut map = self.map();
-        let fresh = Arc::new(Feed::new(feed.code, history, capacity));
+        let fresh = Arc::new(Feed::new(feed.code, Arc::clone(&self.history), capacity));
         fresh.state().readers += 1;
         map.insert(feed.code, Arc::clone(&fresh));
         drop(map);
@@ -98,18 +113,16 @@ pub(super) enum Seeded {
 pub(super) struct Feed {
     pub code: RoomCode,
     sender: broadcast::Sender<Arc<Event>>,
-    history_limit: usize,
     state: Mutex<FeedState>,
     /// Held while this instance changes its lease on a member of the room, so
     /// that a stream closing and another opening reach Redis in their order.
     pub leases: tokio::sync::Mutex<()>,
 }
 
-#[derive(Default)]
 struct FeedState {
     /// The room incarnation mirrored; `None` until the first subscriber seeds it.
     epoch: Option<String>,
-    history: VecDeque<Arc<Event>>,
+    history: History,
     /// Id of the newest event mirrored: where the reader carries on.
     last_id: u64,
     /// Streams and polls of this instance reading the room.
@@ -124,13 +137,18 @@ struct LocalMember {
 }
 
 impl Feed {
-    fn new(code: RoomCode, history: usize, capacity: usize) -> Self {
+    fn new(code: RoomCode, history: Arc<Budget>, capacity: usize) -> Self {
         let (sender, _) = broadcast::channel(capacity.max(1));
         Self {
             code,
             sender,
-            history_limit: history.max(1),
-            state: Mutex::default(),
+            state: Mutex::new(FeedState {
+                epoch: None,
+                history: History::new(history),
+                last_id: 0,
+                readers: 0,
+                members: HashMap::new(),
+            }),
             leases: tokio::sync::Mutex::new(()),
         }
     }
@@ -153,8 +171,10 @@ impl Feed {
             Some(_) => Seeded::OtherRoom,
             None => {
                 state.epoch = Some(epoch.to_owned());
-                let skip = events.len().saturating_sub(self.history_limit);
-                state.history = events[skip..].iter().cloned().collect();
+                state.history.clear();
+                for event in events {
+                    state.history.push(Arc::clone(event));
+                }
                 state.last_id = seq;
                 Seeded::Now
             }
@@ -188,10 +208,7 @@ impl Feed {
                 continue;
             }
             state.last_id = event.id;
-            if state.history.len() == self.history_limit {
-                state.history.pop_front();
-            }
-            state.history.push_back(Arc::clone(&event));
+            state.history.push(Arc::clone(&event));
             // Sent under the lock, so the channel's order is the history's.
             if let Ok(streams) = self.sender.send(event) {
                 let streams = u64::try_from(streams).unwrap_or(u64::MAX);
@@ -316,7 +333,8 @@ mod tests {
     /// says so.
     #[test]
     fn the_mirror_fills_what_it_holds_and_admits_a_gap() {
-        let feed = Feed::new(RoomCode::parse("ABCD").unwrap(), 5, 16);
+        let budget = Budget::new(5, usize::MAX, usize::MAX);
+        let feed = Feed::new(RoomCode::parse("ABCD").unwrap(), budget, 16);
         let tally = Tally::default();
         assert_eq!(feed.seed("1", 2, &[]), Seeded::Now);
         assert_eq!(feed.seed("1", 2, &[]), Seeded::Already);

@@ -37,6 +37,7 @@ use tokio_util::sync::CancellationToken;
 use self::feed::{Feed, Feeds, Seeded};
 use self::reaper::Reaps;
 use super::event::now_rfc3339;
+use super::history::Budget;
 use super::room::events_after;
 use super::{
     Backlog, CODE_ATTEMPTS, Event, Joiner, MemberToken, Presence, Published, RoomError,
@@ -180,6 +181,7 @@ fn refusal(name: &[u8]) -> RoomError {
         b"NameTaken" => RoomError::NameTaken,
         b"RoomFull" => RoomError::RoomFull,
         b"TooManyRooms" => RoomError::TooManyRooms,
+        b"HistoryFull" => RoomError::HistoryFull,
         b"NotOwner" => RoomError::NotOwner,
         b"Locked" => RoomError::Locked,
         b"Removed" => RoomError::Removed,
@@ -304,12 +306,17 @@ impl SharedRooms {
             .set_max_delay(Duration::from_secs(1));
         let commands = ConnectionManager::new_lazy_with_config(client.clone(), config)
             .map_err(|e| format!("--redis {url}: {e}"))?;
+        let history = Budget::new(
+            settings.history,
+            settings.history_bytes,
+            settings.max_history_bytes,
+        );
         let inner = Arc::new(Inner {
             settings,
             lease,
             commands,
             instance: format!("{:016x}", rand::random::<u64>()),
-            feeds: Feeds::default(),
+            feeds: Feeds::new(history),
             tally: Arc::default(),
             reachable: AtomicBool::new(false),
             reading: AtomicBool::new(false),
@@ -515,6 +522,8 @@ impl SharedRooms {
             messages: inner.tally.messages.load(Ordering::Relaxed),
             deliveries: inner.tally.deliveries.load(Ordering::Relaxed),
             resets: inner.tally.resets.load(Ordering::Relaxed),
+            history_bytes: inner.feeds.history().held(),
+            history_trims: inner.feeds.history().trimmed(),
         }
     }
 
@@ -644,8 +653,8 @@ impl SharedRooms {
         epoch: Option<u64>,
     ) -> Result<Subscription, RoomError> {
         let inner = &self.inner;
-        let (history, capacity) = (inner.settings.history, inner.settings.channel_capacity);
-        let mut feed = inner.feeds.enter(*code, history, capacity);
+        let capacity = inner.settings.channel_capacity;
+        let mut feed = inner.feeds.enter(*code, capacity);
         let opened = loop {
             let opened = match self.open_on(&feed, token, after).await {
                 Ok(opened) => opened,
@@ -664,7 +673,7 @@ impl SharedRooms {
                     // The feed mirrors a room that closed; this stream is of
                     // the new one under the same code.
                     feed.stream_closed(*token);
-                    feed = inner.feeds.replace(&feed, history, capacity);
+                    feed = inner.feeds.replace(&feed, capacity);
                 }
             }
         };
@@ -776,7 +785,7 @@ impl SharedRooms {
 impl Inner {
     /// Every key the script is given, in its order (`rooms.lua`): the room's,
     /// then the global index.
-    fn keys(code: &RoomCode) -> [String; 10] {
+    fn keys(code: &RoomCode) -> [String; 11] {
         [
             room_key(code, "meta"),
             room_key(code, "members"),
@@ -788,6 +797,7 @@ impl Inner {
             room_key(code, "presence"),
             room_key(code, "holds"),
             String::from(ROOMS_KEY),
+            String::from(HISTORY_KEY),
         ]
     }
 
@@ -809,6 +819,8 @@ impl Inner {
             .arg(settings.unclaimed_timeout.as_millis() as u64)
             .arg(settings.grace.as_millis() as u64)
             .arg(self.lease.as_millis() as u64)
+            .arg(settings.history_bytes)
+            .arg(settings.max_history_bytes)
             .arg(operation);
         for arg in args {
             invocation.arg(*arg);
@@ -925,6 +937,9 @@ fn room_key(code: &RoomCode, part: &str) -> String {
 
 /// The global index of open rooms (not in any room's slot).
 const ROOMS_KEY: &str = "chat:rooms";
+
+/// The bytes each open room's history keeps, and (`*`) all of theirs.
+const HISTORY_KEY: &str = "chat:history";
 
 /// Every few seconds: renews this instance's leases on the members whose
 /// streams it holds (reaping the room's lapsed ones), ends the streams of

@@ -5,7 +5,8 @@
 --
 -- KEYS: one room's keys (all in the hash slot of `{CODE}`), then the global
 -- index of open rooms:
---   meta      hash: epoch, seq (last event id), joins, owner, locked, pass, streams
+--   meta      hash: epoch, seq (last event id), joins, owner, locked, pass, streams,
+--             bytes (of the frames the events keep)
 --   members   hash: token -> JSON {n name, nj name as JSON, s session, o order,
 --             k skeleton, f folded, u capitals, st streamed, l leases, c open leases}
 --   names     hash: "n|name", "k|skeleton", "f|folded", "u|capitals" -> token
@@ -22,21 +23,25 @@
 --             "r" a new room's time to get its first stream
 --   holds     hash: "token|instance" -> "1" streams open, "0" in grace
 --   rooms     (global) zset: code -> when its keys lapse
+--   history   (global) hash: code -> bytes its events keep, "*" -> all rooms'
 --
--- ARGV: code, at (RFC 3339 for events), history, unclaimed ms, grace ms,
--- lease ms, operation, then the operation's own arguments.
+-- ARGV: code, at (RFC 3339 for events), history (events), unclaimed ms,
+-- grace ms, lease ms, history bytes per room, history bytes in all,
+-- operation, then the operation's own arguments.
 --
 -- Replies: { "ok", ... } or { refusal } where a refusal names a RoomError.
 
 local K_META, K_MEMBERS, K_NAMES, K_REMOVED, K_EVENTS = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
-local K_IDEM, K_IDEMQ, K_PRESENCE, K_HOLDS, K_ROOMS = KEYS[6], KEYS[7], KEYS[8], KEYS[9], KEYS[10]
+local K_IDEM, K_IDEMQ, K_PRESENCE, K_HOLDS = KEYS[6], KEYS[7], KEYS[8], KEYS[9]
+local K_ROOMS, K_HISTORY = KEYS[10], KEYS[11]
 local ROOM_KEYS = { K_META, K_MEMBERS, K_NAMES, K_REMOVED, K_EVENTS, K_IDEM, K_IDEMQ, K_PRESENCE, K_HOLDS }
 
 local CODE, AT = ARGV[1], ARGV[2]
 local HISTORY, UNCLAIMED = tonumber(ARGV[3]), tonumber(ARGV[4])
 local GRACE, LEASE = tonumber(ARGV[5]), tonumber(ARGV[6])
-local OP = ARGV[7]
-local function arg(n) return ARGV[7 + n] end
+local HISTORY_BYTES, MAX_HISTORY_BYTES = tonumber(ARGV[7]), tonumber(ARGV[8])
+local OP = ARGV[9]
+local function arg(n) return ARGV[9 + n] end
 
 -- Keys outlive the last lease by this much, so that a room every instance
 -- abandoned (they crashed) leaves nothing behind.
@@ -55,19 +60,112 @@ local function put_member(token, member)
   redis.call('HSET', K_MEMBERS, token, cjson.encode(member))
 end
 
+local function oldest_id()
+  local first = redis.call('XRANGE', K_EVENTS, '-', '+', 'COUNT', 1)
+  if first[1] then return tonumber(string.match(first[1][1], '^(%d+)')) end
+  return tonumber(redis.call('HGET', K_META, 'seq')) + 1
+end
+
+-- Forgets the idempotency keys of messages history no longer holds.
+local function forget_keys()
+  local oldest = oldest_id()
+  while true do
+    local head = redis.call('LINDEX', K_IDEMQ, 0)
+    if not head then break end
+    local id, field = string.match(head, '^(%d+)|(.*)$')
+    if tonumber(id) >= oldest then break end
+    redis.call('LPOP', K_IDEMQ)
+    redis.call('HDEL', K_IDEM, field)
+  end
+end
+
+-- The id of a stream entry, as a number (ids stay far below 2^53).
+local function entry_id(entry)
+  return tonumber(string.match(entry[1], '^(%d+)'))
+end
+
+-- Bytes of an entry's frame: what the history bounds count.
+local function frame_size(entry)
+  local fields = entry[2]
+  for i = 1, #fields, 2 do
+    if fields[i] == 'f' then return #fields[i + 1] end
+  end
+  return 0
+end
+
+-- What the room's history keeps grew (or shrank) by `delta` bytes; so did
+-- every room's together.
+local function count_bytes(delta)
+  redis.call('HINCRBY', K_META, 'bytes', delta)
+  redis.call('HINCRBY', K_HISTORY, CODE, delta)
+  return redis.call('HINCRBY', K_HISTORY, '*', delta)
+end
+
+-- Rooms whose keys lapsed (every instance serving them crashed) leave the
+-- index, and their bytes the sum.
+local function forget_lapsed()
+  local lapsed = redis.call('ZRANGEBYSCORE', K_ROOMS, '-inf', NOW)
+  for _, code in ipairs(lapsed) do
+    local bytes = redis.call('HGET', K_HISTORY, code)
+    if bytes then
+      redis.call('HINCRBY', K_HISTORY, '*', -tonumber(bytes))
+      redis.call('HDEL', K_HISTORY, code)
+    end
+  end
+  if #lapsed > 0 then redis.call('ZREMRANGEBYSCORE', K_ROOMS, '-inf', NOW) end
+end
+
+-- Lets the oldest events go while the room keeps more than HISTORY events or
+-- HISTORY_BYTES, or every room together more than MAX_HISTORY_BYTES (a room's
+-- new event then pushes out its own oldest), as rooms in memory do; the
+-- newest always stays. The idempotency keys of messages let go go too.
+local function trim()
+  local len = redis.call('XLEN', K_EVENTS)
+  local bytes = tonumber(redis.call('HGET', K_META, 'bytes') or '0')
+  local total = tonumber(redis.call('HGET', K_HISTORY, '*') or '0')
+  if total > MAX_HISTORY_BYTES then
+    forget_lapsed()
+    total = tonumber(redis.call('HGET', K_HISTORY, '*') or '0')
+  end
+  local drop, freed = 0, 0
+  local batch, i, from, size = {}, 1, '-', 1
+  while len - drop > 1 do
+    if len - drop <= HISTORY and bytes - freed <= HISTORY_BYTES
+      and total - freed <= MAX_HISTORY_BYTES then
+      break
+    end
+    if i > #batch then
+      batch = redis.call('XRANGE', K_EVENTS, from, '+', 'COUNT', size)
+      if #batch == 0 then break end
+      i, size = 1, size * 2
+      from = string.format('%d-0', entry_id(batch[#batch]) + 1)
+    end
+    freed = freed + frame_size(batch[i])
+    drop, i = drop + 1, i + 1
+  end
+  if drop > 0 then
+    redis.call('XTRIM', K_EVENTS, 'MAXLEN', len - drop)
+    count_bytes(-freed)
+    forget_keys()
+  end
+end
+
 -- Appends an event; its id comes from the room's counter, here, so every
 -- instance sees one order. The frame is byte for byte what Event::new writes.
 local function publish(kind, name_json, text_json, ended)
   local id = redis.call('HINCRBY', K_META, 'seq', 1)
-  local json = '{"id":' .. id .. ',"kind":"' .. kind .. '","name":' .. name_json
+  local digits = string.format('%d', id)
+  local json = '{"id":' .. digits .. ',"kind":"' .. kind .. '","name":' .. name_json
   if text_json then json = json .. ',"text":' .. text_json end
   json = json .. ',"at":"' .. AT .. '"}'
-  local frame = 'id: ' .. id .. '\nevent: ' .. kind .. '\ndata: ' .. json .. '\n\n'
+  local frame = 'id: ' .. digits .. '\nevent: ' .. kind .. '\ndata: ' .. json .. '\n\n'
   if ended then
-    redis.call('XADD', K_EVENTS, 'MAXLEN', HISTORY, id .. '-0', 'f', frame, 'ms', NOW, 'e', ended)
+    redis.call('XADD', K_EVENTS, digits .. '-0', 'f', frame, 'ms', NOW, 'e', ended)
   else
-    redis.call('XADD', K_EVENTS, 'MAXLEN', HISTORY, id .. '-0', 'f', frame, 'ms', NOW)
+    redis.call('XADD', K_EVENTS, digits .. '-0', 'f', frame, 'ms', NOW)
   end
+  count_bytes(#frame)
+  trim()
   return id
 end
 
@@ -80,16 +178,28 @@ local function keep()
     redis.call('PEXPIREAT', key, lapse)
   end
   redis.call('ZADD', K_ROOMS, lapse, CODE)
-  -- The index lapses with the last room in it (each scored by its lapse).
+  -- The index lapses with the last room in it (each scored by its lapse),
+  -- and so does the count of their bytes.
   local latest = redis.call('ZRANGE', K_ROOMS, -1, -1, 'WITHSCORES')
   redis.call('PEXPIREAT', K_ROOMS, latest[2])
+  redis.call('PEXPIREAT', K_HISTORY, latest[2])
 end
 
 local function close_room()
+  local bytes = redis.call('HGET', K_HISTORY, CODE)
+  if bytes then
+    redis.call('HINCRBY', K_HISTORY, '*', -tonumber(bytes))
+    redis.call('HDEL', K_HISTORY, CODE)
+  end
   redis.call('DEL', unpack(ROOM_KEYS))
   redis.call('ZREM', K_ROOMS, CODE)
   local latest = redis.call('ZRANGE', K_ROOMS, -1, -1, 'WITHSCORES')
-  if latest[2] then redis.call('PEXPIREAT', K_ROOMS, latest[2]) end
+  if latest[2] then
+    redis.call('PEXPIREAT', K_ROOMS, latest[2])
+    redis.call('PEXPIREAT', K_HISTORY, latest[2])
+  else
+    redis.call('DEL', K_HISTORY)
+  end
 end
 
 -- A room lives while some member's streams hold it, or while it is new.
@@ -228,28 +338,17 @@ local function hold_open(token, instance)
   redis.call('ZREM', K_PRESENCE, 'a|' .. token, 'r')
 end
 
+-- The kept entries after `after`, which comes as the client sent it: the
+-- digits of any u64. Lua's numbers are doubles (exact to 2^53, and 1e14
+-- prints as `1e+14`), so the id is compared with the room's newest as digits,
+-- and only an id below it, as small as the room's own, is calculated with.
+-- Past the newest there is nothing to send (the caller answers `reset`).
 local function entries_after(after)
-  return redis.call('XRANGE', K_EVENTS, (after + 1) .. '-0', '+')
+  local seq = redis.call('HGET', K_META, 'seq')
+  if #after > #seq or (#after == #seq and after >= seq) then return {} end
+  return redis.call('XRANGE', K_EVENTS, string.format('%d-0', tonumber(after) + 1), '+')
 end
 
-local function oldest_id()
-  local first = redis.call('XRANGE', K_EVENTS, '-', '+', 'COUNT', 1)
-  if first[1] then return tonumber(string.match(first[1][1], '^(%d+)')) end
-  return tonumber(redis.call('HGET', K_META, 'seq')) + 1
-end
-
--- Forgets the idempotency keys of messages history no longer holds.
-local function forget_keys()
-  local oldest = oldest_id()
-  while true do
-    local head = redis.call('LINDEX', K_IDEMQ, 0)
-    if not head then break end
-    local id, field = string.match(head, '^(%d+)|(.*)$')
-    if tonumber(id) >= oldest then break end
-    redis.call('LPOP', K_IDEMQ)
-    redis.call('HDEL', K_IDEM, field)
-  end
-end
 
 -- The room as a member sees it: my name, whether I own it, locked, last id,
 -- members (token, name, order, open leases), with `history` the kept events,
@@ -278,10 +377,16 @@ if OP == 'create' then
   -- token, name, name json, skeleton, folded, session, passphrase hash, most rooms, epoch,
   -- capitals
   if redis.call('EXISTS', K_META) == 1 then return { 'Taken' } end
-  redis.call('ZREMRANGEBYSCORE', K_ROOMS, '-inf', NOW)
+  forget_lapsed()
   if redis.call('ZCARD', K_ROOMS) >= tonumber(arg(8)) then return { 'TooManyRooms' } end
+  -- As in memory (history.rs): a new room needs room for one room's history
+  -- (or half the total, if that is less).
+  local held = tonumber(redis.call('HGET', K_HISTORY, '*') or '0')
+  if held > MAX_HISTORY_BYTES - math.min(HISTORY_BYTES, math.floor(MAX_HISTORY_BYTES / 2)) then
+    return { 'HistoryFull' }
+  end
   redis.call('HSET', K_META, 'epoch', arg(9), 'seq', 0, 'joins', 0, 'owner', '', 'locked', 0,
-    'streams', 0)
+    'streams', 0, 'bytes', 0)
   if arg(7) ~= '' then redis.call('HSET', K_META, 'pass', arg(7)) end
   redis.call('ZADD', K_PRESENCE, NOW + UNCLAIMED, 'r')
   admit(arg(1), arg(2), arg(3), arg(4), arg(5), arg(10), arg(6))
@@ -371,6 +476,10 @@ elseif OP == 'remove' then
   if not target then return { 'NoSuchMember' } end
   if target == token then return { 'CannotRemoveOwner' } end
   remove_member(target, 'remove')
+  -- The first removal makes the `removed` set, which has no expiry of its
+  -- own: it must lapse with the rest of the room, or a later room drawing
+  -- the same code would inherit the bans.
+  keep()
   return { 'ok' }
 
 elseif OP == 'view' then
@@ -422,7 +531,7 @@ elseif OP == 'open' then
   keep()
   local meta = redis.call('HMGET', K_META, 'epoch', 'seq')
   local events = {}
-  if arg(3) ~= '' then events = entries_after(tonumber(arg(3))) end
+  if arg(3) ~= '' then events = entries_after(arg(3)) end
   return { 'ok', meta[1], tonumber(meta[2]), oldest_id(), events }
 
 elseif OP == 'close' then
