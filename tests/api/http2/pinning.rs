@@ -113,8 +113,17 @@ async fn heavy_room(user: &mut User) -> String {
     code
 }
 
-/// Options that let one member post the heavy room's messages at once.
-const FAST_POSTING: [&str; 4] = ["--message-rate", "1000/s", "--message-burst", "200"];
+/// Options that let one member post the heavy room's messages at once, and
+/// ask for its page as often as the attack does (the bound under test here is
+/// the backlog's, not the per-member page rate's).
+const FAST_POSTING: [&str; 6] = [
+    "--message-rate",
+    "1000/s",
+    "--message-burst",
+    "200",
+    "--page-burst",
+    "100000",
+];
 
 /// A stream whose window stays shut is reset (`CANCEL`) within the send timeout; the connection goes on.
 #[tokio::test]
