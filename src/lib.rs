@@ -7,6 +7,7 @@
 //!
 //! Start it with [`app::run`] on a listener of your own (tests bind port 0).
 
+pub mod allocator;
 pub mod app;
 pub mod assets;
 pub mod backlog;

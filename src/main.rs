@@ -1,9 +1,10 @@
-//! `chat-live-room`: parse the options, bind, serve until Ctrl-C or SIGTERM.
+//! `chat-live-room`: ask the allocator to give large buffers back, parse the
+//! options, bind, serve until Ctrl-C or SIGTERM.
 
 use std::process::ExitCode;
 
-use chat_live_room::Config;
 use chat_live_room::app::{self, Listeners};
+use chat_live_room::{Config, allocator};
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
@@ -11,8 +12,14 @@ use tracing_subscriber::EnvFilter;
 /// a connection error; for an event stream that is the normal way to end.
 const DEFAULT_LOG: &str = "info,warp::server=off";
 
+fn main() -> ExitCode {
+    // Before the runtime's threads exist: this may start the process again.
+    allocator::give_large_buffers_back();
+    serve()
+}
+
 #[tokio::main]
-async fn main() -> ExitCode {
+async fn serve() -> ExitCode {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_LOG));
     tracing_subscriber::fmt().with_env_filter(filter).init();
     let config = Config::parse();
