@@ -387,14 +387,20 @@ impl Connection {
         }
         let io = WriteDeadline::new(io, serving.send_timeout);
         let mut connection = pin!(builder.serve_connection(TokioIo::new(io), service));
-        let every = (serving.send_timeout.min(serving.request_timeout) / LOOKS_PER_TIMEOUT)
-            .max(Duration::from_millis(10));
-        let mut looks = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
-        looks.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        // The watchdog's timer, on HTTP/2 only: an idle HTTP/1.1 event stream
+        // (most connections) carries none.
+        let mut looks = watched.as_ref().map(|_| {
+            let every = (serving.send_timeout.min(serving.request_timeout) / LOOKS_PER_TIMEOUT)
+                .max(Duration::from_millis(10));
+            let mut looks = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+            looks.set_missed_tick_behavior(MissedTickBehavior::Delay);
+            looks
+        });
         let mut look = Look::new();
         // Set once the connection was asked to close: by shutdown, or for idling.
         let mut closing = false;
-        // After an idle connection's `GOAWAY`, when it is dropped if still open.
+        // After an idle connection's `GOAWAY`, when it is dropped if still open
+        // (at the watchdog's first look after it).
         let mut gone_by = None;
         loop {
             tokio::select! {
@@ -411,7 +417,11 @@ impl Connection {
                     closing = true;
                     connection.as_mut().graceful_shutdown();
                 }
-                _ = looks.tick(), if watched.is_some() => {
+                () = next_look(&mut looks) => {
+                    if gone_by.is_some_and(|by| tokio::time::Instant::now() >= by) {
+                        tracing::debug!(%peer, "idle HTTP/2 connection dropped after its GOAWAY");
+                        break;
+                    }
                     let verdict = watched.as_ref().map(|flow| {
                         flow.look(&mut look, serving.send_timeout, serving.request_timeout)
                     });
@@ -429,10 +439,6 @@ impl Connection {
                         _ => {}
                     }
                 }
-                () = sleep_until_some(gone_by) => {
-                    tracing::debug!(%peer, "idle HTTP/2 connection dropped after its GOAWAY");
-                    break;
-                }
                 () = self.abandon.cancelled() => {
                     tracing::debug!(%peer, "connection dropped at the end of shutdown");
                     break;
@@ -444,10 +450,12 @@ impl Connection {
     }
 }
 
-/// Sleeps until `deadline`, or for ever without one.
-async fn sleep_until_some(deadline: Option<tokio::time::Instant>) {
-    match deadline {
-        Some(deadline) => tokio::time::sleep_until(deadline).await,
+/// The watchdog's next look, or never without a watchdog.
+async fn next_look(looks: &mut Option<tokio::time::Interval>) {
+    match looks {
+        Some(looks) => {
+            looks.tick().await;
+        }
         None => std::future::pending().await,
     }
 }
