@@ -370,12 +370,8 @@ pub async fn room_page(
         }
     };
     let page = page.map_err(|_| AppError::Internal)?;
-    let mut response = warp::reply::html(page).into_response();
-    // Someone's room is for them alone: no shared cache may keep it.
-    response
-        .headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    Ok(response)
+    // `no-store`, like every response about someone: `http::keep_private`.
+    Ok(warp::reply::html(page).into_response())
 }
 
 pub async fn events(
@@ -584,11 +580,7 @@ pub async fn members(
         .present(&code, &token)
         .await
         .map_err(refusal(code))?;
-    let mut response = warp::reply::json(&present).into_response();
-    response
-        .headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    Ok(response)
+    Ok(warp::reply::json(&present).into_response())
 }
 
 pub async fn healthz(state: AppState) -> Result<Response, Rejection> {

@@ -85,14 +85,7 @@ pub async fn spawn_app_configured(config: Config) -> TestApp {
         return spawn_redis_pair(config).await;
     }
     let (addr, shutdown, server) = spawn_instance(config).await;
-    TestApp {
-        addr,
-        instances: vec![addr],
-        shutdown: vec![shutdown],
-        servers: vec![server],
-        relay: None,
-        redis: None,
-    }
+    TestApp::one_instance(addr, shutdown, server)
 }
 
 /// Starts the server on IPv6 loopback, `[::1]` port 0, with extra options:
@@ -104,14 +97,7 @@ pub async fn spawn_app_on_ipv6_loopback(args: &[&str]) -> Option<TestApp> {
     argv.extend_from_slice(args);
     let config = Config::try_parse_from(argv).expect("valid test options");
     let (addr, shutdown, server) = serve_instance(listener, config);
-    Some(TestApp {
-        addr,
-        instances: vec![addr],
-        shutdown: vec![shutdown],
-        servers: vec![server],
-        relay: None,
-        redis: None,
-    })
+    Some(TestApp::one_instance(addr, shutdown, server))
 }
 
 /// One in-process server on 127.0.0.1 port 0: its address, the way to stop
@@ -231,6 +217,22 @@ async fn relay_both_ways(inbound: tokio::net::TcpStream, outbound: tokio::net::T
 }
 
 impl TestApp {
+    /// One instance of the server, without Redis or a relay in front.
+    fn one_instance(
+        addr: SocketAddr,
+        shutdown: oneshot::Sender<()>,
+        server: JoinHandle<()>,
+    ) -> Self {
+        Self {
+            addr,
+            instances: vec![addr],
+            shutdown: vec![shutdown],
+            servers: vec![server],
+            relay: None,
+            redis: None,
+        }
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
     }
