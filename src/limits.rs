@@ -523,6 +523,8 @@ impl WrongPassphrases {
     }
 }
 
+/// `n` as a budget's size; the constants given here are never zero, and a
+/// budget of one is the safe reading if one ever were.
 fn nonzero(n: u32) -> NonZeroU32 {
     NonZeroU32::new(n).unwrap_or(NonZeroU32::MIN)
 }
@@ -574,8 +576,10 @@ impl AddressRateLimiter {
         Self {
             address: RateLimiter::new(rate, burst),
             networks: SHARED_NETWORKS.map(|(prefix, times)| {
-                let times = NonZeroU32::new(times).unwrap_or(NonZeroU32::MIN);
-                (prefix, RateLimiter::new(rate, burst.saturating_mul(times)))
+                (
+                    prefix,
+                    RateLimiter::new(rate, burst.saturating_mul(nonzero(times))),
+                )
             }),
         }
     }
