@@ -17,15 +17,15 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
-use std::pin::pin;
+use std::pin::{Pin, pin};
 use std::sync::Arc;
 use std::time::Duration;
 
 use hyper::body::Incoming;
+use hyper::server::conn::{http1, http2};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::{GracefulShutdown, Watcher};
+use hyper_util::server::graceful::{GracefulConnection, GracefulShutdown, Watcher};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::time::MissedTickBehavior;
@@ -308,9 +308,7 @@ impl Connection {
                 },
                 () = self.stopping.cancelled() => return,
             };
-            // Boxed, like the TLS path below: a task holds only the path its
-            // connection takes, not room for the larger of the two.
-            Box::pin(self.http(tcp, protocol, service, keep_alive, flow)).await;
+            self.http(tcp, protocol, service, keep_alive, flow).await;
             return;
         };
         let handshake = Box::pin(tokio::time::timeout(
@@ -335,60 +333,73 @@ impl Connection {
             Some(b"h2") => Protocol::Http2,
             _ => Protocol::Http1,
         };
-        Box::pin(self.http(stream, protocol, service, keep_alive, flow)).await;
+        self.http(stream, protocol, service, keep_alive, flow).await;
     }
 
-    /// Serves HTTP on the connection until it ends, shutdown asks it to end
-    /// (gracefully, then for good once the drain time is over), or, on HTTP/2,
-    /// the watchdog finds it idle (`GOAWAY`, then dropped if the client does
-    /// not go within the request timeout) or stuck.
-    async fn http<I, S>(
+    /// Serves HTTP on the connection until it ends. Each protocol's connection
+    /// is a box of its own size: a task holds only the state of the protocol
+    /// its client speaks, and an idle HTTP/1.1 event stream (most connections)
+    /// carries nothing of HTTP/2's.
+    fn http<I, S>(
         self,
         io: I,
         protocol: Protocol,
         service: S,
         keep_alive: KeepAlive,
         flow: Option<Arc<Flow>>,
-    ) where
+    ) -> Pin<Box<dyn Future<Output = ()> + Send>>
+    where
         I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
         S: hyper::service::Service<Request<Incoming>, Response = Response, Error = Infallible>
             + Send
             + 'static,
         S::Future: Send + 'static,
     {
+        let serving = &self.serving;
+        let io = TokioIo::new(WriteDeadline::new(io, serving.send_timeout));
+        match protocol {
+            // HTTP/1.1 needs no watchdog: one response at a time, a stalled
+            // write is cut by the write deadline, an idle connection by
+            // hyper's header read timeout.
+            Protocol::Http1 => {
+                let connection = http1::Builder::new()
+                    .timer(TokioTimer::new())
+                    .header_read_timeout(serving.request_timeout)
+                    .max_buf_size(MAX_HEAD_BYTES)
+                    .keep_alive(keep_alive == KeepAlive::Yes)
+                    .serve_connection(io, service);
+                Box::pin(self.drive(connection, None))
+            }
+            Protocol::Http2 => {
+                if let Some(flow) = &flow {
+                    flow.speaks_http2();
+                }
+                let connection = http2::Builder::new(Spawner(flow.clone()))
+                    .timer(TokioTimer::new())
+                    .keep_alive_interval(HTTP2_PING_EVERY)
+                    .keep_alive_timeout(HTTP2_PING_TIMEOUT)
+                    .max_header_list_size(MAX_HEAD_BYTES as u32)
+                    .max_concurrent_streams(HTTP2_MAX_STREAMS)
+                    .max_send_buf_size(HTTP2_MAX_SEND_BUFFER)
+                    .initial_stream_window_size(HTTP2_STREAM_WINDOW)
+                    .serve_connection(io, service);
+                Box::pin(self.drive(connection, flow))
+            }
+        }
+    }
+
+    /// Drives a connection until it ends, shutdown asks it to end (gracefully,
+    /// then for good once the drain time is over), or, with a `watched` flow
+    /// (HTTP/2), the watchdog finds it idle (`GOAWAY`, then dropped if the
+    /// client does not go within the request timeout) or stuck.
+    async fn drive<C>(self, connection: C, watched: Option<Arc<Flow>>)
+    where
+        C: GracefulConnection<Error = hyper::Error>,
+    {
         let peer: SocketAddr = self.peer.addr;
         let serving = &self.serving;
-        let builder = auto::Builder::new(Spawner(flow.clone()));
-        let mut builder = match protocol {
-            Protocol::Http1 => builder.http1_only(),
-            Protocol::Http2 => builder.http2_only(),
-        };
-        builder
-            .http1()
-            .timer(TokioTimer::new())
-            .header_read_timeout(serving.request_timeout)
-            .max_buf_size(MAX_HEAD_BYTES)
-            .keep_alive(keep_alive == KeepAlive::Yes);
-        builder
-            .http2()
-            .timer(TokioTimer::new())
-            .keep_alive_interval(HTTP2_PING_EVERY)
-            .keep_alive_timeout(HTTP2_PING_TIMEOUT)
-            .max_header_list_size(MAX_HEAD_BYTES as u32)
-            .max_concurrent_streams(HTTP2_MAX_STREAMS)
-            .max_send_buf_size(HTTP2_MAX_SEND_BUFFER)
-            .initial_stream_window_size(HTTP2_STREAM_WINDOW);
-        // HTTP/1.1 needs no watchdog: one response at a time, a stalled write
-        // is cut by the write deadline, an idle connection by hyper's header
-        // read timeout.
-        let watched = flow.filter(|_| protocol == Protocol::Http2);
-        if let Some(flow) = &watched {
-            flow.speaks_http2();
-        }
-        let io = WriteDeadline::new(io, serving.send_timeout);
-        let mut connection = pin!(builder.serve_connection(TokioIo::new(io), service));
-        // The watchdog's timer, on HTTP/2 only: an idle HTTP/1.1 event stream
-        // (most connections) carries none.
+        let mut connection = pin!(connection);
+        // The watchdog's timer, on HTTP/2 only.
         let mut looks = watched.as_ref().map(|_| {
             let every = (serving.send_timeout.min(serving.request_timeout) / LOOKS_PER_TIMEOUT)
                 .max(Duration::from_millis(10));
