@@ -11,7 +11,7 @@ use warp::{Rejection, Reply};
 use crate::http::Format;
 use crate::input::RoomCode;
 use crate::limits::Refused;
-use crate::pages::{ErrorPage, HomeForm, Pages};
+use crate::pages::{ErrorPage, FilledForm, FormOrigin, Pages};
 
 /// Smallest limit on a form body, in bytes; see [`max_form_bytes`].
 const MIN_FORM_BYTES: u64 = 16 * 1024;
@@ -54,8 +54,9 @@ fn prefix(text: &str, chars: usize) -> &str {
 /// A request the server refuses, with what the person asking needs to know.
 #[derive(Debug)]
 pub enum AppError {
-    /// The home page's form was refused; it is shown again with what was typed.
-    Form { status: StatusCode, form: HomeForm },
+    /// A form was refused; it is shown again with what was typed, on the page
+    /// it came from (the home page, or a room link's join page).
+    Form { status: StatusCode, form: FilledForm },
     /// No open room has this code (or the code is not a code at all).
     RoomNotFound,
     /// The session is not a member of the room.
@@ -97,15 +98,22 @@ pub enum AppError {
 impl Reject for AppError {}
 
 impl AppError {
-    pub fn form(status: StatusCode, message: impl Into<String>, name: &str, code: &str) -> Self {
+    pub fn form(
+        status: StatusCode,
+        message: impl Into<String>,
+        name: &str,
+        code: &str,
+        origin: FormOrigin,
+    ) -> Self {
         Self::Form {
             status,
-            form: HomeForm {
+            form: FilledForm {
                 // Unmarked: what is shown goes back into the form's fields.
                 name: prefix(name, MAX_FORM_ECHO_CHARS).to_owned(),
                 code: prefix(code, MAX_FORM_ECHO_CHARS).to_owned(),
                 error: Some(message.into()),
                 identity: None,
+                origin,
             },
         }
     }
@@ -198,7 +206,7 @@ impl AppError {
         let status = self.status();
         let html = match (self, format) {
             (_, Format::Text) => None,
-            (Self::Form { form, .. }, Format::Html) => pages.home(form).ok(),
+            (Self::Form { form, .. }, Format::Html) => pages.refused_form(form).ok(),
             (_, Format::Html) => pages.error(&self.page()).ok(),
         };
         let mut response = match html {

@@ -20,7 +20,7 @@ use crate::error::{AppError, removed_from};
 use crate::http::Format;
 use crate::input::{DisplayName, IdempotencyKey, Invalid, MessageText, RoomCode};
 use crate::limits::{Limit, Refused, StreamPlace};
-use crate::pages::HomeForm;
+use crate::pages::{FilledForm, FormOrigin, JoinPage};
 use crate::passphrase::{HashingFailed, Passphrase};
 use crate::rooms::{Joiner, MemberToken, Published, RoomError, Rooms, Subscription};
 use crate::session::Session;
@@ -41,6 +41,10 @@ pub struct CreateForm {
     /// Makes the room private; empty: not private.
     #[serde(default)]
     passphrase: String,
+    /// No field of the form: read only to refuse it. A code sent here (an old
+    /// form, a script) means the person meant to join that room.
+    #[serde(default)]
+    code: String,
 }
 
 /// `POST /join`.
@@ -53,6 +57,29 @@ pub struct JoinForm {
     /// Needed for a private room.
     #[serde(default)]
     passphrase: String,
+    /// [`ROOM_LINK`] when sent from a room link's join page: a refusal is
+    /// shown there again.
+    #[serde(default)]
+    from: String,
+    /// `yes` when that page asked for a passphrase (the room is private), so
+    /// that it asks again.
+    #[serde(default)]
+    private: String,
+}
+
+/// What the join page's form sends as `from`.
+const ROOM_LINK: &str = "link";
+
+impl JoinForm {
+    /// The page this form was sent from.
+    fn origin(&self) -> FormOrigin {
+        match self.from == ROOM_LINK {
+            true => FormOrigin::RoomLink {
+                private: self.private == "yes",
+            },
+            false => FormOrigin::Join,
+        }
+    }
 }
 
 /// `POST /rooms/{CODE}/remove`.
@@ -118,10 +145,10 @@ pub async fn home(
     session: Option<Session>,
     state: AppState,
 ) -> Result<Response, Rejection> {
-    let form = HomeForm {
+    let form = FilledForm {
         name: session.and_then(|s| s.name).unwrap_or_default(),
         identity: identity.map(|name| name.to_string()),
-        ..HomeForm::default()
+        ..FilledForm::default()
     };
     let page = state.pages.home(&form).map_err(|_| AppError::Internal)?;
     Ok(warp::reply::html(page).into_response())
@@ -134,9 +161,26 @@ pub async fn create_room(
     form: CreateForm,
     state: AppState,
 ) -> Result<Response, Rejection> {
-    let refuse = |status, message: String| {
-        AppError::form(status, message, &form.name, "").signed_in_as(identity.as_ref())
+    let refuse = |status, message: String, code: &str, origin| {
+        AppError::form(status, message, &form.name, code, origin).signed_in_as(identity.as_ref())
     };
+    let typed_code = form.code.trim();
+    if !typed_code.is_empty() {
+        // Never a new room in place of the one they named: the code goes into
+        // the Join form, with the reason beside it.
+        let shown = RoomCode::parse(typed_code)
+            .map_or_else(|_| crate::error::echo(typed_code), |code| code.to_string());
+        return Err(refuse(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "Start room makes a new room and takes no room code. To join room {shown}, use Join (POST /join)."
+            ),
+            typed_code,
+            FormOrigin::Join,
+        )
+        .into());
+    }
+    let refuse = |status, message| refuse(status, message, "", FormOrigin::Start);
     let name = name_to_use(identity.as_ref(), &form.name)
         .map_err(|e| refuse(StatusCode::BAD_REQUEST, e.0))?;
     let passphrase =
@@ -198,8 +242,15 @@ pub async fn join_room(
     form: JoinForm,
     state: AppState,
 ) -> Result<Response, Rejection> {
+    let origin = form.origin();
     let refuse = |status, message: String| {
-        AppError::form(status, message, &form.name, &form.code).signed_in_as(identity.as_ref())
+        // A room link whose room has closed has no join page to go back to.
+        let origin = match status {
+            StatusCode::NOT_FOUND => FormOrigin::Join,
+            _ => origin,
+        };
+        AppError::form(status, message, &form.name, &form.code, origin)
+            .signed_in_as(identity.as_ref())
     };
     let name = name_to_use(identity.as_ref(), &form.name)
         .map_err(|e| refuse(StatusCode::BAD_REQUEST, e.0))?;
@@ -364,9 +415,18 @@ pub async fn room_page(
                 return Err(AppError::RoomNotFound.into());
             }
             // A shared link: whoever follows it may join.
+            let private = match state.rooms.passphrase(&code).await {
+                Err(RoomError::Unavailable) => return Err(AppError::Unavailable.into()),
+                found => found.ok().flatten().is_some(),
+            };
             let name = session.and_then(|s| s.name).unwrap_or_default();
-            let identity = identity.as_ref().map(DisplayName::as_str);
-            state.pages.join(code, &name, identity)
+            state.pages.join(&JoinPage {
+                code,
+                name: &name,
+                identity: identity.as_ref().map(DisplayName::as_str),
+                private,
+                error: None,
+            })
         }
     };
     let page = page.map_err(|_| AppError::Internal)?;
@@ -735,7 +795,7 @@ fn refusal(code: RoomCode) -> impl Fn(RoomError) -> AppError {
         | RoomError::NameRemoved
         | RoomError::Locked
         | RoomError::WrongPassphrase => join_refused(code, error, |status, message| {
-            AppError::form(status, message, "", code.as_str())
+            AppError::form(status, message, "", code.as_str(), FormOrigin::Join)
         }),
         RoomError::NotOwner => AppError::NotOwner(code),
         RoomError::NoSuchMember => {

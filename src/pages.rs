@@ -39,15 +39,47 @@ pub struct Pages {
     registry: Arc<Handlebars<'static>>,
 }
 
-/// The home page's form, with what was typed and what was wrong with it.
+/// A form as the person filled it in (never the passphrase), with what was wrong
+/// with it: shown again on the page it came from.
 #[derive(Debug, Default, Serialize)]
-pub struct HomeForm {
+pub struct FilledForm {
     pub name: String,
     pub code: String,
     pub error: Option<String>,
     /// The name the sign-in proxy gives the person, when names come from it:
     /// the form then has no name field.
     pub identity: Option<String>,
+    /// Which form was sent, so its error shows beside it.
+    #[serde(skip)]
+    pub origin: FormOrigin,
+}
+
+/// Which form a person sent: it decides the page a refusal is shown on.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub enum FormOrigin {
+    /// The home page's "Start a room".
+    #[default]
+    Start,
+    /// The home page's "Join a room".
+    Join,
+    /// The join page a room link leads to: a refusal stays on it, so the next
+    /// try is another Join there, not a click on "Start room". `private`: the
+    /// room has a passphrase, so the page asks for one.
+    RoomLink { private: bool },
+}
+
+/// The join page for someone who followed a room link.
+#[derive(Debug)]
+pub struct JoinPage<'a> {
+    pub code: RoomCode,
+    /// The name to fill in: remembered, or typed into a refused form.
+    pub name: &'a str,
+    /// The sign-in proxy's name for the person: no name field then.
+    pub identity: Option<&'a str>,
+    /// The room has a passphrase: the page asks for it.
+    pub private: bool,
+    /// Why the last try was refused.
+    pub error: Option<&'a str>,
 }
 
 /// A page that explains a refusal and offers a way on.
@@ -127,22 +159,50 @@ impl Pages {
         })
     }
 
-    pub fn home(&self, form: &HomeForm) -> Result<String, RenderFailed> {
+    /// The home page: "Start a room" and "Join a room", each its own form, the
+    /// refused one (if any) showing its error and taking the cursor.
+    pub fn home(&self, form: &FilledForm) -> Result<String, RenderFailed> {
         #[derive(Serialize)]
         struct Home<'a> {
             title: &'a str,
-            form: &'a HomeForm,
+            form: &'a FilledForm,
             max_name: usize,
+            start_error: Option<&'a str>,
+            join_error: Option<&'a str>,
+            /// Where the cursor starts: the Start form's name, or the Join
+            /// form's code after a refused join.
+            focus_start: bool,
+            focus_code: bool,
         }
-        let title = "Chat Live Room";
+        let joining = form.origin != FormOrigin::Start;
+        let error = form.error.as_deref();
         self.render(
             HOME,
             &Home {
-                title,
+                title: "Chat Live Room",
                 form,
                 max_name: MAX_NAME_CHARS,
+                start_error: error.filter(|_| !joining),
+                join_error: error.filter(|_| joining),
+                focus_start: !joining && form.identity.is_none(),
+                focus_code: joining,
             },
         )
+    }
+
+    /// A refused form, shown again on the page it came from: a room link's join
+    /// page if it came from one (and names a room), else the home page.
+    pub fn refused_form(&self, form: &FilledForm) -> Result<String, RenderFailed> {
+        match (form.origin, RoomCode::parse(&form.code)) {
+            (FormOrigin::RoomLink { private }, Ok(code)) => self.join(&JoinPage {
+                code,
+                name: &form.name,
+                identity: form.identity.as_deref(),
+                private,
+                error: form.error.as_deref(),
+            }),
+            _ => self.home(form),
+        }
     }
 
     pub fn room(
@@ -197,30 +257,39 @@ impl Pages {
         )
     }
 
-    /// For someone who followed a room link without being a member yet.
-    pub fn join(
-        &self,
-        code: RoomCode,
-        name: &str,
-        identity: Option<&str>,
-    ) -> Result<String, RenderFailed> {
+    /// For someone who followed a room link without being a member yet: Join is
+    /// the only action. The cursor starts in the name field, or in the
+    /// passphrase field of a private room when the name is known already.
+    pub fn join(&self, page: &JoinPage) -> Result<String, RenderFailed> {
         #[derive(Serialize)]
         struct Join<'a> {
             title: String,
             code: RoomCode,
             name: &'a str,
             identity: Option<&'a str>,
+            private: bool,
+            error: Option<&'a str>,
             max_name: usize,
+            focus_name: bool,
+            focus_passphrase: bool,
+            focus_button: bool,
         }
-        let title = format!("Join room {code}");
+        let name_known = page.identity.is_some() || !page.name.is_empty();
+        let focus_passphrase = page.private && name_known;
+        let focus_name = page.identity.is_none() && !focus_passphrase;
         self.render(
             JOIN,
             &Join {
-                title,
-                code,
-                name,
-                identity,
+                title: format!("Join room {}", page.code),
+                code: page.code,
+                name: page.name,
+                identity: page.identity,
+                private: page.private,
+                error: page.error,
                 max_name: MAX_NAME_CHARS,
+                focus_name,
+                focus_passphrase,
+                focus_button: !focus_name && !focus_passphrase,
             },
         )
     }

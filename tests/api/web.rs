@@ -83,12 +83,12 @@ pub fn assert_changes_nothing(response: &Response) {
     );
 }
 
-/// The home page: its form with `name`, `code`, Create room and Join.
+/// The home page: a name field, a code field, Start room and Join.
 pub fn assert_home_page(page: &str) {
     assert!(input_value(page, "name").is_some(), "a name field");
     assert!(input_value(page, "code").is_some(), "a code field");
     let buttons = button_labels(page);
-    assert!(buttons.iter().any(|b| b == "Create room"), "{buttons:?}");
+    assert!(buttons.iter().any(|b| b == "Start room"), "{buttons:?}");
     assert!(buttons.iter().any(|b| b == "Join"), "{buttons:?}");
 }
 
