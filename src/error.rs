@@ -56,7 +56,10 @@ fn prefix(text: &str, chars: usize) -> &str {
 pub enum AppError {
     /// A form was refused; it is shown again with what was typed, on the page
     /// it came from (the home page, or a room link's join page).
-    Form { status: StatusCode, form: FilledForm },
+    Form {
+        status: StatusCode,
+        form: FilledForm,
+    },
     /// No open room has this code (or the code is not a code at all).
     RoomNotFound,
     /// The session is not a member of the room.

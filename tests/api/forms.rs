@@ -1,4 +1,4 @@
-//! The home page and its two forms, Create room (`POST /rooms`) and Join
+//! The home page and its two forms, Start a room (`POST /rooms`) and Join a room
 //! (`POST /join`): what they accept, and every way they are refused — shown again
 //! with the message and what was typed (cut short when it is long), as a page for
 //! a browser or one line for curl — including bodies no form would send.
@@ -14,7 +14,7 @@ use crate::web::{
 
 // ===== The home page =====
 
-/// `GET /` is an HTML page whose form has `name` and `code`, Create room and Join
+/// `GET /` is an HTML page whose forms have `name` and `code`, Start room and Join
 /// buttons, and the security headers (no inline script allowed).
 #[tokio::test]
 async fn the_home_page_is_a_form_with_name_code_and_both_buttons_and_security_headers() {
@@ -45,7 +45,7 @@ async fn the_home_page_is_a_form_with_name_code_and_both_buttons_and_security_he
     assert_eq!(input_value(&page, "code").as_deref(), Some(""));
     assert!(
         page.contains("action=\"/rooms\""),
-        "Create room posts to /rooms"
+        "Start room posts to /rooms"
     );
     assert!(page.contains("action=\"/join\""), "Join posts to /join");
     for script in page.split("<script").skip(1) {

@@ -13,6 +13,7 @@ mod caching;
 mod chaos;
 mod contract;
 mod forms;
+mod home;
 mod http2;
 mod identity;
 mod leaving;
