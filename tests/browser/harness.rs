@@ -368,3 +368,37 @@ where
         }
     }
 }
+
+/// A phone's viewport, in CSS pixels.
+pub const PHONE: (u32, u32) = (390, 844);
+
+/// A desktop browser's viewport, in CSS pixels.
+pub const DESKTOP: (u32, u32) = (1280, 800);
+
+impl Browser {
+    /// Makes the page's viewport `width` × `height` CSS pixels: sets the
+    /// window's size, then adds whatever its frame takes (read with a page
+    /// script, so only with JavaScript on).
+    pub async fn set_viewport_size(&self, (width, height): (u32, u32)) {
+        self.client
+            .set_window_size(width, height)
+            .await
+            .expect("resize the window");
+        let inner = self
+            .js("return [window.innerWidth, window.innerHeight];")
+            .await;
+        let read = |i: usize| inner[i].as_u64().and_then(|v| u32::try_from(v).ok());
+        let (Some(inner_width), Some(inner_height)) = (read(0), read(1)) else {
+            return;
+        };
+        if (inner_width, inner_height) != (width, height) {
+            self.client
+                .set_window_size(
+                    (2 * width).saturating_sub(inner_width),
+                    (2 * height).saturating_sub(inner_height),
+                )
+                .await
+                .expect("resize the window");
+        }
+    }
+}

@@ -13,8 +13,8 @@ use crate::harness::{Browser, Chromedriver, with_screenshots};
 use crate::helpers::spawn_app_with;
 use crate::nginx::Nginx;
 
-const JOIN_BUTTON: &str = "form[action='/join'] button:not([formaction])";
-const CREATE_BUTTON: &str = "button[formaction='/rooms']";
+const JOIN_BUTTON: &str = "form[action='/join'] button";
+const CREATE_BUTTON: &str = "form[action='/rooms'] button";
 
 /// How soon after a page loads it must have noticed a held stream: chat.js
 /// gives a stream 8 s to say `hello`.
@@ -34,7 +34,7 @@ const STATUS: &str = "document.getElementById('status')";
 /// Creates a room from the home page; its code.
 async fn create_room(browser: &Browser, name: &str) -> String {
     browser.goto("/").await;
-    browser.fill("#name", name).await;
+    browser.fill("#start-name", name).await;
     browser.click(CREATE_BUTTON).await;
     browser
         .wait_until("the room page", "document.getElementById('room')")

@@ -12,6 +12,7 @@ mod relay;
 
 mod harness;
 mod holding;
+mod home;
 mod owners;
 mod presence;
 mod resilience;

@@ -13,8 +13,8 @@ use crate::harness::{Browser, SOON, with_screenshots};
 use crate::helpers::send_as_browser;
 use crate::scenarios::{create_room, start, wait_connected};
 
-const JOIN_BUTTON: &str = "form[action='/join'] button:not([formaction])";
-const CREATE_BUTTON: &str = "button[formaction='/rooms']";
+const JOIN_BUTTON: &str = "form[action='/join'] button";
+const CREATE_BUTTON: &str = "form[action='/rooms'] button";
 const LOCK_BUTTON: &str = "#lock button";
 
 /// Joins room `code` from the home page, typing `passphrase` unless empty, and
@@ -370,7 +370,7 @@ async fn without_javascript_the_owners_controls_work_as_plain_forms() {
         async move {
             // Arrange
             a.goto("/").await;
-            a.fill("#name", "Alice").await;
+            a.fill("#start-name", "Alice").await;
             a.click(CREATE_BUTTON).await;
             let deadline = tokio::time::Instant::now() + SOON;
             while !a.path().await.starts_with("/rooms/") {
@@ -471,10 +471,10 @@ async fn a_private_room_from_the_page() {
     with_screenshots("a_private_room_from_the_page", &[&alice, &bob], async move {
         // Arrange
         a.goto("/").await;
-        let field = a.client.find(Locator::Css("#passphrase")).await.expect("field");
+        let field = a.client.find(Locator::Css("#start-passphrase")).await.expect("field");
         assert_eq!(field.attr("type").await.expect("type").as_deref(), Some("password"));
-        a.fill("#name", "Alice").await;
-        a.fill("#passphrase", passphrase).await;
+        a.fill("#start-name", "Alice").await;
+        a.fill("#start-passphrase", passphrase).await;
         a.click(CREATE_BUTTON).await;
         wait_connected(&a).await;
         let code = a.text_of("h1.code").await;

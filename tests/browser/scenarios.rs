@@ -6,8 +6,8 @@ use crate::harness::{Browser, Chromedriver, with_screenshots};
 use crate::helpers::{TestApp, spawn_app_with};
 use crate::relay::Relay;
 
-const JOIN_BUTTON: &str = "form[action='/join'] button:not([formaction])";
-const CREATE_BUTTON: &str = "button[formaction='/rooms']";
+const JOIN_BUTTON: &str = "form[action='/join'] button";
+const CREATE_BUTTON: &str = "form[action='/rooms'] button";
 
 /// How long a page may take to show that someone's connection changed: chat.js
 /// asks for the people list a second after a join or leave, and every 15 s.
@@ -16,7 +16,7 @@ const PRESENCE_PATIENCE: Duration = Duration::from_secs(15 + 10);
 /// Creates a room from the home page and waits for the live connection.
 pub(crate) async fn create_room(browser: &Browser, name: &str) -> String {
     browser.goto("/").await;
-    browser.fill("#name", name).await;
+    browser.fill("#start-name", name).await;
     browser.click(CREATE_BUTTON).await;
     wait_connected(browser).await;
     browser.text_of("h1.code").await

@@ -10,7 +10,7 @@ use crate::harness::{Browser, SOON, with_screenshots};
 use crate::relay::Relay;
 use crate::scenarios::{create_room, start, wait_connected};
 
-const JOIN_BUTTON: &str = "form[action='/join'] button:not([formaction])";
+const JOIN_BUTTON: &str = "form[action='/join'] button";
 
 /// Joins room `code` from the home page and waits for the live connection.
 async fn join(browser: &Browser, name: &str, code: &str) {
