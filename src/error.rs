@@ -185,7 +185,7 @@ impl AppError {
 
     fn page(&self) -> ErrorPage {
         let (title, link_href, link_text) = match self {
-            Self::RoomNotFound => ("No such room", "/".to_owned(), "Create or join a room"),
+            Self::RoomNotFound => ("No such room", "/".to_owned(), "Start or join a room"),
             Self::NotMember(code) => ("Join first", format!("/rooms/{code}"), "Join the room"),
             Self::NotOwner(code) => ("Owners only", format!("/rooms/{code}"), "Back to the room"),
             Self::Removed(_) => ("Removed", "/".to_owned(), "Home"),
