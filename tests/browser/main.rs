@@ -12,6 +12,7 @@ mod relay;
 
 mod harness;
 mod holding;
+mod messages;
 mod owners;
 mod presence;
 mod resilience;
