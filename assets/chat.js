@@ -41,7 +41,10 @@
 
   const setStatus = (text, state) => { status.textContent = text; status.dataset.state = state; };
   const showError = (text) => { error.textContent = text; error.hidden = !text; };
-  const localClock = (iso) => new Date(iso).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
+  // The reader's own clock, with the date for a day other than today.
+  const today = (at) => at.toDateString() === new Date().toDateString();
+  const localClock = (iso, at = new Date(iso)) =>
+    at.toLocaleString([], { ...(!today(at) && { day: 'numeric', month: 'short' }), hour: '2-digit', minute: '2-digit' });
   const element = (tag, className, text) => {
     const node = document.createElement(tag);
     if (className) node.className = className;
@@ -76,13 +79,39 @@
     scrollOwed = Math.abs(rest) < 1 ? rest : 0; // more: the reader was at the very top
   }
 
+  // A message's http(s) addresses as links, the rest as text, by the rule of
+  // src/links.rs: split() puts each candidate at an odd index; what ends the
+  // sentence around it (a `)` it did not open) is trimmed back into the text.
+  const LINK = /(?<![\p{Alphabetic}\p{N}])(https?:\/\/\S+)/u;
+  const withLinks = (text) => text.split(LINK).flatMap((part, odd) => {
+    let url = part;
+    while (odd % 2 && (/[.,;:!?'"]$/.test(url) || (url.endsWith(')') && url.split(')').length > url.split('(').length))) url = url.slice(0, -1);
+    if (!(odd % 2 && /^https?:\/\/./.test(url))) return [part];
+    return [Object.assign(element('a', '', url), { href: url, rel: 'noopener noreferrer nofollow ugc', target: '_blank' }), part.slice(url.length)];
+  });
   const messageItem = (name, text, at) => {
     const item = element('li', name === me ? 'msg mine' : 'msg');
     const time = element('time', '', at ? localClock(at) : 'sending…');
     time.dateTime = at ?? '';
-    item.append(element('bdi', 'who', name), ' ', time, Object.assign(element('p', 'text', text), { dir: 'auto' }));
+    item.append(element('bdi', 'who', name), ' ', time, Object.assign(element('p', 'text'), { dir: 'auto' }));
+    item.lastChild.append(...withLinks(text));
     return item;
   };
+
+  // While the tab is hidden the title counts others' messages, and each one is
+  // notified if the person turned the bell on (marked when it names them).
+  let [unread, title] = [0, document.title];
+  const mention = new RegExp(`(^|[^\\p{L}\\p{N}])${me.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}(?![\\p{L}\\p{N}])`, 'iu');
+  // Storage or Notification may be missing or blocked: then no notifications.
+  const notifying = () => { try { return Notification.permission === 'granted' && localStorage.notify === 'on'; } catch { return false; } };
+  document.addEventListener('visibilitychange', () => document.hidden || ([unread, document.title] = [0, title]));
+  const bell = document.getElementById('bell');
+  bell.hidden = !window.Notification;
+  bell.setAttribute('aria-pressed', notifying());
+  bell.addEventListener('click', async () => {
+    localStorage.notify = !notifying() && (await Notification.requestPermission()) === 'granted' ? 'on' : 'off';
+    bell.setAttribute('aria-pressed', notifying());
+  });
 
   // Our own messages the server has taken but not yet sent back, by event id.
   const awaited = new Map();
@@ -98,6 +127,10 @@
     awaited.delete(event.id);
     const follow = atBottom();
     const item = event.kind === 'message' ? messageItem(event.name, event.text, event.at) : element('li', 'notice');
+    if (event.kind === 'message' && event.name !== me && document.visibilityState === 'hidden') {
+      document.title = `(${++unread}) ${title}`;
+      if (notifying()) new Notification(mention.test(event.text) ? `${event.name} mentioned you` : event.name, { body: event.text, tag: code });
+    }
     if (event.kind !== 'message') {
       item.append(element('bdi', '', event.name), ` ${NOTICES[event.kind]}`);
       if (event.kind === 'join' && !listed().some((p) => p.name === event.name)) {
@@ -339,18 +372,36 @@
     sending = false;
     if (afresh) location.reload();
   }
+  // The composer: Enter sends, Shift+Enter starts a new line. It grows with its
+  // text (style.css caps it), and near the limit says how much room is left,
+  // counting characters as the server does: a paste too long is kept whole.
+  const over = () => [...input.value.trim()].length - Number(input.dataset.max);
+  const chars = document.getElementById('chars-left');
+  function fitComposer() {
+    input.style.height = 'auto';
+    input.style.height = `${input.scrollHeight + input.offsetHeight - input.clientHeight}px`;
+    chars.hidden = over() <= -200;
+    chars.textContent = over() > 0 ? `${over()} characters too long` : `${-over()} characters left`;
+    input.setAttribute('aria-invalid', over() > 0);
+  }
+  input.addEventListener('input', fitComposer);
+  input.addEventListener('keydown', (key) => {
+    if (key.key === 'Enter' && !key.shiftKey && !key.isComposing) { key.preventDefault(); form.requestSubmit(); }
+  });
   // Leaving the page would lose messages not yet sent: let the browser ask.
   addEventListener('beforeunload', (leaving) => outbox.length && leaving.preventDefault());
   form.addEventListener('submit', (submit) => {
     submit.preventDefault();
     const text = input.value.trim(); // as the server keeps it
     if (!text) return;
+    if (over() > 0) return showError(`Not sent: the message is ${over()} characters too long.`);
     const item = messageItem(me, text);
     item.classList.add('pending');
     log.append(item);
     toBottom();
     outbox.push({ key: newKey(), text, item });
     input.value = '';
+    fitComposer();
     showError('');
     input.focus();
     sendAll();

@@ -19,6 +19,7 @@ pub mod handlers;
 pub mod http;
 pub mod input;
 pub mod limits;
+pub mod links;
 pub mod metrics;
 pub mod net;
 pub mod pacing;

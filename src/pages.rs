@@ -4,8 +4,10 @@
 //! names and messages are shown as the text people typed. The views isolate each
 //! name (`<bdi>`) and each message (`dir="auto"`) from the words around it, so
 //! right-to-left text in one cannot reorder the rest; that is why a notice reaches
-//! the view as a name and the words after it, never as one sentence. Rendering
-//! errors are logged and answered with a generic page, never shown to the browser.
+//! the view as a name and the words after it, never as one sentence. A message's
+//! `http(s)://` addresses reach the view as separate segments (see [`crate::links`])
+//! that it renders as links, each still escaped. Rendering errors are logged and
+//! answered with a generic page, never shown to the browser.
 
 use std::sync::Arc;
 
@@ -13,6 +15,7 @@ use handlebars::Handlebars;
 use serde::Serialize;
 
 use crate::input::{DisplayName, IdempotencyKey, MAX_NAME_CHARS, RoomCode};
+use crate::links;
 use crate::rooms::{Event, EventContent, EventKind, Presence, RoomSnapshot};
 
 const LAYOUT: &str = "layout";
@@ -107,16 +110,37 @@ struct EventView {
     mine: bool,
     /// The author of a message, or whom a notice is about.
     name: String,
-    text: Option<String>,
+    /// A message's text, as text and links; empty for a notice.
+    text: Vec<TextSegment>,
     /// For a notice, the words after the name; the view isolates the name.
     notice: &'static str,
     at: String,
-    /// `HH:MM` UTC, until the script shows the reader's local time.
+    /// When, in UTC, until the script shows the reader's local time.
     clock: String,
 }
 
+/// One piece of a message's text: plain, or an address shown as a link to itself.
+#[derive(Serialize)]
+struct TextSegment {
+    text: String,
+    link: bool,
+}
+
+/// `HH:MM` for an event of `today` (`YYYY-MM-DD`), `YYYY-MM-DD HH:MM` for an
+/// older one, read from its RFC 3339 time in UTC.
+fn clock(at: &str, today: &str) -> String {
+    let (Some(date), Some(time)) = (at.get(..10), at.get(11..16)) else {
+        return String::new();
+    };
+    match date == today {
+        true => time.to_owned(),
+        false => format!("{date} {time}"),
+    }
+}
+
 impl EventView {
-    fn new(event: &Event, me: &DisplayName) -> Self {
+    /// The view of `event` as `me` sees it on `today` (UTC, `YYYY-MM-DD`).
+    fn new(event: &Event, me: &DisplayName, today: &str) -> Self {
         let notice = match event.kind {
             EventKind::Join => ENTERED,
             EventKind::Leave => LEFT,
@@ -131,9 +155,17 @@ impl EventView {
             id: event.id,
             is_message: event.kind == EventKind::Message,
             mine: event.kind == EventKind::Message && name == me.as_str(),
-            clock: at.get(11..16).unwrap_or("").to_owned(),
+            clock: clock(&at, today),
             name,
-            text,
+            text: text.as_deref().map_or_else(Vec::new, |text| {
+                links::segments(text)
+                    .into_iter()
+                    .map(|s| TextSegment {
+                        text: s.text.to_owned(),
+                        link: s.link,
+                    })
+                    .collect()
+            }),
             notice,
             at,
         }
@@ -233,10 +265,11 @@ impl Pages {
             /// say so, and are told to reset if the code is another room's by then.
             epoch: u64,
         }
+        let today = time::OffsetDateTime::now_utc().date().to_string();
         let history = room
             .history
             .iter()
-            .map(|e| EventView::new(e, &room.me))
+            .map(|e| EventView::new(e, &room.me, &today))
             .collect();
         self.render(
             ROOM,
@@ -347,6 +380,36 @@ mod tests {
         assert!(page.contains("<p class=\"text\" dir=\"auto\">שלום</p>"));
         assert!(page.contains(&format!("<bdi>{rtl}</bdi> has left the room")));
         assert!(page.contains("You are <strong><bdi>alice</bdi></strong>"));
+    }
+
+    #[test]
+    fn addresses_in_messages_are_links_and_nothing_else_is_markup() {
+        let typed = "see https://a.example/?q=<b>&x=\"1\"). <b>x</b> javascript:alert(1)\nbye";
+        let page = room_page(
+            vec![],
+            vec![Event::new(1, EventKind::Message, &name("bob"), Some(typed))],
+        );
+        let expected = "<p class=\"text\" dir=\"auto\">see <a href=\"https://a.example/?q&#x3D;&lt;b&gt;&amp;x&#x3D;&quot;1\" \
+            rel=\"noopener noreferrer nofollow ugc\" target=\"_blank\">https://a.example/?q&#x3D;&lt;b&gt;&amp;x&#x3D;&quot;1</a>&quot;). \
+            &lt;b&gt;x&lt;/b&gt; javascript:alert(1)\nbye</p>";
+        assert!(page.contains(expected), "{page}");
+    }
+
+    #[test]
+    fn times_say_the_date_unless_the_day_is_today() {
+        let at = "2026-11-26T05:52:51.125965744Z";
+        assert_eq!(clock(at, "2026-11-26"), "05:52");
+        assert_eq!(clock(at, "2026-11-27"), "2026-11-26 05:52");
+        assert_eq!(clock("", "2026-11-27"), "");
+        // An event of now is of today, as the page works it out.
+        let page = room_page(
+            vec![],
+            vec![Event::new(1, EventKind::Message, &name("bob"), Some("hi"))],
+        );
+        let time = &page[page.find("<time").expect("a time")..];
+        let clock =
+            &time[time.find('>').expect("its text") + 1..time.find("</time>").expect("its end")];
+        assert_eq!(clock.len(), 5, "{clock}");
     }
 
     #[test]

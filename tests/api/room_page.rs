@@ -42,7 +42,10 @@ async fn a_members_room_page_shows_history_and_who_is_present() {
         people(&[("alice", true), ("bob", true), ("carol", false)]),
         "everyone who joined, carol (no stream open) marked not connected"
     );
-    assert!(input_value(&page, "message").is_some(), "a send form");
+    assert!(
+        page.contains("<textarea id=\"message\" name=\"message\""),
+        "a send form"
+    );
     assert!(page.contains(&format!("action=\"/rooms/{code}/messages\"")));
 }
 
@@ -150,6 +153,64 @@ async fn html_in_names_and_messages_is_escaped_on_the_page_and_exact_in_the_stre
         html_unescape(&page).matches(XSS).count() >= 4,
         "the name (present list, you-are, join notice, author) and the message read as typed"
     );
+}
+
+/// An `http(s)://` address in a message is a link on the page, with `rel`
+/// "noopener noreferrer nofollow ugc", without the punctuation that ends the
+/// sentence; `javascript:` and HTML stay text.
+#[tokio::test]
+async fn addresses_in_the_history_are_links_and_nothing_else_is() {
+    // Arrange
+    let app = spawn_app().await;
+    let (alice, code) = app.user_in_new_room("alice").await;
+    let typed =
+        "see (https://a.example/x_(y)?q=1&r=2). javascript:alert(1) <b>x</b> ftp://b.example";
+
+    // Act
+    alice.say(&code, typed).await;
+    let page = html_body(alice.get_as_browser(&format!("/rooms/{code}")).await).await;
+
+    // Assert
+    let link = "<a href=\"https://a.example/x_(y)?q&#x3D;1&amp;r&#x3D;2\" \
+        rel=\"noopener noreferrer nofollow ugc\" target=\"_blank\">https://a.example/x_(y)?q&#x3D;1&amp;r&#x3D;2</a>";
+    let text = format!(
+        "<p class=\"text\" dir=\"auto\">see ({link}). javascript:alert(1) &lt;b&gt;x&lt;/b&gt; ftp://b.example</p>"
+    );
+    assert!(page.contains(&text), "{page}");
+    assert_eq!(
+        page.matches("nofollow ugc").count(),
+        1,
+        "one link in the log"
+    );
+}
+
+/// A browser's form posts a line break as CRLF: the room keeps it as one `\n`,
+/// in the stream and on the page.
+#[tokio::test]
+async fn a_line_break_posted_as_crlf_is_kept_as_one_newline() {
+    // Arrange
+    let app = spawn_app().await;
+    let (alice, code) = app.user_in_new_room("alice").await;
+    let mut events = alice.open_events(&code).await;
+
+    // Act
+    let posted = alice
+        .post_request(
+            &format!("/rooms/{code}/messages"),
+            &[("message", "first line\r\nsecond line\r\n")],
+        )
+        .send()
+        .await
+        .expect("POST message");
+
+    // Assert
+    assert!(posted.status().is_success(), "{}", posted.status());
+    assert_eq!(
+        events.next_message().await.text(),
+        "first line\nsecond line"
+    );
+    let page = html_body(alice.get_as_browser(&format!("/rooms/{code}")).await).await;
+    assert_eq!(message_texts(&page), ["first line\nsecond line"]);
 }
 
 // ===== Malformed requests =====

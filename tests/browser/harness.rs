@@ -402,3 +402,59 @@ impl Browser {
         }
     }
 }
+
+/// A Chrome DevTools Protocol command, sent through chromedriver's own
+/// WebDriver extension (`POST /session/{id}/goog/cdp/execute`).
+#[derive(Debug)]
+struct DevTools {
+    method: String,
+    params: Value,
+}
+
+/// `url`'s parse error, named through reqwest's re-export of its `Url`.
+type UrlError = <reqwest::Url as std::str::FromStr>::Err;
+
+impl fantoccini::wd::WebDriverCompatibleCommand for DevTools {
+    fn endpoint(
+        &self,
+        base_url: &reqwest::Url,
+        session_id: Option<&str>,
+    ) -> Result<reqwest::Url, UrlError> {
+        let session = session_id.unwrap_or_default();
+        base_url.join(&format!("session/{session}/goog/cdp/execute"))
+    }
+
+    fn method_and_body(&self, _: &reqwest::Url) -> (hyper::Method, Option<String>) {
+        let body = json!({ "cmd": self.method, "params": self.params });
+        (hyper::Method::POST, Some(body.to_string()))
+    }
+}
+
+impl Browser {
+    /// Runs a DevTools Protocol command in this browser's page; its result.
+    pub async fn dev_tools(&self, method: &str, params: Value) -> Value {
+        let command = DevTools {
+            method: method.to_owned(),
+            params,
+        };
+        self.client
+            .issue_cmd(command)
+            .await
+            .unwrap_or_else(|e| panic!("DevTools {method}: {e}"))
+    }
+
+    /// Minimises the browser's window (`hidden`, as a tab in the background
+    /// is), or shows it again, as the DevTools Protocol does it; then waits
+    /// until the page's `document.visibilityState` says so.
+    pub async fn set_page_hidden(&self, hidden: bool) {
+        let window = self
+            .dev_tools("Browser.getWindowForTarget", json!({}))
+            .await;
+        let state = if hidden { "minimized" } else { "normal" };
+        let bounds = json!({ "windowId": window["windowId"], "bounds": { "windowState": state } });
+        self.dev_tools("Browser.setWindowBounds", bounds).await;
+        let wanted = if hidden { "hidden" } else { "visible" };
+        let check = format!("document.visibilityState === '{wanted}'");
+        self.wait_until(&format!("the page {wanted}"), &check).await;
+    }
+}

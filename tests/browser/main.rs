@@ -13,6 +13,7 @@ mod relay;
 mod harness;
 mod holding;
 mod home;
+mod messages;
 mod owners;
 mod presence;
 mod resilience;
