@@ -10,6 +10,7 @@ mod redis;
 #[path = "../api/relay.rs"]
 mod relay;
 
+mod accessibility;
 mod harness;
 mod holding;
 mod home;
