@@ -10,10 +10,7 @@
 
 use std::path::PathBuf;
 
-use fantoccini::wd::WebDriverCompatibleCommand;
 use serde_json::{Value, json};
-use url::Url;
-use warp::http::Method;
 
 use crate::harness::{Browser, with_screenshots};
 use crate::scenarios::{create_room, start, wait_connected};
@@ -43,35 +40,6 @@ struct Size {
     mobile: bool,
 }
 
-/// A DevTools protocol command, sent through chromedriver.
-#[derive(Debug)]
-struct DevTools {
-    method: &'static str,
-    params: Value,
-}
-
-impl WebDriverCompatibleCommand for DevTools {
-    fn endpoint(&self, base_url: &Url, session_id: Option<&str>) -> Result<Url, url::ParseError> {
-        base_url.join(&format!(
-            "session/{}/goog/cdp/execute",
-            session_id.unwrap_or_default()
-        ))
-    }
-
-    fn method_and_body(&self, _: &Url) -> (Method, Option<String>) {
-        let body = json!({ "cmd": self.method, "params": self.params });
-        (Method::POST, Some(body.to_string()))
-    }
-}
-
-async fn devtools(browser: &Browser, method: &'static str, params: Value) {
-    browser
-        .client
-        .issue_cmd(DevTools { method, params })
-        .await
-        .unwrap_or_else(|e| panic!("DevTools {method}: {e}"));
-}
-
 fn axe_source() -> String {
     let path =
         PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".tools/node_modules/axe-core/axe.min.js");
@@ -99,11 +67,13 @@ async fn violations(browser: &Browser, axe: &str, page: &str) -> Vec<String> {
             "deviceScaleFactor": 1,
             "mobile": size.mobile,
         });
-        devtools(browser, "Emulation.setDeviceMetricsOverride", metrics).await;
+        browser
+            .dev_tools("Emulation.setDeviceMetricsOverride", metrics)
+            .await;
         for scheme in SCHEMES {
             let media =
                 json!({ "features": [{ "name": "prefers-color-scheme", "value": scheme }] });
-            devtools(browser, "Emulation.setEmulatedMedia", media).await;
+            browser.dev_tools("Emulation.setEmulatedMedia", media).await;
             let run = r#"
                 const done = arguments[arguments.length - 1];
                 axe.run(document).then(
@@ -122,7 +92,9 @@ async fn violations(browser: &Browser, axe: &str, page: &str) -> Vec<String> {
             }
         }
     }
-    devtools(browser, "Emulation.clearDeviceMetricsOverride", json!({})).await;
+    browser
+        .dev_tools("Emulation.clearDeviceMetricsOverride", json!({}))
+        .await;
     found
 }
 
