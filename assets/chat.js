@@ -175,9 +175,10 @@
     present.replaceChildren(...people.map((p) => person(p, mine)));
     counted();
   };
-  // The folded list's summary, "3 here"; a wide screen shows the list unfolded.
+  // The folded list's summary, "3 here". A wide screen shows the people and the
+  // menu unfolded (the stylesheet, even without this script).
   const counted = () => (document.getElementById('people-count').textContent = `${present.children.length} here`);
-  if (matchMedia('(min-width: 50rem)').matches) document.getElementById('people').open = true;
+  if (matchMedia('(min-width: 50rem)').matches) room.querySelectorAll('details').forEach((d) => (d.open = true));
   // An answer is used only if no later request has been made since.
   let presenceAsked = 0;
   let presenceSoon;

@@ -368,3 +368,28 @@ where
         }
     }
 }
+
+impl Browser {
+    /// Sizes the window so that the page's viewport is `width` × `height` CSS
+    /// pixels, as on a phone (the window's own frame, if any, is added).
+    pub async fn set_viewport(&self, width: u32, height: u32) {
+        let size = |value: &Value, i: usize| value[i].as_u64().and_then(|v| u32::try_from(v).ok());
+        let (mut window_w, mut window_h) = (width, height);
+        for _ in 0..3 {
+            self.client
+                .set_window_size(window_w, window_h)
+                .await
+                .expect("window size");
+            let inner = self.js("return [innerWidth, innerHeight];").await;
+            let (Some(w), Some(h)) = (size(&inner, 0), size(&inner, 1)) else {
+                panic!("the viewport's size: {inner}");
+            };
+            if (w, h) == (width, height) {
+                return;
+            }
+            window_w = (window_w + width).saturating_sub(w);
+            window_h = (window_h + height).saturating_sub(h);
+        }
+        panic!("could not make the viewport {width}x{height}");
+    }
+}

@@ -13,6 +13,7 @@ mod relay;
 mod harness;
 mod holding;
 mod owners;
+mod phone;
 mod presence;
 mod resilience;
 mod scenarios;

@@ -30,7 +30,7 @@ async fn try_join(browser: &Browser, name: &str, code: &str, passphrase: &str) {
 }
 
 /// Joins room `code` from the home page and waits for the live connection.
-async fn join(browser: &Browser, name: &str, code: &str) {
+pub(crate) async fn join(browser: &Browser, name: &str, code: &str) {
     try_join(browser, name, code, "").await;
     browser.wait_for_path(&format!("/rooms/{code}")).await;
     wait_connected(browser).await;
@@ -107,7 +107,7 @@ async fn remove_buttons(browser: &Browser) -> Vec<String> {
 }
 
 /// Clicks the Remove button in `name`'s entry of the people list, looking
-/// again if the script redrew the list meanwhile.
+/// again if the script redrew the list meanwhile. The page then asks first.
 async fn click_remove(browser: &Browser, name: &str) {
     let deadline = tokio::time::Instant::now() + SOON;
     while !try_click_remove(browser, name).await.unwrap_or(false) {
@@ -220,6 +220,7 @@ async fn the_owner_locks_the_room_and_removes_a_member_through_the_page() {
                     browser.text_of("#lock-state").await,
                     "Locked: no one new can join."
                 );
+                assert!(shown(browser, "#locked-badge").await, "the Locked badge");
             }
             a.wait_until(
                 "the unlock button",
@@ -237,8 +238,11 @@ async fn the_owner_locks_the_room_and_removes_a_member_through_the_page() {
                 "the home page again, with why: {page}"
             );
 
-            // Act: remove Bob.
+            // Act: remove Bob (and say yes when asked).
             click_remove(&a, "Bob").await;
+            let asked = a.client.get_alert_text().await.expect("Remove asks first");
+            assert_eq!(asked, "Remove Bob from the room? They cannot come back.");
+            a.client.accept_alert().await.expect("yes");
 
             // Assert
             for browser in [&a, &c] {
@@ -254,7 +258,9 @@ async fn the_owner_locks_the_room_and_removes_a_member_through_the_page() {
                 b.text_of("#status").await,
                 "The owner removed you from this room."
             );
-            assert!(!shown(&b, "#send").await, "Bob's send form is gone");
+            assert!(!shown(&b, "#send button").await, "Bob's Send button is gone");
+            assert!(!shown(&b, ".people").await, "and so is the people list");
+            assert!(shown(&b, "#ended a[href='/']").await, "Home is offered");
             b.wait_for_line("Bob was removed from the room by its owner")
                 .await;
             b.client.refresh().await.expect("reload");
@@ -410,8 +416,11 @@ async fn without_javascript_the_owners_controls_work_as_plain_forms() {
             d.wait_for_path("/join").await;
             assert_eq!(d.text_of(".error").await, locked_message(&code));
 
-            // Act: remove Bob.
+            // Act: remove Bob, after saying yes on the page that asks.
             click_remove(&a, "Bob").await;
+            a.wait_for_path(&format!("{room}/remove")).await;
+            assert_eq!(a.text_of("h1").await, "Remove Bob?");
+            a.click("form.actions button[type='submit']").await;
 
             // Assert
             wait_for_logged(&a, "Bob was removed from the room by its owner").await;
@@ -517,6 +526,9 @@ async fn a_private_room_from_the_page() {
         a.client.refresh().await.expect("reload");
         wait_connected(&a).await;
         seen.push((a.client.current_url().await.expect("url"), a.page_source().await));
+        for browser in [&a, &b] {
+            assert_eq!(browser.text_of("#private-badge").await, "Private");
+        }
 
         for (url, source) in &seen {
             let url = url.as_str();
