@@ -3,8 +3,6 @@
 //! "N here", Remove asking first, and a page whose room is gone saying so,
 //! keeping what was typed and offering the ways on.
 
-use std::path::PathBuf;
-
 use fantoccini::Locator;
 use serde_json::{Value, json};
 
@@ -234,43 +232,6 @@ async fn copy_link_copies_the_address_the_browser_used() {
         let expected = format!("{}/rooms/{code}", a.base);
         assert_eq!(a.js("return window.copied[0];").await, Value::String(expected));
         assert_eq!(a.text_of("#copy-link").await, "Copied!");
-    })
-    .await;
-}
-
-/// Takes docs/screenshot.png (1280×800, two people chatting) and
-/// docs/screenshot-phone.png (390×844). Run by hand:
-/// `cargo test --test browser phone::readme_screenshots -- --ignored`.
-#[tokio::test]
-#[ignore = "writes the README's screenshots into docs/"]
-async fn readme_screenshots() {
-    let (app, driver) = start(&[]).await;
-    let alice = Browser::open(&driver, &app.url("")).await;
-    let bob = Browser::open(&driver, &app.url("")).await;
-    let (a, b) = (alice.clone(), bob.clone());
-    with_screenshots("readme_screenshots", &[&alice, &bob], async move {
-        a.set_viewport(1280, 800).await;
-        b.set_viewport(390, 844).await;
-        let code = create_room(&a, "Alice").await;
-        join(&b, "Bob", &code).await;
-        let lines = [
-            (&a, "Hi Bob! Did you get the photos from Saturday?"),
-            (&b, "Yes, thanks! The one at the lake is great"),
-            (&a, "Shall we go again next weekend?"),
-            (&b, "I'm in. Same time, 9 at the station?"),
-            (&a, "Perfect, see you there"),
-        ];
-        for (browser, text) in lines {
-            browser.send(text).await;
-            for reader in [&a, &b] {
-                reader.wait_for_line(text).await;
-            }
-        }
-        a.js("document.activeElement.blur(); return true;").await;
-        b.js("document.activeElement.blur(); return true;").await;
-        let docs = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("docs");
-        a.screenshot(&docs.join("screenshot.png")).await;
-        b.screenshot(&docs.join("screenshot-phone.png")).await;
     })
     .await;
 }
