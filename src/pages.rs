@@ -232,7 +232,11 @@ impl Pages {
 
     /// Asks the owner whether to remove `name`, for a browser without the
     /// script (the script asks on the room page itself).
-    pub fn confirm_remove(&self, code: RoomCode, name: &DisplayName) -> Result<String, RenderFailed> {
+    pub fn confirm_remove(
+        &self,
+        code: RoomCode,
+        name: &DisplayName,
+    ) -> Result<String, RenderFailed> {
         #[derive(Serialize)]
         struct Confirm<'a> {
             title: String,

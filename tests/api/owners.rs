@@ -603,8 +603,15 @@ async fn a_remove_that_asks_first_gets_a_page_and_removes_nobody() {
             && !page.contains("name=\"confirm\""),
         "a form that removes: {page}"
     );
-    assert!(page.contains(&format!("href=\"/rooms/{code}\">Cancel</a>")), "{page}");
-    assert_eq!(alice.members(&code).await, ["alice", "bob"], "nobody removed yet");
+    assert!(
+        page.contains(&format!("href=\"/rooms/{code}\">Cancel</a>")),
+        "{page}"
+    );
+    assert_eq!(
+        alice.members(&code).await,
+        ["alice", "bob"],
+        "nobody removed yet"
+    );
 
     // Act: yes.
     let removed = send_as_browser(owner_request(&alice, &code, "remove", &[("name", "bob")])).await;

@@ -162,7 +162,11 @@ async fn status_of_this_page(browser: &Browser) -> u64 {
 /// screen shows it anyway, but WebDriver counts what is in a closed
 /// `<details>` as hidden). WebDriver queries only.
 async fn unfold(browser: &Browser) {
-    let people = browser.client.find(Locator::Css("#people")).await.expect("the people list");
+    let people = browser
+        .client
+        .find(Locator::Css("#people"))
+        .await
+        .expect("the people list");
     if people.attr("open").await.expect("open or not").is_none() {
         browser.click("#people-count").await;
     }
@@ -268,7 +272,10 @@ async fn the_owner_locks_the_room_and_removes_a_member_through_the_page() {
                 b.text_of("#status").await,
                 "The owner removed you from this room."
             );
-            assert!(!shown(&b, "#send button").await, "Bob's Send button is gone");
+            assert!(
+                !shown(&b, "#send button").await,
+                "Bob's Send button is gone"
+            );
             assert!(!shown(&b, ".people").await, "and so is the people list");
             assert!(shown(&b, "#ended a[href='/']").await, "Home is offered");
             b.wait_for_line("Bob was removed from the room by its owner")
@@ -421,7 +428,10 @@ async fn without_javascript_the_owners_controls_work_as_plain_forms() {
             assert_eq!(a.path().await, room, "back to the room");
             unfold(&a).await;
             assert!(shown(&a, "#lock-state").await, "the lock state, rendered");
-            assert!(shown(&a, "#locked-badge").await, "the Locked badge, rendered");
+            assert!(
+                shown(&a, "#locked-badge").await,
+                "the Locked badge, rendered"
+            );
             assert_eq!(a.text_of(LOCK_BUTTON).await, "Unlock the room");
             b.client.refresh().await.expect("reload");
             wait_for_logged(&b, "Alice locked the room: no one new can join").await;

@@ -28,7 +28,10 @@ const LAYOUT: &str = "const send = document.getElementById('send').getBoundingCl
 async fn assert_composer_on_screen(browser: &Browser, when: &str) {
     let layout = browser.js(LAYOUT).await;
     let number = |key: &str| layout[key].as_f64().unwrap_or(f64::NAN);
-    assert!(number("top") >= 0.0, "{when}: #send above the screen: {layout}");
+    assert!(
+        number("top") >= 0.0,
+        "{when}: #send above the screen: {layout}"
+    );
     assert!(
         number("bottom") <= number("height"),
         "{when}: #send below the screen: {layout}"
@@ -41,8 +44,15 @@ async fn assert_composer_on_screen(browser: &Browser, when: &str) {
         number("page_height") <= number("height") && number("page_width") <= number("width"),
         "{when}: the page itself scrolls: {layout}"
     );
-    assert_eq!(layout["log_scrolls"], json!(true), "{when}: the log scrolls: {layout}");
-    assert!(number("head") <= 48.0, "{when}: the header is one line: {layout}");
+    assert_eq!(
+        layout["log_scrolls"],
+        json!(true),
+        "{when}: the log scrolls: {layout}"
+    );
+    assert!(
+        number("head") <= 48.0,
+        "{when}: the header is one line: {layout}"
+    );
 }
 
 /// At 390×844 and 360×640, with 40 messages in the log, the composer is on
@@ -64,8 +74,15 @@ async fn on_a_phone_the_composer_stays_on_screen_and_only_the_log_scrolls() {
                 bob.say(&code, &format!("message {i} of 40")).await;
             }
             a.wait_for_line("message 40 of 40").await;
-            let site = a.client.find(Locator::Css(".site")).await.expect("site header");
-            assert!(!site.is_displayed().await.expect("shown or not"), "no site header");
+            let site = a
+                .client
+                .find(Locator::Css(".site"))
+                .await
+                .expect("site header");
+            assert!(
+                !site.is_displayed().await.expect("shown or not"),
+                "no site header"
+            );
 
             // Act and assert
             assert_composer_on_screen(&a, &format!("{width}x{height}")).await;
@@ -129,8 +146,11 @@ async fn remove_asks_first_and_no_keeps_the_member() {
         let code = create_room(&a, "Alice").await;
         bob.join("Bob", &code).await;
         let button = "#present form.remove button";
-        a.wait_until("Bob's Remove button", &format!("document.querySelector(\"{button}\")"))
-            .await;
+        a.wait_until(
+            "Bob's Remove button",
+            &format!("document.querySelector(\"{button}\")"),
+        )
+        .await;
 
         // Act: no.
         a.click(button).await;
@@ -139,14 +159,19 @@ async fn remove_asks_first_and_no_keeps_the_member() {
         a.client.dismiss_alert().await.expect("no");
 
         // Assert
-        assert_eq!(bob.members(&code).await, ["Alice", "Bob"], "Bob is still in");
+        assert_eq!(
+            bob.members(&code).await,
+            ["Alice", "Bob"],
+            "Bob is still in"
+        );
 
         // Act: yes.
         a.click(button).await;
         a.client.accept_alert().await.expect("yes");
 
         // Assert
-        a.wait_for_line("Bob was removed from the room by its owner").await;
+        a.wait_for_line("Bob was removed from the room by its owner")
+            .await;
         assert_eq!(
             bob.post_message(&code, "still here?").await.status(),
             reqwest::StatusCode::FORBIDDEN
@@ -170,8 +195,11 @@ async fn a_removed_member_keeps_the_unsent_text_and_is_offered_ways_on() {
         join(&b, "Bob", &code).await;
         b.fill("#message", "half a thought").await;
         let button = "#present form.remove button";
-        a.wait_until("Bob's Remove button", &format!("document.querySelector(\"{button}\")"))
-            .await;
+        a.wait_until(
+            "Bob's Remove button",
+            &format!("document.querySelector(\"{button}\")"),
+        )
+        .await;
 
         // Act
         a.click(button).await;
@@ -183,7 +211,10 @@ async fn a_removed_member_keeps_the_unsent_text_and_is_offered_ways_on() {
             "document.getElementById('status').dataset.state === 'closed'",
         )
         .await;
-        assert_eq!(b.text_of("#status").await, "The owner removed you from this room.");
+        assert_eq!(
+            b.text_of("#status").await,
+            "The owner removed you from this room."
+        );
         let shown = |css: &'static str| {
             let b = b.clone();
             async move {
@@ -196,7 +227,11 @@ async fn a_removed_member_keeps_the_unsent_text_and_is_offered_ways_on() {
         for gone in [".people", "#menu", "#copy-link", "#lock", "#send button"] {
             assert!(!shown(gone).await, "{gone} is hidden");
         }
-        assert_eq!(b.js("return document.getElementById('message').value;").await, "half a thought");
+        assert_eq!(
+            b.js("return document.getElementById('message').value;")
+                .await,
+            "half a thought"
+        );
         assert!(shown("#ended a[href='/']").await, "Home");
         assert_eq!(b.text_of("#ended button").await, "Start a new room");
 
@@ -206,11 +241,15 @@ async fn a_removed_member_keeps_the_unsent_text_and_is_offered_ways_on() {
         // Assert
         b.wait_until(
             "a new room",
-            &format!("location.pathname.startsWith('/rooms/') && location.pathname !== '/rooms/{code}'"),
+            &format!(
+                "location.pathname.startsWith('/rooms/') && location.pathname !== '/rooms/{code}'"
+            ),
         )
         .await;
         wait_connected(&b).await;
-        let me = b.js("return document.querySelector('p.me').textContent;").await;
+        let me = b
+            .js("return document.querySelector('p.me').textContent;")
+            .await;
         assert_eq!(me, "You are Bob, the owner");
     })
     .await;
