@@ -7,6 +7,7 @@ use fantoccini::Locator;
 use serde_json::{Value, json};
 
 use crate::harness::{Browser, with_screenshots};
+use crate::helpers::{redis_mode, spawn_app_at};
 use crate::owners::join;
 use crate::scenarios::{create_room, start, wait_connected};
 
@@ -271,6 +272,54 @@ async fn copy_link_copies_the_address_the_browser_used() {
         let expected = format!("{}/rooms/{code}", a.base);
         assert_eq!(a.js("return window.copied[0];").await, Value::String(expected));
         assert_eq!(a.text_of("#copy-link").await, "Copied!");
+    })
+    .await;
+}
+
+/// The server restarts without Alice's room: her page, first "restarting",
+/// then says the room is gone, keeps her unsent text, and offers the ways on;
+/// it no longer claims to be restarting.
+#[tokio::test]
+async fn a_server_back_without_the_room_is_said_so() {
+    if redis_mode() {
+        return; // shared rooms outlive a restart
+    }
+    let (app, driver) = start(&[]).await;
+    let addr = app.addr;
+    let alice = Browser::open(&driver, &app.url("")).await;
+    let a = alice.clone();
+    with_screenshots("server_back_without_the_room", &[&alice], async move {
+        // Arrange
+        create_room(&a, "Alice").await;
+        a.fill("#message", "typed during the restart").await;
+
+        // Act
+        app.shut_down().await;
+        let status = "document.getElementById('status')";
+        a.wait_until(
+            "the restarting notice",
+            &format!("{status}.textContent.includes('restarting')"),
+        )
+        .await;
+        let _back = spawn_app_at(addr).await;
+
+        // Assert
+        a.wait_until(
+            "the page to close",
+            &format!("{status}.dataset.state === 'closed'"),
+        )
+        .await;
+        assert_eq!(
+            a.text_of("#status").await,
+            "The server restarted without this room: it is gone."
+        );
+        assert_eq!(
+            a.js("return document.getElementById('message').value;")
+                .await,
+            "typed during the restart"
+        );
+        assert_eq!(a.text_of("#ended button").await, "Start a new room");
+        assert_eq!(a.text_of("#ended a").await, "Home");
     })
     .await;
 }
