@@ -148,6 +148,7 @@
     // Someone gone leaves the list at once (with the owner's Remove button).
     if (event.kind === 'leave' || event.kind === 'remove') {
       [...present.children].find((li) => li.querySelector('bdi')?.textContent === event.name)?.remove();
+      counted();
     }
     item.dataset.id = event.id;
     log.insertBefore(item, log.querySelector('.pending')); // ours still sending stay last
@@ -171,6 +172,7 @@
     if (mine && owner !== true) {
       const remove = Object.assign(element('form', 'remove'), { method: 'post', action: `/rooms/${code}/remove` });
       remove.append(Object.assign(element('input'), { type: 'hidden', name: 'name', value: String(name) }));
+      remove.append(Object.assign(element('input'), { type: 'hidden', name: 'confirm', value: 'ask' }));
       remove.append(Object.assign(element('button', '', 'Remove'), { type: 'submit' }));
       item.append(remove);
     }
@@ -178,15 +180,20 @@
   };
   const showLocked = (locked) => {
     document.getElementById('lock-state').hidden = !locked;
+    document.getElementById('locked-badge').hidden = !locked;
     const lock = document.getElementById('lock'); // the owner's button (hidden for others)
     lock.action = `/rooms/${code}/${locked ? 'unlock' : 'lock'}`;
     lock.querySelector('button').textContent = locked ? 'Unlock the room' : 'Lock the room';
   };
   // The owner's buttons work without a page load; what they did comes as events.
+  // Remove asks first here (without the script, the server's page asks).
   room.addEventListener('submit', async (submit) => {
     if (!submit.target.matches('form.remove, #lock')) return;
     submit.preventDefault();
     const body = new URLSearchParams(new FormData(submit.target));
+    const ask = `Remove ${body.get('name')} from the room? They cannot come back.`;
+    if (body.get('confirm') === 'ask' && !window.confirm(ask)) return;
+    body.delete('confirm'); // asked: remove now
     const response = await fetch(submit.target.action, { method: 'POST', body }).catch(() => null);
     if (!response?.ok) showError(response ? (await response.text()).trim() : 'Not done: the server cannot be reached.');
   });
@@ -199,7 +206,12 @@
   const showPeople = (people) => {
     const mine = people.some((p) => p.owner === true && p.name === me);
     present.replaceChildren(...people.map((p) => person(p, mine)));
+    counted();
   };
+  // The folded list's summary, "3 here". A wide screen shows the people and the
+  // menu unfolded (the stylesheet, even without this script).
+  const counted = () => (document.getElementById('people-count').textContent = `${present.children.length} here`);
+  if (matchMedia('(min-width: 50rem)').matches) room.querySelectorAll('details').forEach((d) => (d.open = true));
   // An answer is used only if no later request has been made since.
   let presenceAsked = 0;
   let presenceSoon;
@@ -304,7 +316,10 @@
       const response = await fetch(url, { cache: 'no-store', signal: running.signal })
         .catch(() => null); // the network, or aborted: the stream is back
       if (polling !== running) return;
-      if (response?.status === 403 || response?.status === 404) return close();
+      if (response?.status === 403) return close('You are no longer in this room.');
+      if (response?.status === 404) {
+        return close(restarting ? 'The server restarted without this room: it is gone.' : 'This room has ended.');
+      }
       const answer = response?.ok ? await response.json().catch(() => null) : null;
       if (!Array.isArray(answer?.events)) {
         reconnecting();
@@ -330,14 +345,20 @@
     if (!outbox.length) location.reload();
   }
 
-  function close(why = 'Room closed: it ended, or you are no longer in it.') {
+  // The room is gone for this page: say why, hide what no longer works (the
+  // stylesheet, by data-closed), offer the ways on, and put what was not sent
+  // back in the composer so it is not lost.
+  function close(why) {
     closed = true;
     for (const { item } of outbox) item.querySelector('time').textContent = 'not sent';
+    input.value = [...outbox.map(({ text }) => text), input.value].filter(Boolean).join('\n');
     source?.close();
     polling?.abort();
     [watchdog, streamAgain, presenceSoon].forEach(clearTimeout);
     setStatus(why, 'closed');
-    form.hidden = true;
+    room.dataset.closed = '';
+    document.getElementById('ended').hidden = false;
+    form.addEventListener('submit', (submit) => { submit.preventDefault(); submit.stopImmediatePropagation(); }, true);
   }
 
   // Sending. Each message keeps one idempotency key until the server has it, so
@@ -409,7 +430,7 @@
 
   copy.hidden = false;
   copy.addEventListener('click', async () => {
-    const link = new URL(`/rooms/${code}`, location.href).href;
+    const link = `${location.origin}/rooms/${code}`; // the address this browser used
     try {
       await navigator.clipboard.writeText(link);
       copy.textContent = 'Copied!';

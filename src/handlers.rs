@@ -87,6 +87,10 @@ impl JoinForm {
 pub struct RemoveForm {
     #[serde(default)]
     name: String,
+    /// `ask`: the room page's own form, which asks the owner first (a page
+    /// with the real form); scripts and curl leave it out and remove at once.
+    #[serde(default)]
+    confirm: String,
 }
 
 /// `POST /rooms/{CODE}/messages`.
@@ -361,6 +365,13 @@ pub async fn remove_member(
     let code = parse_code(&code)?;
     let (_, token) = member(&state, code, client, session).await?;
     let name = DisplayName::parse(&form.name).map_err(|e| AppError::BadRequest(e.0))?;
+    if form.confirm == "ask" {
+        let page = state
+            .pages
+            .confirm_remove(code, &name)
+            .map_err(|_| AppError::Internal)?;
+        return Ok(warp::reply::html(page).into_response());
+    }
     state
         .rooms
         .remove(&code, &token, &name)

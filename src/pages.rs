@@ -23,13 +23,15 @@ const HOME: &str = "home";
 const ROOM: &str = "room";
 const JOIN: &str = "join";
 const ERROR: &str = "error";
+const CONFIRM_REMOVE: &str = "confirm_remove";
 
-const VIEWS: [(&str, &str); 5] = [
+const VIEWS: [(&str, &str); 6] = [
     (LAYOUT, include_str!("../views/layout.hbs")),
     (HOME, include_str!("../views/home.hbs")),
     (ROOM, include_str!("../views/room.hbs")),
     (JOIN, include_str!("../views/join.hbs")),
     (ERROR, include_str!("../views/error.hbs")),
+    (CONFIRM_REMOVE, include_str!("../views/confirm_remove.hbs")),
 ];
 
 /// The page could not be rendered; the cause has been logged.
@@ -261,6 +263,8 @@ impl Pages {
             /// The viewer owns the room: the page offers lock and remove.
             mine: bool,
             locked: bool,
+            /// Joining needs a passphrase: a badge says so.
+            private: bool,
             /// Which room under this code the page shows: its stream and polls
             /// say so, and are told to reset if the code is another room's by then.
             epoch: u64,
@@ -285,6 +289,7 @@ impl Pages {
                 idempotency_key: IdempotencyKey::random(),
                 mine: room.mine,
                 locked: room.locked,
+                private: room.private,
                 epoch: room.epoch,
             },
         )
@@ -327,6 +332,23 @@ impl Pages {
         )
     }
 
+    /// Asks the owner whether to remove `name`, for a browser without the
+    /// script (the script asks on the room page itself).
+    pub fn confirm_remove(
+        &self,
+        code: RoomCode,
+        name: &DisplayName,
+    ) -> Result<String, RenderFailed> {
+        #[derive(Serialize)]
+        struct Confirm<'a> {
+            title: String,
+            code: RoomCode,
+            name: &'a DisplayName,
+        }
+        let title = format!("Remove {name}?");
+        self.render(CONFIRM_REMOVE, &Confirm { title, code, name })
+    }
+
     pub fn error(&self, page: &ErrorPage) -> Result<String, RenderFailed> {
         self.render(ERROR, page)
     }
@@ -348,6 +370,7 @@ mod tests {
             present,
             mine: true,
             locked: false,
+            private: false,
             epoch: 7,
         };
         let code = RoomCode::parse("ABCD").expect("a valid code");

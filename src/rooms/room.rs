@@ -82,6 +82,8 @@ pub struct RoomSnapshot {
     /// Which room under this code it is (see [`Room::incarnation`]).
     pub epoch: u64,
     pub locked: bool,
+    /// Joining needs a passphrase: the page tells everyone so.
+    pub private: bool,
 }
 
 /// Someone asking to join a room.
@@ -600,6 +602,7 @@ impl Room {
             last_id: state.last_id(),
             mine: state.owner == Some(*token),
             locked: state.locked,
+            private: state.passphrase.is_some(),
             epoch: self.incarnation,
         })
     }

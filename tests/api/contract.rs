@@ -26,7 +26,7 @@ async fn creating_a_room_redirects_to_it_and_sets_the_session_cookie() {
     let code = crate::helpers::location(&response);
     let page = alice.get(&code).await;
     assert_eq!(page.status(), StatusCode::OK);
-    assert!(page.text().await.unwrap().contains("Here now"));
+    assert!(page.text().await.unwrap().contains(" here</summary>"));
 }
 
 /// A message posted by one member reaches every member's stream; streams opened

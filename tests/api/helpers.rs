@@ -1663,3 +1663,12 @@ impl Drop for PollingTab {
         }
     }
 }
+
+/// Starts one instance with in-memory rooms and the default options on `addr`,
+/// where an earlier server listened: a restart that lost every room.
+pub async fn spawn_app_at(addr: SocketAddr) -> TestApp {
+    let config = Config::try_parse_from(["chat-live-room"]).expect("the default options");
+    let listener = TcpListener::bind(addr).await.expect("bind the old address");
+    let (addr, shutdown, server) = serve_instance(listener, config);
+    TestApp::one_instance(addr, shutdown, server)
+}

@@ -577,3 +577,46 @@ async fn the_owners_forms_send_a_browser_back_to_the_room() {
     expect_notice(&mut carol_events, "remove", "carol").await;
     carol_events.expect_end().await;
 }
+
+/// The room page's Remove form carries `confirm=ask`: it gets a page asking
+/// first, whose own form removes; nobody is removed until then. Scripts and
+/// curl, which leave the field out, remove at once.
+#[tokio::test]
+async fn a_remove_that_asks_first_gets_a_page_and_removes_nobody() {
+    // Arrange
+    let app = spawn_app().await;
+    let (alice, code) = app.user_in_new_room("alice").await;
+    let _bob = app.user_joined(&code, "bob").await;
+    let fields = [("name", "bob"), ("confirm", "ask")];
+
+    // Act
+    let asked = send_as_browser(owner_request(&alice, &code, "remove", &fields)).await;
+
+    // Assert
+    assert_eq!(asked.status(), StatusCode::OK);
+    let page = asked.text().await.expect("the page");
+    assert!(page.contains("<h1>Remove <bdi>bob</bdi>?</h1>"), "{page}");
+    assert!(page.contains("They cannot come back"), "{page}");
+    assert!(
+        page.contains(&format!("action=\"/rooms/{code}/remove\""))
+            && page.contains("name=\"name\" value=\"bob\"")
+            && !page.contains("name=\"confirm\""),
+        "a form that removes: {page}"
+    );
+    assert!(
+        page.contains(&format!("href=\"/rooms/{code}\">Cancel</a>")),
+        "{page}"
+    );
+    assert_eq!(
+        alice.members(&code).await,
+        ["alice", "bob"],
+        "nobody removed yet"
+    );
+
+    // Act: yes.
+    let removed = send_as_browser(owner_request(&alice, &code, "remove", &[("name", "bob")])).await;
+
+    // Assert
+    assert_eq!(removed.status(), StatusCode::SEE_OTHER);
+    assert_eq!(alice.members(&code).await, ["alice"]);
+}

@@ -510,3 +510,34 @@ async fn a_removed_member_of_a_private_room_is_told_so() {
     assert_eq!(page.status(), StatusCode::FORBIDDEN, "no guess was spent");
     assert_eq!(plain_text_line(page).await, told);
 }
+
+/// Everyone's room page says "Private" on a private room, and only there.
+#[tokio::test]
+async fn a_private_rooms_page_says_so_to_everyone() {
+    // Arrange
+    let app = spawn_app().await;
+    let mut alice = app.user();
+    let request = create_request(&alice, "alice", PASSPHRASE);
+    let created = send_keeping_cookie(&mut alice, request).await;
+    let code = location(&created).trim_start_matches("/rooms/").to_owned();
+    let mut bob = app.user();
+    join(&mut bob, "bob", &code, Some(PASSPHRASE)).await;
+    let (public_owner, public_code) = app.user_in_new_room("carol").await;
+    let badge = "id=\"private-badge\"";
+
+    // Act and assert
+    for user in [&alice, &bob] {
+        let page = html_body(user.get_as_browser(&format!("/rooms/{code}")).await).await;
+        assert!(
+            page.contains(badge) && page.contains(">Private</span>"),
+            "{page}"
+        );
+    }
+    let page = html_body(
+        public_owner
+            .get_as_browser(&format!("/rooms/{public_code}"))
+            .await,
+    )
+    .await;
+    assert!(!page.contains(badge), "{page}");
+}

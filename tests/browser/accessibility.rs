@@ -10,7 +10,7 @@
 
 use std::path::PathBuf;
 
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::harness::{Browser, with_screenshots};
 use crate::scenarios::{create_room, start, wait_connected};

@@ -375,34 +375,6 @@ pub const PHONE: (u32, u32) = (390, 844);
 /// A desktop browser's viewport, in CSS pixels.
 pub const DESKTOP: (u32, u32) = (1280, 800);
 
-impl Browser {
-    /// Makes the page's viewport `width` × `height` CSS pixels: sets the
-    /// window's size, then adds whatever its frame takes (read with a page
-    /// script, so only with JavaScript on).
-    pub async fn set_viewport_size(&self, (width, height): (u32, u32)) {
-        self.client
-            .set_window_size(width, height)
-            .await
-            .expect("resize the window");
-        let inner = self
-            .js("return [window.innerWidth, window.innerHeight];")
-            .await;
-        let read = |i: usize| inner[i].as_u64().and_then(|v| u32::try_from(v).ok());
-        let (Some(inner_width), Some(inner_height)) = (read(0), read(1)) else {
-            return;
-        };
-        if (inner_width, inner_height) != (width, height) {
-            self.client
-                .set_window_size(
-                    (2 * width).saturating_sub(inner_width),
-                    (2 * height).saturating_sub(inner_height),
-                )
-                .await
-                .expect("resize the window");
-        }
-    }
-}
-
 /// A Chrome DevTools Protocol command, sent through chromedriver's own
 /// WebDriver extension (`POST /session/{id}/goog/cdp/execute`).
 #[derive(Debug)]
@@ -456,5 +428,30 @@ impl Browser {
         let wanted = if hidden { "hidden" } else { "visible" };
         let check = format!("document.visibilityState === '{wanted}'");
         self.wait_until(&format!("the page {wanted}"), &check).await;
+    }
+}
+
+impl Browser {
+    /// Sizes the window so that the page's viewport is `width` × `height` CSS
+    /// pixels, as on a phone (the window's own frame, if any, is added).
+    pub async fn set_viewport_size(&self, (width, height): (u32, u32)) {
+        let size = |value: &Value, i: usize| value[i].as_u64().and_then(|v| u32::try_from(v).ok());
+        let (mut window_w, mut window_h) = (width, height);
+        for _ in 0..3 {
+            self.client
+                .set_window_size(window_w, window_h)
+                .await
+                .expect("window size");
+            let inner = self.js("return [innerWidth, innerHeight];").await;
+            let (Some(w), Some(h)) = (size(&inner, 0), size(&inner, 1)) else {
+                panic!("the viewport's size: {inner}");
+            };
+            if (w, h) == (width, height) {
+                return;
+            }
+            window_w = (window_w + width).saturating_sub(w);
+            window_h = (window_h + height).saturating_sub(h);
+        }
+        panic!("could not make the viewport {width}x{height}");
     }
 }

@@ -16,6 +16,7 @@ mod holding;
 mod home;
 mod messages;
 mod owners;
+mod phone;
 mod presence;
 mod resilience;
 mod scenarios;

@@ -30,7 +30,7 @@ async fn try_join(browser: &Browser, name: &str, code: &str, passphrase: &str) {
 }
 
 /// Joins room `code` from the home page and waits for the live connection.
-async fn join(browser: &Browser, name: &str, code: &str) {
+pub(crate) async fn join(browser: &Browser, name: &str, code: &str) {
     try_join(browser, name, code, "").await;
     browser.wait_for_path(&format!("/rooms/{code}")).await;
     wait_connected(browser).await;
@@ -107,7 +107,7 @@ async fn remove_buttons(browser: &Browser) -> Vec<String> {
 }
 
 /// Clicks the Remove button in `name`'s entry of the people list, looking
-/// again if the script redrew the list meanwhile.
+/// again if the script redrew the list meanwhile. The page then asks first.
 async fn click_remove(browser: &Browser, name: &str) {
     let deadline = tokio::time::Instant::now() + SOON;
     while !try_click_remove(browser, name).await.unwrap_or(false) {
@@ -156,6 +156,20 @@ async fn status_of_this_page(browser: &Browser) -> u64 {
         .js("return fetch(location.href, { cache: 'no-store' }).then(r => r.status);")
         .await;
     status.as_u64().expect("a status")
+}
+
+/// Opens the folded people list, as someone without JavaScript does (a wide
+/// screen shows it anyway, but WebDriver counts what is in a closed
+/// `<details>` as hidden). WebDriver queries only.
+async fn unfold(browser: &Browser) {
+    let people = browser
+        .client
+        .find(Locator::Css("#people"))
+        .await
+        .expect("the people list");
+    if people.attr("open").await.expect("open or not").is_none() {
+        browser.click("#people-count").await;
+    }
 }
 
 fn locked_message(code: &str) -> String {
@@ -220,6 +234,7 @@ async fn the_owner_locks_the_room_and_removes_a_member_through_the_page() {
                     browser.text_of("#lock-state").await,
                     "Locked: no one new can join."
                 );
+                assert!(shown(browser, "#locked-badge").await, "the Locked badge");
             }
             a.wait_until(
                 "the unlock button",
@@ -237,8 +252,11 @@ async fn the_owner_locks_the_room_and_removes_a_member_through_the_page() {
                 "the home page again, with why: {page}"
             );
 
-            // Act: remove Bob.
+            // Act: remove Bob (and say yes when asked).
             click_remove(&a, "Bob").await;
+            let asked = a.client.get_alert_text().await.expect("Remove asks first");
+            assert_eq!(asked, "Remove Bob from the room? They cannot come back.");
+            a.client.accept_alert().await.expect("yes");
 
             // Assert
             for browser in [&a, &c] {
@@ -254,7 +272,12 @@ async fn the_owner_locks_the_room_and_removes_a_member_through_the_page() {
                 b.text_of("#status").await,
                 "The owner removed you from this room."
             );
-            assert!(!shown(&b, "#send").await, "Bob's send form is gone");
+            assert!(
+                !shown(&b, "#send button").await,
+                "Bob's Send button is gone"
+            );
+            assert!(!shown(&b, ".people").await, "and so is the people list");
+            assert!(shown(&b, "#ended a[href='/']").await, "Home is offered");
             b.wait_for_line("Bob was removed from the room by its owner")
                 .await;
             b.client.refresh().await.expect("reload");
@@ -385,6 +408,8 @@ async fn without_javascript_the_owners_controls_work_as_plain_forms() {
             try_join(&b, "Bob", &code, "").await;
             b.wait_for_path(&room).await;
             a.client.refresh().await.expect("reload");
+            unfold(&a).await;
+            unfold(&b).await;
             assert_eq!(a.present().await, ["Alice", "Bob"]);
             assert_eq!(a.text_of("p.me").await, "You are Alice, the owner");
             assert_eq!(remove_buttons(&a).await, ["Bob"]);
@@ -401,21 +426,31 @@ async fn without_javascript_the_owners_controls_work_as_plain_forms() {
             // Assert
             wait_for_logged(&a, "Alice locked the room: no one new can join").await;
             assert_eq!(a.path().await, room, "back to the room");
+            unfold(&a).await;
             assert!(shown(&a, "#lock-state").await, "the lock state, rendered");
+            assert!(
+                shown(&a, "#locked-badge").await,
+                "the Locked badge, rendered"
+            );
             assert_eq!(a.text_of(LOCK_BUTTON).await, "Unlock the room");
             b.client.refresh().await.expect("reload");
             wait_for_logged(&b, "Alice locked the room: no one new can join").await;
+            unfold(&b).await;
             assert!(shown(&b, "#lock-state").await);
             try_join(&d, "Dave", &code, "").await;
             d.wait_for_path("/join").await;
             assert_eq!(d.text_of(".error").await, locked_message(&code));
 
-            // Act: remove Bob.
+            // Act: remove Bob, after saying yes on the page that asks.
             click_remove(&a, "Bob").await;
+            a.wait_for_path(&format!("{room}/remove")).await;
+            assert_eq!(a.text_of("h1").await, "Remove Bob?");
+            a.click("form.actions button[type='submit']").await;
 
             // Assert
             wait_for_logged(&a, "Bob was removed from the room by its owner").await;
             assert_eq!(a.path().await, room, "back to the room");
+            unfold(&a).await;
             assert_eq!(a.present().await, ["Alice"]);
             assert!(remove_buttons(&a).await.is_empty());
             // Bob's page is as it was; what he sends next shows he is out.
@@ -440,12 +475,14 @@ async fn without_javascript_the_owners_controls_work_as_plain_forms() {
             // Assert
             wait_for_logged(&a, "Alice unlocked the room").await;
             assert_eq!(a.path().await, room, "back to the room");
+            unfold(&a).await;
             assert!(!shown(&a, "#lock-state").await);
             assert_eq!(a.text_of(LOCK_BUTTON).await, "Lock the room");
             // Dave tries again from the form shown with the error, still filled in.
             d.click(JOIN_BUTTON).await;
             d.wait_for_path(&room).await;
             wait_for_logged(&d, "Dave has entered the room").await;
+            unfold(&d).await;
             assert_eq!(d.present().await, ["Alice", "Dave"]);
             let messages = a.message_texts().await;
             assert!(
@@ -517,6 +554,9 @@ async fn a_private_room_from_the_page() {
         a.client.refresh().await.expect("reload");
         wait_connected(&a).await;
         seen.push((a.client.current_url().await.expect("url"), a.page_source().await));
+        for browser in [&a, &b] {
+            assert_eq!(browser.text_of("#private-badge").await, "Private");
+        }
 
         for (url, source) in &seen {
             let url = url.as_str();

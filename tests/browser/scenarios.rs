@@ -281,6 +281,9 @@ async fn without_javascript_a_person_can_still_send() {
                 Some("Bob has entered the room"),
                 "his own join is in the history: {lines:?}"
             );
+            // The list is folded into "2 here" (WebDriver reads nothing
+            // inside a closed <details>, though a wide screen shows it): open it.
+            b.click("#people-count").await;
             assert_eq!(
                 b.presence().await,
                 [("Alice".to_owned(), true), ("Bob".to_owned(), false)],
@@ -415,14 +418,18 @@ async fn a_newcomer_is_listed_at_once_with_a_connection_mark() {
     .await;
 }
 
-/// Not a check but a picture: a two-person conversation for the README.
-/// `scripts/screenshot` runs it and writes `docs/screenshot.png`.
+/// Not a check but a picture: a two-person conversation for the README, one at
+/// a desktop, one on a phone. `scripts/screenshot` runs it and writes
+/// `docs/screenshot.png` and `docs/screenshot-phone.png`.
 #[tokio::test]
-#[ignore = "writes docs/screenshot.png; run by scripts/screenshot"]
+#[ignore = "writes docs/screenshot*.png; run by scripts/screenshot"]
 async fn screenshot_of_a_conversation() {
     let (app, driver) = start(&[]).await;
     let maya = Browser::open(&driver, &app.url("")).await;
     let tom = Browser::open(&driver, &app.url("")).await;
+    // Maya at a desktop, Tom on his phone.
+    maya.set_viewport_size((1280, 800)).await;
+    tom.set_viewport_size((390, 844)).await;
     let code = create_room(&maya, "Maya").await;
     join_room(&tom, "Tom", &code).await;
     wait_connected(&tom).await;
@@ -439,10 +446,14 @@ async fn screenshot_of_a_conversation() {
     for (who, text) in lines {
         who.send(text).await;
         maya.wait_for_line(text).await;
+        tom.wait_for_line(text).await;
     }
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/screenshot.png");
-    maya.screenshot(&path).await;
-    assert!(path.exists(), "the screenshot was written");
+    let docs = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs");
+    for (who, file) in [(&maya, "screenshot.png"), (&tom, "screenshot-phone.png")] {
+        who.js("document.activeElement?.blur(); return true;").await;
+        who.screenshot(&docs.join(file)).await;
+        assert!(docs.join(file).exists(), "{file} was written");
+    }
     maya.close().await;
     tom.close().await;
 }

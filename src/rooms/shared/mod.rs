@@ -545,6 +545,7 @@ impl SharedRooms {
         let last_id = id_at(&reply, 3)?;
         let epoch = text_at(&reply, 7)?.parse().map_err(|_| malformed())?;
         let owner = reply.get(6).and_then(Reply::text);
+        let private = number_at(&reply, 8)? == 1;
         let mut people: Vec<(i64, Presence)> = reply
             .get(4)
             .map(Reply::items)
@@ -580,6 +581,7 @@ impl SharedRooms {
             last_id,
             mine: owner_token,
             locked,
+            private,
             epoch,
         })
     }

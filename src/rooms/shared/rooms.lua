@@ -352,10 +352,10 @@ end
 
 -- The room as a member sees it: my name, whether I own it, locked, last id,
 -- members (token, name, order, open leases), with `history` the kept events,
--- the owner's token, and the room's epoch.
+-- the owner's token, the room's epoch, and whether it is private.
 local function view(token, history)
   local me = get_member(token)
-  local meta = redis.call('HMGET', K_META, 'owner', 'locked', 'seq', 'epoch')
+  local meta = redis.call('HMGET', K_META, 'owner', 'locked', 'seq', 'epoch', 'pass')
   local members = {}
   local all = redis.call('HGETALL', K_MEMBERS)
   for i = 1, #all, 2 do
@@ -368,7 +368,7 @@ local function view(token, history)
   local events = {}
   if history then events = redis.call('XRANGE', K_EVENTS, '-', '+') end
   return { 'ok', me.n, meta[1] == token and 1 or 0, tonumber(meta[2]), tonumber(meta[3]), members,
-    events, meta[1], meta[4] }
+    events, meta[1], meta[4], (meta[5] and meta[5] ~= '') and 1 or 0 }
 end
 
 ----------------------------------------------------------------------------
