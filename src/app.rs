@@ -67,7 +67,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) {
     let bound = listeners.app.local_addr().unwrap_or(config.bind);
-    let state = match AppState::new(&config, bound.ip()) {
+    let state = match AppState::new(&config) {
         Ok(state) => state,
         Err(error) => {
             tracing::error!(%error, "cannot start");
