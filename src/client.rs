@@ -242,8 +242,12 @@ enum Mention {
 }
 
 impl RefusedHosts {
-    /// Logs the hint for `name` if it is new and the log has room for it.
+    /// Logs the hint for `name` if it is new and the log has room for it. No
+    /// name at all (`Host: :3000`) is nothing an operator could add.
     fn tell_operator(&self, name: &str) {
+        if name.is_empty() {
+            return;
+        }
         let name = echo(name);
         let mention = self.mention(&name);
         if mention == Mention::Nothing {
