@@ -12,6 +12,7 @@ use crate::config::Config;
 use crate::net;
 use crate::routes::routes;
 use crate::server::{self, Serving};
+use crate::sharing;
 use crate::state::AppState;
 
 /// Where the server listens: the app, and the metrics if asked for.
@@ -67,7 +68,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) {
     let bound = listeners.app.local_addr().unwrap_or(config.bind);
-    let state = match AppState::new(&config, bound.ip()) {
+    let state = match AppState::new(&config) {
         Ok(state) => state,
         Err(error) => {
             tracing::error!(%error, "cannot start");
@@ -77,11 +78,7 @@ pub async fn serve(
     let tls = config.tls.settings().map(|tls| tls.acceptor());
     let scheme = if tls.is_some() { "https" } else { "http" };
     tracing::info!("listening on {scheme}://{bound}");
-    if !bound.ip().is_loopback() && config.public_hosts.is_empty() {
-        tracing::info!(
-            "answering to IP addresses and localhost only: give --public-host NAME for each name people use"
-        );
-    }
+    sharing::log_where_to_reach(&listeners.app, scheme, &config.public_hosts);
     if let Some(proxies) = &config.trust_proxy {
         tracing::info!("believing X-Forwarded-* headers only from the proxies at {proxies}");
     }

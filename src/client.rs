@@ -9,15 +9,16 @@
 //! also reads who the sign-in proxy says the person is (their name everywhere,
 //! never what they type), and refuses requests that did not come through it.
 
+use std::collections::HashSet;
 use std::convert::Infallible;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use warp::http::{HeaderMap, HeaderName};
 use warp::{Filter, Rejection};
 
-use crate::error::AppError;
-use crate::http::{OurNames, same_origin};
+use crate::error::{AppError, echo};
+use crate::http::{OurNames, host_name, same_origin};
 use crate::input::DisplayName;
 use crate::limits::AddressKey;
 use crate::proxies::TrustedProxies;
@@ -43,6 +44,8 @@ pub struct Client {
 pub struct Site {
     /// The names requests may be for.
     names: Arc<OurNames>,
+    /// The names refused so far that the log has named.
+    refused: Arc<RefusedHosts>,
     /// The peers whose `X-Forwarded-*` and identity headers count
     /// (`--trust-proxy`); `None` believes nobody's.
     proxies: Option<TrustedProxies>,
@@ -64,6 +67,7 @@ impl Site {
     ) -> Self {
         Self {
             names: Arc::new(names),
+            refused: Arc::default(),
             proxies,
             identity_header,
         }
@@ -136,15 +140,20 @@ impl Site {
             )
     }
 
-    /// Refuses (`421`) a request for a host name that is not ours.
+    /// Refuses (`421`) a request for a host name that is not ours, and tells the
+    /// operator (once per name) how to make it ours.
     pub fn known_host(&self) -> impl Filter<Extract = (), Error = Rejection> + Clone + use<> {
         let names = Arc::clone(&self.names);
+        let refused = Arc::clone(&self.refused);
         self.target()
             .and_then(move |target: Target| {
                 let ours = target
                     .host
                     .as_deref()
                     .is_some_and(|host| names.contains(host));
+                if let (false, Some(host)) = (ours, target.host.as_deref()) {
+                    refused.tell_operator(&host_name(host));
+                }
                 async move {
                     match ours {
                         true => Ok(()),
@@ -206,6 +215,70 @@ impl Site {
     }
 }
 
+/// Most refused host names the log names; later ones are only counted (the
+/// `unknown_host` refusals in the metrics).
+const MAX_LOGGED_HOSTS: usize = 32;
+
+/// The refused host names the log has named. A person who reaches the server by
+/// a name it was not told about gets a page for guests; the operator's hint
+/// (which name, and `--public-host`) goes to the log, once per name and for at
+/// most [`MAX_LOGGED_HOSTS`] names: requests for made-up names (scanners, DNS
+/// rebinding) cannot flood the log or fill the memory.
+#[derive(Debug, Default)]
+struct RefusedHosts {
+    /// Each at most [`echo`]'s length. A std mutex, never held across an await.
+    logged: Mutex<HashSet<String>>,
+}
+
+/// What to log about a refused host name.
+#[derive(Debug, PartialEq, Eq)]
+enum Mention {
+    /// The name, with the hint.
+    Name,
+    /// The name, with the hint, and that further names go unmentioned.
+    LastName,
+    /// Nothing: already named, or enough names named.
+    Nothing,
+}
+
+impl RefusedHosts {
+    /// Logs the hint for `name` if it is new and the log has room for it. No
+    /// name at all (`Host: :3000`) is nothing an operator could add.
+    fn tell_operator(&self, name: &str) {
+        if name.is_empty() {
+            return;
+        }
+        let name = echo(name);
+        let mention = self.mention(&name);
+        if mention == Mention::Nothing {
+            return;
+        }
+        tracing::warn!(
+            "refused a request for the host name {name}: \
+             if people reach this server by that name, start it with --public-host {name}"
+        );
+        if mention == Mention::LastName {
+            tracing::warn!(
+                "{MAX_LOGGED_HOSTS} host names refused: further ones are only counted \
+                 (unknown_host in the metrics)"
+            );
+        }
+    }
+
+    fn mention(&self, name: &str) -> Mention {
+        let Ok(mut logged) = self.logged.lock() else {
+            return Mention::Nothing;
+        };
+        if logged.len() >= MAX_LOGGED_HOSTS || !logged.insert(name.to_owned()) {
+            return Mention::Nothing;
+        }
+        match logged.len() == MAX_LOGGED_HOSTS {
+            true => Mention::LastName,
+            false => Mention::Name,
+        }
+    }
+}
+
 /// The (first) header `name` as text; one that is not text counts as absent.
 fn text_header(
     name: &'static str,
@@ -242,6 +315,20 @@ mod tests {
             headers.append(*name, HeaderValue::from_static(value));
         }
         headers
+    }
+
+    /// Each refused name is mentioned once, and only so many names at all.
+    #[test]
+    fn refused_host_names_are_mentioned_once_each_up_to_a_bound() {
+        let refused = RefusedHosts::default();
+        assert_eq!(refused.mention("chat.example"), Mention::Name);
+        assert_eq!(refused.mention("chat.example"), Mention::Nothing);
+        for n in 2..MAX_LOGGED_HOSTS {
+            assert_eq!(refused.mention(&format!("n{n}.example")), Mention::Name);
+        }
+        assert_eq!(refused.mention("last.example"), Mention::LastName);
+        assert_eq!(refused.mention("more.example"), Mention::Nothing);
+        assert_eq!(refused.mention("chat.example"), Mention::Nothing);
     }
 
     /// Only the entry our proxy appended counts; what the client wrote before it

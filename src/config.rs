@@ -57,8 +57,8 @@ pub struct Config {
 
     /// A host name this server answers to (repeatable; comma-separated in the
     /// variable), e.g. `chat.example.com`. Requests for any other name are refused
-    /// with 421, which stops DNS rebinding; `localhost` and the address listened on
-    /// always work.
+    /// with 421, which stops DNS rebinding; `localhost` and IP addresses (such as
+    /// this machine's LAN address) always work.
     #[arg(long = "public-host", env = "CHAT_PUBLIC_HOST", value_name = "NAME",
           value_delimiter = ',', value_parser = parse_host_name)]
     pub public_hosts: Vec<String>,

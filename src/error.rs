@@ -11,7 +11,7 @@ use warp::{Rejection, Reply};
 use crate::http::Format;
 use crate::input::RoomCode;
 use crate::limits::Refused;
-use crate::pages::{ErrorPage, FilledForm, FormOrigin, Pages};
+use crate::pages::{ErrorPage, FilledForm, FormOrigin, NoticePage, Pages};
 
 /// Smallest limit on a form body, in bytes; see [`max_form_bytes`].
 const MIN_FORM_BYTES: u64 = 16 * 1024;
@@ -164,9 +164,7 @@ impl AppError {
             Self::NotAForm => FORM_TYPE.into(),
             Self::IncompleteBody => "The request body ended before all of it arrived.".into(),
             Self::SlowBody => "The request body did not arrive in time.".into(),
-            Self::UnknownHost => {
-                "This server does not answer to that host name (see --public-host).".into()
-            }
+            Self::UnknownHost => format!("{WRONG_ADDRESS} {ASK_FOR_THE_LINK}"),
             Self::Limited(refused) => refused.limit.explain().into(),
             Self::NotSignedIn => {
                 "Sign in first: this server takes names from the sign-in in front of it.".into()
@@ -210,6 +208,7 @@ impl AppError {
         let html = match (self, format) {
             (_, Format::Text) => None,
             (Self::Form { form, .. }, Format::Html) => pages.refused_form(form).ok(),
+            (Self::UnknownHost, Format::Html) => pages.notice(&wrong_address()).ok(),
             (_, Format::Html) => pages.error(&self.page()).ok(),
         };
         let mut response = match html {
@@ -227,6 +226,21 @@ impl AppError {
             _ => {}
         }
         response
+    }
+}
+
+/// What a guest who used a host name we were not told about reads: no operator
+/// words (the operator's hint goes to the log; see `client::RefusedHosts`).
+const WRONG_ADDRESS: &str = "This chat is not set up for the address you used.";
+const ASK_FOR_THE_LINK: &str = "Ask the person who runs it for the right link.";
+
+/// The page for a host name that is not ours. No link: every page of this
+/// address would answer the same.
+fn wrong_address() -> NoticePage {
+    NoticePage {
+        title: "Wrong address".to_owned(),
+        message: WRONG_ADDRESS.to_owned(),
+        advice: ASK_FOR_THE_LINK.to_owned(),
     }
 }
 

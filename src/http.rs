@@ -127,8 +127,9 @@ fn normalise(scheme: &str, authority: &str) -> String {
     }
 }
 
-/// The host name of a `Host` value (`name:port`, `[v6]:port`, `name`), lower case.
-fn host_name(host: &str) -> String {
+/// The host name of a `Host` value (`name:port`, `[v6]:port`, `name`), lower
+/// case, without its port, brackets or final dot.
+pub fn host_name(host: &str) -> String {
     let host = host.trim();
     let name = match host.strip_prefix('[') {
         Some(v6) => v6.split(']').next().unwrap_or(""),
@@ -140,39 +141,46 @@ fn host_name(host: &str) -> String {
 /// The names this server answers to (the `Host` of a request, without its port).
 #[derive(Debug, Clone)]
 pub struct OurNames {
-    /// The address the server listens on.
-    bound: IpAddr,
     /// `--public-host` names, lower case.
     public_hosts: Vec<String>,
 }
 
 impl OurNames {
-    pub fn new(bound: IpAddr, public_hosts: &[String]) -> Self {
+    pub fn new(public_hosts: &[String]) -> Self {
         Self {
-            bound,
             public_hosts: public_hosts.to_vec(),
         }
     }
 
-    /// Whether a request for `host` is meant for us: `localhost`, the address we
-    /// listen on (any address when listening on all of them; any loopback address
-    /// when listening on one), or a `--public-host` name. A page on another site can
-    /// make a browser send these only to the address they name; a page whose own
-    /// name was re-pointed at our address (DNS rebinding) sends its own name, which
-    /// is not on the list.
+    /// Whether a request for `host` is meant for us: any IP address (IPv4, or
+    /// IPv6 in brackets), `localhost`, or a `--public-host` name. A page on
+    /// another site can make a browser send an address only to that address, and
+    /// then its origin is that address: ours. A page whose own name was
+    /// re-pointed at our address (DNS rebinding) sends its own name, which is not
+    /// on the list. So a friend who types `http://192.168.1.5:3000/` is answered,
+    /// whichever address we listen on.
     pub fn contains(&self, host: &str) -> bool {
-        let name = host_name(host);
-        if let Ok(ip) = name.parse::<IpAddr>() {
-            let ip = ip.to_canonical();
-            let bound = self.bound.to_canonical();
-            return bound.is_unspecified()
-                || ip == bound
-                || (bound.is_loopback() && ip.is_loopback());
+        if is_ip_literal(host) {
+            return true;
         }
+        let name = host_name(host);
         !name.is_empty()
             && (name == "localhost"
                 || name.ends_with(".localhost")
                 || self.public_hosts.contains(&name))
+    }
+}
+
+/// Whether `host` (a `Host` value) names an IP address: `192.168.1.5`,
+/// `192.168.1.5:3000`, `[fd00::2]`, `[fd00::2]:3000`. An IPv6 address must be
+/// in brackets, as in a URL.
+fn is_ip_literal(host: &str) -> bool {
+    let host = host.trim();
+    let name = host_name(host);
+    match name.parse::<IpAddr>() {
+        Ok(IpAddr::V4(_)) => !host.starts_with('['),
+        Ok(IpAddr::V6(_)) => host.starts_with('['),
+        Err(_) => false,
     }
 }
 
@@ -262,19 +270,16 @@ mod tests {
         assert!(read_form::<Named>(&[b'n', b'a', b'm', b'e', b'=', 0xC3]).is_err());
     }
 
-    fn names(bound: &str) -> OurNames {
-        OurNames::new(bound.parse().unwrap(), &["chat.example".to_owned()])
+    fn names() -> OurNames {
+        OurNames::new(&["chat.example".to_owned()])
     }
 
     #[test]
-    fn on_loopback_our_hosts_are_loopback_addresses_localhost_and_the_public_names() {
-        let ours = names("127.0.0.1");
+    fn our_hosts_are_localhost_and_the_public_names() {
+        let ours = names();
         for host in [
-            "127.0.0.1:3000",
-            "127.0.4.17",
             "localhost",
             "LOCALHOST:8080",
-            "[::1]:3000",
             "chat.example",
             "Chat.Example.:443",
             "app.localhost:3000",
@@ -284,7 +289,7 @@ mod tests {
         for foreign in [
             "evil.example",
             "chat.example.evil.example",
-            "192.168.1.5",
+            "localhost.evil.example",
             "",
             ":3000",
             "[]",
@@ -293,24 +298,74 @@ mod tests {
         }
     }
 
-    /// Listening on every address, any address of ours may be in `Host`; we cannot
-    /// tell which are ours, and an address cannot be re-pointed like a name.
+    /// An address cannot be re-pointed like a name (DNS rebinding needs a name),
+    /// so any IP address is ours, with or without a port: the one a friend types.
     #[test]
-    fn on_every_address_any_address_is_ours_but_names_must_be_listed() {
-        for bound in ["0.0.0.0", "::"] {
-            let ours = names(bound);
-            for host in ["192.168.1.5:3000", "[2001:db8::1]:3000", "chat.example"] {
-                assert!(ours.contains(host), "{bound}: {host}");
-            }
-            assert!(!ours.contains("evil.example"), "{bound}");
+    fn any_ip_address_is_ours_with_or_without_a_port() {
+        let ours = names();
+        for host in [
+            "127.0.0.1:3000",
+            "127.0.4.17",
+            "192.168.1.5",
+            "192.168.1.5:3000",
+            "10.0.0.7.",
+            "[::1]",
+            "[::1]:3000",
+            "[fd00::2]:3000",
+            "[2001:DB8::1]",
+            "[::ffff:192.168.1.5]:3000",
+        ] {
+            assert!(ours.contains(host), "{host}");
         }
     }
 
+    /// Only addresses written as in a URL count: IPv6 in brackets, IPv4 without;
+    /// anything else that merely looks numeric is a name, and not ours.
     #[test]
-    fn on_one_address_only_that_address_is_ours() {
-        let ours = names("192.168.1.5");
-        assert!(ours.contains("192.168.1.5:3000"));
-        assert!(!ours.contains("192.168.1.6:3000"));
-        assert!(!ours.contains("127.0.0.1:3000"));
+    fn odd_address_spellings_are_names_and_refused() {
+        let ours = names();
+        for foreign in [
+            "[192.168.1.5]:3000",
+            "::1",
+            "fd00::2",
+            "[fe80::1%25eth0]:3000",
+            "192.168.1",
+            "0x7f.1",
+            "192.168.1.256",
+            "1.2.3.4.example",
+        ] {
+            assert!(!ours.contains(foreign), "{foreign}");
+        }
+    }
+
+    /// A page loaded from an address posts with that address as its origin; the
+    /// post goes to the same address, so it is our own page's post.
+    #[test]
+    fn posts_from_a_page_loaded_by_ip_address_are_ours() {
+        assert!(same_origin(
+            Some("http://192.168.1.5:3000"),
+            "http",
+            Some("192.168.1.5:3000")
+        ));
+        assert!(same_origin(
+            Some("http://[fd00::2]:3000"),
+            "http",
+            Some("[fd00::2]:3000")
+        ));
+        assert!(same_origin(
+            Some("https://192.168.1.5"),
+            "https",
+            Some("192.168.1.5:443")
+        ));
+        assert!(!same_origin(
+            Some("http://192.168.1.6:3000"),
+            "http",
+            Some("192.168.1.5:3000")
+        ));
+        assert!(!same_origin(
+            Some("http://evil.example:3000"),
+            "http",
+            Some("192.168.1.5:3000")
+        ));
     }
 }

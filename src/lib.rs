@@ -31,6 +31,7 @@ pub mod rooms;
 pub mod routes;
 pub mod server;
 pub mod session;
+pub mod sharing;
 pub mod state;
 pub mod tls;
 

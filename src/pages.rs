@@ -34,6 +34,11 @@ const VIEWS: [(&str, &str); 6] = [
     (CONFIRM_REMOVE, include_str!("../views/confirm_remove.hbs")),
 ];
 
+/// A page with no way on from this address: a request for a host name that is
+/// not ours gets it, and any link on it would get it again. Registered apart
+/// from [`VIEWS`].
+const NOTICE: &str = "notice";
+
 /// The page could not be rendered; the cause has been logged.
 #[derive(Debug)]
 pub struct RenderFailed;
@@ -94,6 +99,14 @@ pub struct ErrorPage {
     pub message: String,
     pub link_href: String,
     pub link_text: String,
+}
+
+/// A page that tells a guest why they cannot go on here, and what to do instead.
+#[derive(Debug, Serialize)]
+pub struct NoticePage {
+    pub title: String,
+    pub message: String,
+    pub advice: String,
 }
 
 /// What a join notice says after the person's name.
@@ -181,6 +194,7 @@ impl Pages {
         for (name, source) in VIEWS {
             registry.register_template_string(name, source)?;
         }
+        registry.register_template_string(NOTICE, include_str!("../views/notice.hbs"))?;
         Ok(Self {
             registry: Arc::new(registry),
         })
@@ -351,6 +365,10 @@ impl Pages {
 
     pub fn error(&self, page: &ErrorPage) -> Result<String, RenderFailed> {
         self.render(ERROR, page)
+    }
+
+    pub fn notice(&self, page: &NoticePage) -> Result<String, RenderFailed> {
+        self.render(NOTICE, page)
     }
 }
 

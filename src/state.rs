@@ -1,6 +1,5 @@
 //! Everything a handler may use, built once from the configuration; cheap to clone.
 
-use std::net::IpAddr;
 use std::ops::Deref;
 use std::sync::Arc;
 use std::time::Duration;
@@ -66,9 +65,9 @@ pub struct Shared {
 }
 
 impl AppState {
-    /// The state for `config`, serving on `bound`. Needs a Tokio runtime (the
-    /// rooms' timers and the limits' housekeeping each run one task).
-    pub fn new(config: &Config, bound: IpAddr) -> Result<Self, String> {
+    /// The state for `config`. Needs a Tokio runtime (the rooms' timers and the
+    /// limits' housekeeping each run one task).
+    pub fn new(config: &Config) -> Result<Self, String> {
         let history = config.history as usize;
         let settings = RoomSettings {
             grace: config.grace,
@@ -103,7 +102,7 @@ impl AppState {
                 poll_wait: config.poll_wait,
             },
             site: Site::new(
-                OurNames::new(bound, &config.public_hosts),
+                OurNames::new(&config.public_hosts),
                 config.trust_proxy.clone(),
                 config.identity_header.clone(),
             ),

@@ -1672,3 +1672,61 @@ pub async fn spawn_app_at(addr: SocketAddr) -> TestApp {
     let (addr, shutdown, server) = serve_instance(listener, config);
     TestApp::one_instance(addr, shutdown, server)
 }
+
+// ----- sharing helpers -----
+
+impl RunningServer {
+    /// The server binary listening on `bind` (`0.0.0.0:0`, `[::]:0`) instead of
+    /// 127.0.0.1, with `args`, logging at `info`; waits for its `listening on`
+    /// line. Its `addr` is then the unspecified address and the port.
+    pub async fn start_on(bind: &str, args: &[&str]) -> Self {
+        let mut child = server_command("info,warp::server=off")
+            .args(["--bind", bind])
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start the server binary");
+        let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let printed = std::sync::Arc::new(tokio::sync::Notify::new());
+        let stdout = child.stdout.take().expect("piped stdout");
+        let stderr = child.stderr.take().expect("piped stderr");
+        tokio::spawn(collect_output(stdout, log.clone(), printed.clone()));
+        tokio::spawn(collect_output(stderr, log.clone(), printed.clone()));
+        let mut server = Self {
+            child,
+            addr: SocketAddr::from(([0, 0, 0, 0], 0)),
+            metrics_addr: None,
+            log,
+            printed,
+        };
+        let wait = Duration::from_secs(10);
+        server.addr = server
+            .logged_address("listening on http://", wait)
+            .await
+            .unwrap_or_else(|| {
+                panic!(
+                    "no `listening on http://…` line within {wait:?}:\n{}",
+                    server.log()
+                )
+            });
+        server
+    }
+}
+
+/// This machine's addresses that are neither loopback nor link-local (a LAN
+/// address, as a friend would type it), IPv4 first.
+pub fn network_addresses() -> Vec<IpAddr> {
+    let mut addresses: Vec<IpAddr> = if_addrs::get_if_addrs()
+        .expect("list this machine's addresses")
+        .iter()
+        .map(|interface| interface.ip())
+        .filter(|ip| match ip {
+            IpAddr::V4(v4) => !v4.is_loopback() && !v4.is_link_local(),
+            IpAddr::V6(v6) => !v6.is_loopback() && !v6.is_unicast_link_local(),
+        })
+        .collect();
+    addresses.sort_by_key(|ip| ip.is_ipv6());
+    addresses.dedup();
+    addresses
+}

@@ -10,7 +10,7 @@ use reqwest::{Response, StatusCode};
 
 use crate::helpers::{room_code, session_cookie, spawn_app, spawn_app_with};
 
-const UNKNOWN_HOST: &str = "This server does not answer to that host name (see --public-host).";
+const UNKNOWN_HOST: &str = "This chat is not set up for the address you used. Ask the person who runs it for the right link.";
 
 // ===== Names and messages =====
 

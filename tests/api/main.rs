@@ -29,6 +29,7 @@ mod resilience;
 mod room_page;
 mod scaling;
 mod sessions;
+mod sharing;
 mod signin;
 mod stream;
 mod walkthrough;
