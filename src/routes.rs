@@ -58,11 +58,18 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Rej
         .or(members(&state))
         .unify()
         .map(keep_private);
-    let app = personal.or(asset()).unify();
-    // The health check answers whatever name it is asked by: a load balancer may
-    // use an address or a name of its own, and the answer tells nobody anything.
+    // The health check and the assets answer whatever name they are asked by: a
+    // load balancer may use an address or a name of its own, the assets are the
+    // same for everyone (and the page refusing a foreign name needs its style),
+    // and neither tells anybody anything.
     let outcome = healthz(&state)
-        .or(state.site.known_host().and(state.site.signed_in()).and(app))
+        .or(asset())
+        .unify()
+        .or(state
+            .site
+            .known_host()
+            .and(state.site.signed_in())
+            .and(personal))
         .unify()
         .map(Ok)
         .or_else(|rejection| async move { Ok::<_, Rejection>((Err(rejection),)) });

@@ -173,8 +173,9 @@ async fn secure_cookies_are_host_prefixed_secure_and_for_the_whole_host() {
 
 // ===== Hosts =====
 
-/// A request for a host name that is not ours is 421 with the reason, on pages,
-/// assets and posts alike, and creates no room.
+/// A request for a host name that is not ours is 421 with the reason, on pages
+/// and posts alike, and creates no room; the assets, the same for everyone, are
+/// served, so the page that refuses the name has its style.
 #[tokio::test]
 async fn a_foreign_host_is_421_and_creates_no_room() {
     // Arrange: room for one room only, so a room made by mistake would show.
@@ -183,7 +184,13 @@ async fn a_foreign_host_is_421_and_creates_no_room() {
 
     // Act
     let mut gets = Vec::new();
-    for path in ["/", "/assets/chat.js", "/rooms/ABCD"] {
+    let style = mallory
+        .get_request("/assets/style.css")
+        .header(HOST, "evil.example")
+        .send()
+        .await
+        .expect("GET the style");
+    for path in ["/", "/rooms/ABCD"] {
         let response = mallory
             .get_request(path)
             .header(HOST, "evil.example")
@@ -200,6 +207,7 @@ async fn a_foreign_host_is_421_and_creates_no_room() {
         .expect("POST /rooms");
 
     // Assert
+    assert_eq!(style.status(), StatusCode::OK, "the assets answer any name");
     for (path, response) in gets {
         let status = response.status();
         assert_eq!(status, StatusCode::MISDIRECTED_REQUEST, "GET {path}");
