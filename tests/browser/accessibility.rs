@@ -1,7 +1,8 @@
 //! axe-core in real Chromium on every page a person meets: the home page, a
 //! room link's join page, the room as its owner and as a member once messages
-//! and notices are in the log, and the error pages, each in light and dark, at
-//! desktop size and phone size. Any violation fails the test, listed with the
+//! and notices are in the log, the page asking before a removal, the page
+//! of a member removed, and the error pages, each in light and dark, at desktop
+//! size and phone size. Any violation fails the test, listed with the
 //! elements it was found on.
 //!
 //! axe-core comes from npm (`scripts/test` installs it into `.tools/`, which git
@@ -135,6 +136,25 @@ async fn every_page_passes_axe_core_in_light_and_dark_on_desktop_and_phone() {
 
         found.extend(violations(&o, &axe, "room as owner").await);
         found.extend(violations(&m, &axe, "room as member").await);
+
+        // The page that asks before a removal (what a browser without
+        // JavaScript gets; `submit()` skips the script's own question).
+        o.js("document.querySelector('form.remove').submit();")
+            .await;
+        o.wait_until(
+            "the question",
+            "document.querySelector('form.actions') !== null",
+        )
+        .await;
+        found.extend(violations(&o, &axe, "remove, asked first").await);
+        // Saying yes: the member's page says the room ended for them.
+        o.click("form.actions button[type='submit']").await;
+        m.wait_until(
+            "the closed page",
+            "document.getElementById('room').dataset.closed !== undefined",
+        )
+        .await;
+        found.extend(violations(&m, &axe, "removed member").await);
 
         g.goto("/rooms/QQQQ").await;
         found.extend(violations(&g, &axe, "no such room").await);
