@@ -249,14 +249,30 @@ impl Browser {
         self.texts("#log .msg.pending .text").await
     }
 
-    /// The names in the people list, in order.
+    /// The names in the people list, in order (opened first where it is
+    /// folded, as on a phone: WebDriver reads nothing in a closed fold).
     pub async fn present(&self) -> Vec<String> {
+        self.open_people().await;
         self.texts("#present li bdi").await
+    }
+
+    /// Opens the people list where it is folded ("3 here"), as a person
+    /// would; works with JavaScript off.
+    pub async fn open_people(&self) {
+        let people = self
+            .client
+            .find(Locator::Css("#people"))
+            .await
+            .expect("the people list");
+        if people.attr("open").await.expect("open or not").is_none() {
+            self.click("#people-count").await;
+        }
     }
 
     /// The people list: each name, and whether it is marked connected. Uses
     /// WebDriver queries, so it works with JavaScript off.
     pub async fn presence(&self) -> Vec<(String, bool)> {
+        self.open_people().await;
         // The script redraws the list when its stream opens: an element read a
         // moment too late is gone. Read the whole list again when that happens.
         for _ in 0..20 {

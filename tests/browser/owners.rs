@@ -158,20 +158,6 @@ async fn status_of_this_page(browser: &Browser) -> u64 {
     status.as_u64().expect("a status")
 }
 
-/// Opens the folded people list, as someone without JavaScript does (a wide
-/// screen shows it anyway, but WebDriver counts what is in a closed
-/// `<details>` as hidden). WebDriver queries only.
-async fn unfold(browser: &Browser) {
-    let people = browser
-        .client
-        .find(Locator::Css("#people"))
-        .await
-        .expect("the people list");
-    if people.attr("open").await.expect("open or not").is_none() {
-        browser.click("#people-count").await;
-    }
-}
-
 fn locked_message(code: &str) -> String {
     format!("Room {code} is locked: its owner lets no one new in for now.")
 }
@@ -408,8 +394,8 @@ async fn without_javascript_the_owners_controls_work_as_plain_forms() {
             try_join(&b, "Bob", &code, "").await;
             b.wait_for_path(&room).await;
             a.client.refresh().await.expect("reload");
-            unfold(&a).await;
-            unfold(&b).await;
+            a.open_people().await;
+            b.open_people().await;
             assert_eq!(a.present().await, ["Alice", "Bob"]);
             assert_eq!(a.text_of("p.me").await, "You are Alice, the owner");
             assert_eq!(remove_buttons(&a).await, ["Bob"]);
@@ -426,7 +412,7 @@ async fn without_javascript_the_owners_controls_work_as_plain_forms() {
             // Assert
             wait_for_logged(&a, "Alice locked the room: no one new can join").await;
             assert_eq!(a.path().await, room, "back to the room");
-            unfold(&a).await;
+            a.open_people().await;
             assert!(shown(&a, "#lock-state").await, "the lock state, rendered");
             assert!(
                 shown(&a, "#locked-badge").await,
@@ -435,7 +421,7 @@ async fn without_javascript_the_owners_controls_work_as_plain_forms() {
             assert_eq!(a.text_of(LOCK_BUTTON).await, "Unlock the room");
             b.client.refresh().await.expect("reload");
             wait_for_logged(&b, "Alice locked the room: no one new can join").await;
-            unfold(&b).await;
+            b.open_people().await;
             assert!(shown(&b, "#lock-state").await);
             try_join(&d, "Dave", &code, "").await;
             d.wait_for_path("/join").await;
@@ -450,7 +436,7 @@ async fn without_javascript_the_owners_controls_work_as_plain_forms() {
             // Assert
             wait_for_logged(&a, "Bob was removed from the room by its owner").await;
             assert_eq!(a.path().await, room, "back to the room");
-            unfold(&a).await;
+            a.open_people().await;
             assert_eq!(a.present().await, ["Alice"]);
             assert!(remove_buttons(&a).await.is_empty());
             // Bob's page is as it was; what he sends next shows he is out.
@@ -475,14 +461,14 @@ async fn without_javascript_the_owners_controls_work_as_plain_forms() {
             // Assert
             wait_for_logged(&a, "Alice unlocked the room").await;
             assert_eq!(a.path().await, room, "back to the room");
-            unfold(&a).await;
+            a.open_people().await;
             assert!(!shown(&a, "#lock-state").await);
             assert_eq!(a.text_of(LOCK_BUTTON).await, "Lock the room");
             // Dave tries again from the form shown with the error, still filled in.
             d.click(JOIN_BUTTON).await;
             d.wait_for_path(&room).await;
             wait_for_logged(&d, "Dave has entered the room").await;
-            unfold(&d).await;
+            d.open_people().await;
             assert_eq!(d.present().await, ["Alice", "Dave"]);
             let messages = a.message_texts().await;
             assert!(

@@ -116,7 +116,12 @@ async fn on_a_phone_the_people_fold_into_n_here_which_opens() {
             "document.getElementById('people-count').textContent === '2 here'",
         )
         .await;
-        assert!(a.present().await.iter().all(String::is_empty), "folded");
+        let folded = a
+            .js("return !document.getElementById('people').open;")
+            .await;
+        assert_eq!(folded, true, "folded");
+        let seen = a.texts("#present li bdi").await;
+        assert!(seen.iter().all(String::is_empty), "nothing shown: {seen:?}");
 
         // Act
         a.click("#people-count").await;
