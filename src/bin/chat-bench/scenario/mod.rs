@@ -48,7 +48,8 @@ pub struct Sizes {
     pub history_rooms: usize,
     pub history: usize,
     pub history_padding: usize,
-    /// http2: streams of the one room, over `http2_connections` connections.
+    /// http2: streams of the one room, over `http2_connections` connections
+    /// (at most 48 streams each: the server allows no more per connection).
     pub http2_streams: usize,
     pub http2_connections: usize,
     /// http2: messages a second, from one poster.
@@ -81,7 +82,7 @@ pub const FULL: Sizes = Sizes {
     history: 50,
     history_padding: 2000,
     http2_streams: 1000,
-    http2_connections: 10,
+    http2_connections: 25,
     http2_rate: 100,
     big_room_members: 10_000,
     big_room_rate: 20,
