@@ -612,15 +612,22 @@ impl SharedRooms {
         let token = token.to_hex();
         let text_json =
             serde_json::to_string(&text.into_string()).map_err(|_| RoomError::Unavailable)?;
-        let field = key
-            .map(|key| format!("{token}|{}", key.as_str()))
-            .unwrap_or_default();
+        // A message sent without a key is stored under one of ours, so that
+        // sending it again after a lost connection (`Inner::send`) stores it
+        // once. Ours start with `!`, which no client's key has, so no client
+        // names them.
+        let ours = key.is_none();
+        let field = match key {
+            Some(key) => format!("{token}|{}", key.as_str()),
+            None => format!("{token}|!{:032x}", rand::random::<u128>()),
+        };
         let reply = self
             .call(code, "publish", &[&token, &text_json, &field])
             .await?;
         let id = id_at(&reply, 0)?;
         match number_at(&reply, 1)? {
-            1 => {
+            // Under our own key, only our own second sending repeats it.
+            repeat if repeat == 1 || ours => {
                 self.inner.tally.messages.fetch_add(1, Ordering::Relaxed);
                 Ok(Published::New(id))
             }
@@ -827,23 +834,17 @@ impl Inner {
         for arg in args {
             invocation.arg(*arg);
         }
-        let mut connection = self.commands.clone();
         let started = Instant::now();
-        // Bounded as a whole: while Redis is down, a call waits for the
-        // connection manager's reconnection attempts, which the response
-        // timeout (per command, once connected) does not bound.
-        let invoked =
-            tokio::time::timeout(RESPONSE_TIMEOUT, invocation.invoke_async(&mut connection));
-        let reply: Value = match invoked.await {
-            Ok(Ok(reply)) => reply,
-            Ok(Err(error)) => {
+        let invocation = &invocation;
+        let (invoked, resent) = self
+            .send(|mut connection| async move {
+                invocation.invoke_async::<Value>(&mut connection).await
+            })
+            .await;
+        let reply = match invoked {
+            Ok(reply) => reply,
+            Err(error) => {
                 self.unreachable(&error);
-                return Err(RoomError::Unavailable);
-            }
-            Err(_) => {
-                let timeout =
-                    redis::RedisError::from(std::io::Error::from(std::io::ErrorKind::TimedOut));
-                self.unreachable(&timeout);
                 return Err(RoomError::Unavailable);
             }
         };
@@ -861,8 +862,53 @@ impl Inner {
         }
         match items.remove(0) {
             Value::BulkString(status) if status == b"ok" => Ok(items),
-            Value::BulkString(status) => Err(refusal(&status)),
+            Value::BulkString(status) => match (operation, refusal(&status)) {
+                // Sent again after its connection closed: the first may have
+                // run, and then the member is gone because of it. (Every other
+                // operation answers the same when run twice: see `send`.)
+                ("leave", RoomError::NotMember) | ("remove", RoomError::NoSuchMember) if resent => {
+                    Ok(items)
+                }
+                (_, refused) => Err(refused),
+            },
             _ => Err(malformed()),
+        }
+    }
+
+    /// Sends a command on the shared connection, and sends it once more if
+    /// that connection turned out to be closed (Redis's `timeout`, a NAT or
+    /// firewall dropping an idle connection, `CLIENT KILL`, a failover): the
+    /// connection manager has begun a fresh connection by then, which the
+    /// second attempt waits for. A refused connection or a timeout means
+    /// Redis itself is not answering, and is not sent again. Each attempt is
+    /// bounded by [`RESPONSE_TIMEOUT`]: while Redis is down, an attempt waits
+    /// for the manager's reconnection attempts, which its response timeout
+    /// (per command, once connected) does not bound. Also whether it was
+    /// sent again.
+    ///
+    /// Whether the first attempt reached Redis cannot be told (its reply is
+    /// what was lost), so every command must do no harm when run twice: the
+    /// script's operations answer a repeat as they answered the first
+    /// (`create` and `join` recognise their own fresh token, a message is
+    /// stored under a key even when its sender gave none), but for `leave`
+    /// and `remove`, whose repeat finds the member gone ([`Inner::call`]).
+    async fn send<T, F, Fut>(&self, attempt: F) -> (redis::RedisResult<T>, bool)
+    where
+        F: Fn(ConnectionManager) -> Fut,
+        Fut: Future<Output = redis::RedisResult<T>>,
+    {
+        let bounded = |attempt: Fut| async move {
+            tokio::time::timeout(RESPONSE_TIMEOUT, attempt)
+                .await
+                .unwrap_or_else(|_| Err(std::io::Error::from(std::io::ErrorKind::TimedOut).into()))
+        };
+        match bounded(attempt(self.commands.clone())).await {
+            Err(error) if connection_closed(&error) => {
+                tracing::debug!(%error, "redis connection closed: sending again on a fresh one");
+                self.metrics.reconnects.inc();
+                (bounded(attempt(self.commands.clone())).await, true)
+            }
+            done => (done, false),
         }
     }
 
@@ -873,11 +919,12 @@ impl Inner {
         self.feeds_added.notify_one();
         let reader = self.reader_id.load(Ordering::Relaxed);
         if reader != 0 {
-            let mut connection = self.commands.clone();
-            let unblocked: redis::RedisResult<i64> = redis::cmd("CLIENT")
-                .arg("UNBLOCK")
-                .arg(reader)
-                .query_async(&mut connection)
+            let unblock = redis::cmd("CLIENT").arg("UNBLOCK").arg(reader).clone();
+            let unblock = &unblock;
+            let (unblocked, _) =
+                self.send(|mut connection| async move {
+                    unblock.query_async::<i64>(&mut connection).await
+                })
                 .await;
             if let Err(error) = unblocked {
                 self.unreachable(&error);
@@ -931,6 +978,13 @@ impl Inner {
     }
 }
 
+/// The command failed because its connection was closed under it (reset,
+/// broken pipe, end of stream), not because Redis refused a connection or did
+/// not answer in time: on a fresh connection it may well succeed.
+fn connection_closed(error: &redis::RedisError) -> bool {
+    error.is_connection_dropped() && !error.is_connection_refusal() && !error.is_timeout()
+}
+
 /// Room `code`'s key for `part`: every key of a room is in the hash slot of
 /// `{CODE}`, so that one script may use them all (in a Redis Cluster too).
 fn room_key(code: &RoomCode, part: &str) -> String {
@@ -966,13 +1020,15 @@ async fn renew(inner: Weak<Inner>, every: Duration, back: Arc<Notify>, stop: Can
             renewals.spawn(async move { inner.renew(&feed).await });
         }
         while renewals.join_next().await.is_some() {}
-        let mut connection = inner.commands.clone();
         let now_ms = OffsetDateTime::now_utc().unix_timestamp() * 1000;
-        let counted: Result<u64, _> = redis::cmd("ZCOUNT")
+        let count = redis::cmd("ZCOUNT")
             .arg(ROOMS_KEY)
             .arg(now_ms)
             .arg("+inf")
-            .query_async(&mut connection)
+            .clone();
+        let count = &count;
+        let (counted, _) = inner
+            .send(|mut connection| async move { count.query_async::<u64>(&mut connection).await })
             .await;
         match counted {
             Ok(rooms) => {
