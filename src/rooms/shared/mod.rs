@@ -85,6 +85,9 @@ pub struct SharedRooms {
 
 struct Inner {
     settings: RoomSettings,
+    /// Where Redis is and how to reach it (TLS, user, password), for the
+    /// check at start.
+    client: redis::Client,
     /// How long a lease lasts without renewal.
     lease: Duration,
     commands: ConnectionManager,
@@ -298,14 +301,33 @@ impl SharedRooms {
     /// (`--presence-lease`): after a crash, members who do not come back
     /// elsewhere leave within it (plus a renewal). Each instance renews its
     /// leases, and so reaps its rooms', every third of it.
-    pub fn connect(settings: RoomSettings, url: &str, lease: Duration) -> Result<Self, String> {
-        let client = redis::Client::open(url).map_err(|e| format!("--redis {url}: {e}"))?;
+    ///
+    /// `ca`: the PEM certificates to trust for a `rediss://` URL instead of the
+    /// system's (`--redis-ca`).
+    pub fn connect(
+        settings: RoomSettings,
+        url: &str,
+        lease: Duration,
+        ca: Option<&[u8]>,
+    ) -> Result<Self, String> {
+        // Errors name the flag, not the URL: it may hold a password.
+        let client = match ca {
+            None => redis::Client::open(url),
+            Some(ca) => redis::Client::build_with_tls(
+                url,
+                redis::TlsCertificates {
+                    client_tls: None,
+                    root_cert: Some(ca.to_vec()),
+                },
+            ),
+        }
+        .map_err(|e| format!("--redis: {e}"))?;
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(Duration::from_secs(1)))
             .set_response_timeout(Some(RESPONSE_TIMEOUT))
             .set_max_delay(Duration::from_secs(1));
         let commands = ConnectionManager::new_lazy_with_config(client.clone(), config)
-            .map_err(|e| format!("--redis {url}: {e}"))?;
+            .map_err(|e| format!("--redis: {e}"))?;
         let history = Budget::new(
             settings.history,
             settings.history_bytes,
@@ -313,6 +335,7 @@ impl SharedRooms {
         );
         let inner = Arc::new(Inner {
             settings,
+            client: client.clone(),
             lease,
             commands,
             instance: format!("{:016x}", rand::random::<u64>()),
@@ -342,6 +365,42 @@ impl SharedRooms {
             stop,
         ));
         Ok(Self { inner })
+    }
+
+    /// Connects once, at start: a Redis that answers but refuses this
+    /// instance (wrong user or password, no password given, a TLS certificate
+    /// not signed by whom it trusts) is a mistake to stop at, with the reason.
+    /// A Redis that cannot be reached yet is not: the instance starts and
+    /// keeps trying, as it does after any outage.
+    pub async fn check_access(&self) -> Result<(), String> {
+        let config = redis::AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(Duration::from_secs(2)))
+            .set_response_timeout(Some(RESPONSE_TIMEOUT));
+        let answered = async {
+            let mut connection = self
+                .inner
+                .client
+                .get_multiplexed_async_connection_with_config(&config)
+                .await?;
+            redis::cmd("PING")
+                .query_async::<String>(&mut connection)
+                .await
+        };
+        let error = match tokio::time::timeout(2 * RESPONSE_TIMEOUT, answered).await {
+            Ok(Ok(_)) => return Ok(()),
+            Ok(Err(error)) => error,
+            Err(_) => {
+                tracing::warn!("redis does not answer yet: starting, and trying again");
+                return Ok(());
+            }
+        };
+        match access_refused(&error) {
+            Some(reason) => Err(format!("redis {reason}: {error}")),
+            None => {
+                tracing::warn!(%error, "redis unreachable at start: starting, and trying again");
+                Ok(())
+            }
+        }
     }
 
     /// The metrics `/metrics` shows for Redis.
@@ -983,6 +1042,26 @@ impl Inner {
 /// not answer in time: on a fresh connection it may well succeed.
 fn connection_closed(error: &redis::RedisError) -> bool {
     error.is_connection_dropped() && !error.is_connection_refusal() && !error.is_timeout()
+}
+
+/// Why Redis, which answered, will not serve this instance, if that is what
+/// `error` says: nothing that waiting would mend.
+fn access_refused(error: &redis::RedisError) -> Option<&'static str> {
+    use redis::ErrorKind;
+    match error.kind() {
+        ErrorKind::AuthenticationFailed => Some(
+            "refused the user and password in --redis (wrong password, unknown or disabled user)",
+        ),
+        ErrorKind::Server(_) => Some(
+            "refused this instance (no user and password in --redis, or the user lacks a permission)",
+        ),
+        ErrorKind::InvalidClientConfig => Some("cannot be reached as --redis says"),
+        // rustls reports a certificate it does not trust as invalid data.
+        ErrorKind::Io if error.to_string().contains("certificate") => Some(
+            "sent a TLS certificate this instance does not trust (signed by --redis-ca, or a CA the system trusts?)",
+        ),
+        _ => None,
+    }
 }
 
 /// Room `code`'s key for `part`: every key of a room is in the hash slot of
