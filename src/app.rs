@@ -75,6 +75,10 @@ pub async fn serve(
             return;
         }
     };
+    if let Err(error) = state.rooms.check_access().await {
+        tracing::error!(%error, "cannot start");
+        return;
+    }
     let tls = config.tls.settings().map(|tls| tls.acceptor());
     let scheme = if tls.is_some() { "https" } else { "http" };
     tracing::info!("listening on {scheme}://{bound}");

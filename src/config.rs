@@ -113,7 +113,8 @@ pub struct Config {
     /// Keep rooms in this Redis (`redis://HOST:PORT/`), shared by every
     /// instance given the same one, so that several instances behind a load
     /// balancer serve the same rooms. Every instance must have the same
-    /// --secret; see docs/scaling.md.
+    /// --secret; see docs/scaling.md. `rediss://` speaks TLS; an ACL user and
+    /// password go in the URL (`redis://USER:PASSWORD@HOST:PORT/`).
     #[arg(long, env = "CHAT_REDIS_URL", value_name = "URL", requires = "secret",
           value_parser = parse_redis_url)]
     pub redis: Option<String>,
@@ -126,6 +127,13 @@ pub struct Config {
     #[arg(long, env = "CHAT_PRESENCE_LEASE", value_name = "SECONDS", default_value = "10",
           value_parser = parse_lease)]
     pub presence_lease: Duration,
+
+    /// With a `rediss://` --redis: PEM file with the certificate authority
+    /// that signed Redis's certificate, trusted instead of the system's (for a
+    /// private CA, as Redis's own TLS set-up makes one).
+    #[arg(long, env = "CHAT_REDIS_CA", value_name = "FILE", requires = "redis",
+          value_parser = parse_ca_file)]
+    pub redis_ca: Option<CaCertificates>,
 
     #[command(flatten)]
     pub limits: LimitOptions,
@@ -386,11 +394,40 @@ fn parse_lease(raw: &str) -> Result<Duration, String> {
     Ok(lease)
 }
 
-/// A Redis URL the client accepts (it connects later, and again whenever it must).
+/// A Redis URL the client accepts (it connects later, and again whenever it
+/// must). The URL is not repeated in the error: it may hold a password.
 fn parse_redis_url(raw: &str) -> Result<String, String> {
     redis::Client::open(raw.trim())
         .map(|_| raw.trim().to_owned())
-        .map_err(|error| format!("{raw:?} is not a Redis URL: {error}"))
+        .map_err(|error| format!("not a Redis URL: {error}"))
+}
+
+/// The certificates of a certificate authority, in PEM, as read at start.
+#[derive(Clone)]
+pub struct CaCertificates(pub Vec<u8>);
+
+impl fmt::Debug for CaCertificates {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "CaCertificates({} bytes)", self.0.len())
+    }
+}
+
+/// A PEM file holding at least one certificate, read while the command line
+/// is parsed, so that a wrong file is a usage error before anything starts.
+fn parse_ca_file(raw: &str) -> Result<CaCertificates, String> {
+    use rustls_pki_types::CertificateDer;
+    use rustls_pki_types::pem::PemObject;
+
+    let pem = std::fs::read(raw).map_err(|error| format!("cannot read {raw}: {error}"))?;
+    let certificates = CertificateDer::pem_slice_iter(&pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|error| format!("{raw} is not a PEM file of certificates: {error}"))?;
+    if certificates.is_empty() {
+        return Err(format!(
+            "{raw} holds no certificate (-----BEGIN CERTIFICATE-----)"
+        ));
+    }
+    Ok(CaCertificates(pem))
 }
 
 /// A host name as a browser puts it in `Host`, without port: lower case.
@@ -613,5 +650,18 @@ mod tests {
             assert!(parsed.is_err(), "--presence-lease {bad}");
         }
         assert!(Config::try_parse_from(["x", "--redis", "nonsense", "--secret", "s"]).is_err());
+    }
+
+    #[test]
+    fn a_redis_ca_needs_redis_and_a_readable_pem_file() {
+        let redis = ["x", "--redis", "rediss://127.0.0.1:6379/", "--secret", "s"];
+        let with_ca = |ca: &str| Config::try_parse_from([&redis[..], &["--redis-ca", ca]].concat());
+        assert!(
+            Config::try_parse_from(["x", "--redis-ca", "Cargo.toml"]).is_err(),
+            "no --redis"
+        );
+        assert!(with_ca("/no/such/file").is_err(), "unreadable");
+        assert!(with_ca("Cargo.toml").is_err(), "no certificate in it");
+        assert!(Config::try_parse_from(redis).unwrap().redis_ca.is_none());
     }
 }

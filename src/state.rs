@@ -80,7 +80,12 @@ impl AppState {
             max_members: config.limits.max_members_per_room,
         };
         let rooms = match &config.redis {
-            Some(url) => Rooms::Shared(SharedRooms::connect(settings, url, config.presence_lease)?),
+            Some(url) => Rooms::Shared(SharedRooms::connect(
+                settings,
+                url,
+                config.presence_lease,
+                config.redis_ca.as_ref().map(|ca| ca.0.as_slice()),
+            )?),
             None => Rooms::in_memory(settings),
         };
         let limits = Limits::new(config.limits.clone());

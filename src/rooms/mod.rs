@@ -290,6 +290,15 @@ impl Rooms {
         }
     }
 
+    /// At start: whether the store will serve this instance. Rooms in
+    /// memory always will; Redis may refuse it (see `SharedRooms::check_access`).
+    pub async fn check_access(&self) -> Result<(), String> {
+        match self {
+            Self::Local(_) => Ok(()),
+            Self::Shared(rooms) => rooms.check_access().await,
+        }
+    }
+
     /// Rooms, members and streams now, and the running totals; with Redis,
     /// as this instance last heard (see `SharedRooms::stats`).
     pub fn stats(&self) -> RoomStats {

@@ -123,8 +123,31 @@ fn serve_instance(
 
 /// Redis mode: a Redis of this app's own, two instances of `config` sharing
 /// it and one secret, and a round-robin relay in front.
-async fn spawn_redis_pair(mut config: Config) -> TestApp {
-    let redis = RedisServer::start().await;
+async fn spawn_redis_pair(config: Config) -> TestApp {
+    spawn_pair_on(RedisServer::start().await, config).await
+}
+
+/// Two instances with extra options sharing `redis` (a secured one too: its
+/// URL carries the user and password, and `--redis-ca` its CA), behind a
+/// round-robin relay, in either mode.
+pub async fn spawn_app_on_redis(redis: RedisServer, args: &[&str]) -> TestApp {
+    let url = redis.url();
+    let ca = redis.ca_file();
+    let ca = ca.to_str().expect("a UTF-8 temporary path");
+    let secret = random_secret();
+    let mut argv = vec!["chat-live-room", "--bind", "127.0.0.1:0", "--redis", &url];
+    argv.extend_from_slice(&["--secret", &secret]);
+    if redis.is_secured() {
+        argv.extend_from_slice(&["--redis-ca", ca]);
+    }
+    argv.extend_from_slice(args);
+    let config = Config::try_parse_from(argv).expect("valid test options");
+    spawn_pair_on(redis, config).await
+}
+
+/// Two instances of `config` sharing `redis` and one secret, behind a
+/// round-robin relay.
+async fn spawn_pair_on(redis: RedisServer, mut config: Config) -> TestApp {
     config.redis = Some(redis.url());
     config.secret.get_or_insert_with(random_secret);
     let mut instances = Vec::new();

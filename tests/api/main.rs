@@ -28,6 +28,7 @@ mod proxies;
 mod resilience;
 mod room_page;
 mod scaling;
+mod secured_redis;
 mod sessions;
 mod sharing;
 mod signin;

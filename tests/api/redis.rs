@@ -5,7 +5,9 @@
 //! port (with `appendonly yes` and `appendfsync always`, what it acknowledged
 //! survives, as with a production Redis that restarts), and it answers the few
 //! questions the tests ask of it: how many keys, which rooms' keys, and "drop
-//! every client".
+//! every client". [`RedisServer::start_secured`] starts one as operators run
+//! it: TLS only, with a certificate from a CA of the test's own, and an ACL
+//! user with a password (the default user off).
 
 #![allow(dead_code)]
 
@@ -38,8 +40,19 @@ pub enum Persistence {
     AppendFsyncAlways,
 }
 
+/// How a secured Redis ([`RedisServer::start_secured`]) lets clients in.
+pub struct Secured {
+    /// The ACL user (the default user is off) and its password.
+    pub user: String,
+    pub password: String,
+    /// The CA that signed Redis's certificate, in PEM (also in `ca.pem`).
+    pub ca_pem: String,
+}
+
 /// One `redis-server` process, stopped by PID when dropped.
 pub struct RedisServer {
+    /// TLS and an ACL user, if started so.
+    secured: Option<Secured>,
     /// The running process; `None` between [`RedisServer::stop`] and
     /// [`RedisServer::start_again`].
     child: Option<Child>,
@@ -79,8 +92,9 @@ impl RedisServer {
         let binary = redis_server_binary();
         let dir = TempDir::new("redis");
         let port = free_port();
-        write_config(&dir, port, persistence);
+        write_config(&dir, port, persistence, None);
         let mut server = Self {
+            secured: None,
             child: None,
             port,
             dir,
@@ -89,9 +103,68 @@ impl RedisServer {
         server
     }
 
-    /// `redis://127.0.0.1:PORT/`, as `--redis` takes it.
+    /// A Redis as operators run it: TLS only (`port 0`, `tls-port`), with a
+    /// certificate for 127.0.0.1 signed by a CA the test makes (clients need
+    /// `--redis-ca`), and one ACL user with a password, the default user off.
+    /// Nothing on disk.
+    pub async fn start_secured() -> Self {
+        let binary = redis_server_binary();
+        let dir = TempDir::new("redis");
+        let port = free_port();
+        let secured = Secured {
+            user: String::from("chat"),
+            password: crate::helpers::random_secret(),
+            ca_pem: write_certificates(&dir),
+        };
+        write_config(&dir, port, Persistence::None, Some(&secured));
+        let mut server = Self {
+            secured: Some(secured),
+            child: None,
+            port,
+            dir,
+        };
+        server.spawn(binary).await;
+        server
+    }
+
+    /// `redis://127.0.0.1:PORT/`, as `--redis` takes it; when secured,
+    /// `rediss://USER:PASSWORD@127.0.0.1:PORT/`.
     pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/", self.port)
+        match &self.secured {
+            None => format!("redis://127.0.0.1:{}/", self.port),
+            Some(secured) => self.url_with_password(&secured.password),
+        }
+    }
+
+    /// The secured URL with another password.
+    pub fn url_with_password(&self, password: &str) -> String {
+        let user = self.secured.as_ref().map_or("default", |s| s.user.as_str());
+        format!("rediss://{user}:{password}@127.0.0.1:{}/", self.port)
+    }
+
+    /// Whether it was started by [`RedisServer::start_secured`].
+    pub fn is_secured(&self) -> bool {
+        self.secured.is_some()
+    }
+
+    /// The file holding the CA that signed a secured Redis's certificate, for
+    /// `--redis-ca`.
+    pub fn ca_file(&self) -> std::path::PathBuf {
+        self.dir.path().join("ca.pem")
+    }
+
+    /// A client for [`RedisServer::url`], trusting the test's CA when secured.
+    fn client(&self) -> redis::RedisResult<redis::Client> {
+        match &self.secured {
+            None => redis::Client::open(self.url()),
+            Some(secured) => redis::Client::build_with_tls(
+                self.url(),
+                redis::TlsCertificates {
+                    client_tls: None,
+                    root_cert: Some(secured.ca_pem.clone().into_bytes()),
+                },
+            ),
+        }
     }
 
     pub fn port(&self) -> u16 {
@@ -175,9 +248,7 @@ impl RedisServer {
     }
 
     async fn try_connection(&self) -> redis::RedisResult<MultiplexedConnection> {
-        redis::Client::open(self.url())?
-            .get_multiplexed_async_connection()
-            .await
+        self.client()?.get_multiplexed_async_connection().await
     }
 
     /// A new connection of the test's own; fails the test if Redis is down.
@@ -251,17 +322,51 @@ impl Drop for RedisServer {
     }
 }
 
+/// Writes a CA's certificate (`ca.pem`, also returned) and a certificate for
+/// 127.0.0.1 signed by it, with its key (`redis.crt`, `redis.key`), in `dir`.
+fn write_certificates(dir: &TempDir) -> String {
+    let ca_key = rcgen::KeyPair::generate().expect("a CA key");
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("CA params");
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "chat tests' Redis CA");
+    let ca = rcgen::CertifiedIssuer::self_signed(ca_params, ca_key).expect("the CA");
+    let key = rcgen::KeyPair::generate().expect("Redis's key");
+    let params = rcgen::CertificateParams::new(vec![String::from("127.0.0.1")]).expect("params");
+    let certificate = params.signed_by(&key, &ca).expect("Redis's certificate");
+    let path = dir.path();
+    std::fs::write(path.join("ca.pem"), ca.pem()).expect("write ca.pem");
+    std::fs::write(path.join("redis.crt"), certificate.pem()).expect("write redis.crt");
+    std::fs::write(path.join("redis.key"), key.serialize_pem()).expect("write redis.key");
+    ca.pem()
+}
+
 /// Writes `redis.conf` in `dir`: loopback only, `port`, foreground, nothing on
 /// disk unless `persistence` asks for the append-only file, which then lives in
-/// `dir`.
-fn write_config(dir: &TempDir, port: u16, persistence: Persistence) {
+/// `dir`. When `secured`: TLS only on `port` (with `write_certificates`' files)
+/// and only its ACL user.
+fn write_config(dir: &TempDir, port: u16, persistence: Persistence, secured: Option<&Secured>) {
     let path = dir.path().display();
     let append_only = match persistence {
         Persistence::None => "appendonly no",
         Persistence::AppendFsyncAlways => "appendonly yes\nappendfsync always",
     };
+    let listen = match secured {
+        None => format!("port {port}"),
+        Some(Secured { user, password, .. }) => format!(
+            "port 0
+tls-port {port}
+tls-cert-file {path}/redis.crt
+tls-key-file {path}/redis.key
+tls-ca-cert-file {path}/ca.pem
+tls-auth-clients no
+user default off
+user {user} on >{password} ~* &* +@all"
+        ),
+    };
     let config = format!(
-        "port {port}
+        "{listen}
 bind 127.0.0.1
 daemonize no
 save \"\"

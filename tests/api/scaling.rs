@@ -996,6 +996,189 @@ async fn a_redis_outage_refuses_sends_loses_nothing_and_streams_catch_up() {
     }
 }
 
+/// 6b. Connections dropped again and again while Redis is up (`CLIENT KILL
+///     TYPE normal` every 100 ms, as Redis's `timeout`, a NAT dropping idle
+///     connections or a failover would) are invisible: while rooms are
+///     created, joined, posted to and viewed on both instances, nobody gets a
+///     `503`; every acknowledged message is in the history exactly once; no
+///     room is made twice; and the streams open throughout deliver everything.
+#[tokio::test]
+async fn dropped_redis_connections_are_invisible_to_users() {
+    // Arrange
+    const KILLING: Duration = Duration::from_secs(3);
+    const KILL_EVERY: Duration = Duration::from_millis(100);
+    // Alice loads her room's page far more often than a person does.
+    let pages = ["--page-rate", "1000/s", "--page-burst", "10000"];
+    let args = [&["--grace", "30", "--history", "10000"][..], &pages].concat();
+    let deployment = Deployment::start(2, &args).await;
+    let bases = [deployment.base(0), deployment.base(1)];
+    let rooms_before: u64 = deployment
+        .redis
+        .query(::redis::cmd("ZCARD").arg("chat:rooms"))
+        .await;
+    let mut alice = user_at(&bases[0]);
+    let code = alice.create_room_ok("alice").await;
+    let bob = joined_at(&bases[1], &code, "bob").await;
+    let mut alice_events = alice.open_long_events(&code, None).await;
+    let mut bob_events = bob.open_long_events(&code, None).await;
+    let first = say(&alice, &code, "first").await;
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    // Each worker does one kind of request, alternating instances, until told
+    // to stop: what went wrong (request and answer), and what it made.
+    let worker = |kind: &'static str| {
+        let bases = bases.clone();
+        let code = code.clone();
+        let bob = [
+            same_person_at(&bob, &bases[0]),
+            same_person_at(&bob, &bases[1]),
+        ];
+        let alice = [
+            same_person_at(&alice, &bases[0]),
+            same_person_at(&alice, &bases[1]),
+        ];
+        let mut stopped = stopped.clone();
+        tokio::spawn(async move {
+            let mut failures = Vec::new();
+            let mut made = Vec::new();
+            for i in 0usize.. {
+                if *stopped.borrow_and_update() {
+                    break;
+                }
+                let at = i % 2;
+                let (what, response) = match kind {
+                    "create" => {
+                        let mut creator = user_at(&bases[at]);
+                        let response = creator.create_room(&format!("c{i}")).await;
+                        if response.status() == StatusCode::SEE_OTHER {
+                            made.push((room_code(&response), 0));
+                        }
+                        (format!("create c{i}"), response)
+                    }
+                    "join" => {
+                        let mut joiner = user_at(&bases[at]);
+                        (
+                            format!("join j{i}"),
+                            joiner.join(&format!("j{i}"), &code).await,
+                        )
+                    }
+                    "post" => {
+                        let text = format!("m{i}");
+                        let mut request = bob[at].post_request(
+                            &format!("/rooms/{code}/messages"),
+                            &[("message", &text)],
+                        );
+                        // Half with the page's Idempotency-Key, half without, as curl sends.
+                        if i % 4 < 2 {
+                            request = request.header("idempotency-key", format!("k{i}"));
+                        }
+                        let response = request.send().await.expect("POST message");
+                        if response.status() == StatusCode::NO_CONTENT {
+                            made.push((text.clone(), event_id(&response)));
+                        }
+                        (format!("post {text}"), response)
+                    }
+                    _ => (
+                        format!("page {i}"),
+                        alice[at].get(&format!("/rooms/{code}")).await,
+                    ),
+                };
+                let status = response.status();
+                if !(status.is_success() || status == StatusCode::SEE_OTHER) {
+                    let body = response.text().await.unwrap_or_default();
+                    failures.push(format!("{what} at {}: {status} {body}", bases[at]));
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            (failures, made)
+        })
+    };
+    let workers: Vec<_> = ["create", "join", "post", "page"]
+        .into_iter()
+        .map(worker)
+        .collect();
+
+    // Act: every client connection dropped, ten times a second.
+    let mut killed = 0;
+    let mut kills = tokio::time::interval(KILL_EVERY);
+    let until = Instant::now() + KILLING;
+    while Instant::now() < until {
+        kills.tick().await;
+        killed += deployment.redis.kill_clients().await;
+    }
+    let _ = stop.send(true);
+    let mut failures = Vec::new();
+    let mut made = Vec::new();
+    for worker in workers {
+        let (failed, kind_made) = worker.await.expect("a worker does not fail");
+        failures.extend(failed);
+        made.push(kind_made);
+    }
+    let (created, posted) = (&made[0], &made[2]);
+    let last = say(&alice, &code, "last").await;
+
+    // Assert
+    assert!(killed >= 20, "connections were dropped: {killed}");
+    assert!(
+        failures.is_empty(),
+        "{} requests failed while Redis was up, e.g. {:?}\n{}",
+        failures.len(),
+        &failures[..failures.len().min(5)],
+        deployment.warnings()
+    );
+    assert!(posted.len() >= 20, "messages flowed: {}", posted.len());
+    let rooms_after: u64 = deployment
+        .redis
+        .query(::redis::cmd("ZCARD").arg("chat:rooms"))
+        .await;
+    assert_eq!(
+        rooms_after,
+        rooms_before + 1 + created.len() as u64,
+        "one room per create that answered, none made twice"
+    );
+    let mut history = bob.open_long_events(&code, Some(first)).await;
+    let mut kept = Vec::new();
+    while kept
+        .last()
+        .is_none_or(|event: &SseEvent| event.id < Some(last))
+    {
+        kept.push(history.next_event().await);
+    }
+    let kept = messages(&kept);
+    let texts: Vec<&str> = kept.iter().map(|(_, text)| text.as_str()).collect();
+    let unique: HashSet<&str> = texts.iter().copied().collect();
+    assert_eq!(
+        unique.len(),
+        texts.len(),
+        "no message kept twice: {texts:?}"
+    );
+    for (text, id) in posted {
+        let stored = (*id, text.clone());
+        assert!(
+            kept.contains(&stored),
+            "{stored:?} got 204 and is in the history: {kept:?}"
+        );
+    }
+    for (name, events) in [("alice", &mut alice_events), ("bob", &mut bob_events)] {
+        let mut delivered = Vec::new();
+        while delivered
+            .last()
+            .is_none_or(|event: &SseEvent| event.id < Some(last))
+        {
+            delivered.push(events.next_event().await);
+        }
+        let delivered = messages(&delivered);
+        assert_eq!(
+            delivered
+                .iter()
+                .filter(|(id, _)| *id > first)
+                .cloned()
+                .collect::<Vec<_>>(),
+            kept,
+            "{name}'s stream, open throughout, delivers every message once"
+        );
+    }
+}
+
 /// 7. Rooms created at once on every instance never share a code: with random
 ///    codes from 26⁴ and 1,500 rooms, a store that did not make creation
 ///    atomic across instances would very likely hand one out twice.

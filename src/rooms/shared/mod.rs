@@ -85,6 +85,9 @@ pub struct SharedRooms {
 
 struct Inner {
     settings: RoomSettings,
+    /// Where Redis is and how to reach it (TLS, user, password), for the
+    /// check at start.
+    client: redis::Client,
     /// How long a lease lasts without renewal.
     lease: Duration,
     commands: ConnectionManager,
@@ -298,14 +301,33 @@ impl SharedRooms {
     /// (`--presence-lease`): after a crash, members who do not come back
     /// elsewhere leave within it (plus a renewal). Each instance renews its
     /// leases, and so reaps its rooms', every third of it.
-    pub fn connect(settings: RoomSettings, url: &str, lease: Duration) -> Result<Self, String> {
-        let client = redis::Client::open(url).map_err(|e| format!("--redis {url}: {e}"))?;
+    ///
+    /// `ca`: the PEM certificates to trust for a `rediss://` URL instead of the
+    /// system's (`--redis-ca`).
+    pub fn connect(
+        settings: RoomSettings,
+        url: &str,
+        lease: Duration,
+        ca: Option<&[u8]>,
+    ) -> Result<Self, String> {
+        // Errors name the flag, not the URL: it may hold a password.
+        let client = match ca {
+            None => redis::Client::open(url),
+            Some(ca) => redis::Client::build_with_tls(
+                url,
+                redis::TlsCertificates {
+                    client_tls: None,
+                    root_cert: Some(ca.to_vec()),
+                },
+            ),
+        }
+        .map_err(|e| format!("--redis: {e}"))?;
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(Duration::from_secs(1)))
             .set_response_timeout(Some(RESPONSE_TIMEOUT))
             .set_max_delay(Duration::from_secs(1));
         let commands = ConnectionManager::new_lazy_with_config(client.clone(), config)
-            .map_err(|e| format!("--redis {url}: {e}"))?;
+            .map_err(|e| format!("--redis: {e}"))?;
         let history = Budget::new(
             settings.history,
             settings.history_bytes,
@@ -313,6 +335,7 @@ impl SharedRooms {
         );
         let inner = Arc::new(Inner {
             settings,
+            client: client.clone(),
             lease,
             commands,
             instance: format!("{:016x}", rand::random::<u64>()),
@@ -342,6 +365,42 @@ impl SharedRooms {
             stop,
         ));
         Ok(Self { inner })
+    }
+
+    /// Connects once, at start: a Redis that answers but refuses this
+    /// instance (wrong user or password, no password given, a TLS certificate
+    /// not signed by whom it trusts) is a mistake to stop at, with the reason.
+    /// A Redis that cannot be reached yet is not: the instance starts and
+    /// keeps trying, as it does after any outage.
+    pub async fn check_access(&self) -> Result<(), String> {
+        let config = redis::AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(Duration::from_secs(2)))
+            .set_response_timeout(Some(RESPONSE_TIMEOUT));
+        let answered = async {
+            let mut connection = self
+                .inner
+                .client
+                .get_multiplexed_async_connection_with_config(&config)
+                .await?;
+            redis::cmd("PING")
+                .query_async::<String>(&mut connection)
+                .await
+        };
+        let error = match tokio::time::timeout(2 * RESPONSE_TIMEOUT, answered).await {
+            Ok(Ok(_)) => return Ok(()),
+            Ok(Err(error)) => error,
+            Err(_) => {
+                tracing::warn!("redis does not answer yet: starting, and trying again");
+                return Ok(());
+            }
+        };
+        match access_refused(&error) {
+            Some(reason) => Err(format!("redis {reason}: {error}")),
+            None => {
+                tracing::warn!(%error, "redis unreachable at start: starting, and trying again");
+                Ok(())
+            }
+        }
     }
 
     /// The metrics `/metrics` shows for Redis.
@@ -612,15 +671,22 @@ impl SharedRooms {
         let token = token.to_hex();
         let text_json =
             serde_json::to_string(&text.into_string()).map_err(|_| RoomError::Unavailable)?;
-        let field = key
-            .map(|key| format!("{token}|{}", key.as_str()))
-            .unwrap_or_default();
+        // A message sent without a key is stored under one of ours, so that
+        // sending it again after a lost connection (`Inner::send`) stores it
+        // once. Ours start with `!`, which no client's key has, so no client
+        // names them.
+        let ours = key.is_none();
+        let field = match key {
+            Some(key) => format!("{token}|{}", key.as_str()),
+            None => format!("{token}|!{:032x}", rand::random::<u128>()),
+        };
         let reply = self
             .call(code, "publish", &[&token, &text_json, &field])
             .await?;
         let id = id_at(&reply, 0)?;
         match number_at(&reply, 1)? {
-            1 => {
+            // Under our own key, only our own second sending repeats it.
+            repeat if repeat == 1 || ours => {
                 self.inner.tally.messages.fetch_add(1, Ordering::Relaxed);
                 Ok(Published::New(id))
             }
@@ -827,23 +893,17 @@ impl Inner {
         for arg in args {
             invocation.arg(*arg);
         }
-        let mut connection = self.commands.clone();
         let started = Instant::now();
-        // Bounded as a whole: while Redis is down, a call waits for the
-        // connection manager's reconnection attempts, which the response
-        // timeout (per command, once connected) does not bound.
-        let invoked =
-            tokio::time::timeout(RESPONSE_TIMEOUT, invocation.invoke_async(&mut connection));
-        let reply: Value = match invoked.await {
-            Ok(Ok(reply)) => reply,
-            Ok(Err(error)) => {
+        let invocation = &invocation;
+        let (invoked, resent) = self
+            .send(|mut connection| async move {
+                invocation.invoke_async::<Value>(&mut connection).await
+            })
+            .await;
+        let reply = match invoked {
+            Ok(reply) => reply,
+            Err(error) => {
                 self.unreachable(&error);
-                return Err(RoomError::Unavailable);
-            }
-            Err(_) => {
-                let timeout =
-                    redis::RedisError::from(std::io::Error::from(std::io::ErrorKind::TimedOut));
-                self.unreachable(&timeout);
                 return Err(RoomError::Unavailable);
             }
         };
@@ -861,8 +921,53 @@ impl Inner {
         }
         match items.remove(0) {
             Value::BulkString(status) if status == b"ok" => Ok(items),
-            Value::BulkString(status) => Err(refusal(&status)),
+            Value::BulkString(status) => match (operation, refusal(&status)) {
+                // Sent again after its connection closed: the first may have
+                // run, and then the member is gone because of it. (Every other
+                // operation answers the same when run twice: see `send`.)
+                ("leave", RoomError::NotMember) | ("remove", RoomError::NoSuchMember) if resent => {
+                    Ok(items)
+                }
+                (_, refused) => Err(refused),
+            },
             _ => Err(malformed()),
+        }
+    }
+
+    /// Sends a command on the shared connection, and sends it once more if
+    /// that connection turned out to be closed (Redis's `timeout`, a NAT or
+    /// firewall dropping an idle connection, `CLIENT KILL`, a failover): the
+    /// connection manager has begun a fresh connection by then, which the
+    /// second attempt waits for. A refused connection or a timeout means
+    /// Redis itself is not answering, and is not sent again. Each attempt is
+    /// bounded by [`RESPONSE_TIMEOUT`]: while Redis is down, an attempt waits
+    /// for the manager's reconnection attempts, which its response timeout
+    /// (per command, once connected) does not bound. Also whether it was
+    /// sent again.
+    ///
+    /// Whether the first attempt reached Redis cannot be told (its reply is
+    /// what was lost), so every command must do no harm when run twice: the
+    /// script's operations answer a repeat as they answered the first
+    /// (`create` and `join` recognise their own fresh token, a message is
+    /// stored under a key even when its sender gave none), but for `leave`
+    /// and `remove`, whose repeat finds the member gone ([`Inner::call`]).
+    async fn send<T, F, Fut>(&self, attempt: F) -> (redis::RedisResult<T>, bool)
+    where
+        F: Fn(ConnectionManager) -> Fut,
+        Fut: Future<Output = redis::RedisResult<T>>,
+    {
+        let bounded = |attempt: Fut| async move {
+            tokio::time::timeout(RESPONSE_TIMEOUT, attempt)
+                .await
+                .unwrap_or_else(|_| Err(std::io::Error::from(std::io::ErrorKind::TimedOut).into()))
+        };
+        match bounded(attempt(self.commands.clone())).await {
+            Err(error) if connection_closed(&error) => {
+                tracing::debug!(%error, "redis connection closed: sending again on a fresh one");
+                self.metrics.reconnects.inc();
+                (bounded(attempt(self.commands.clone())).await, true)
+            }
+            done => (done, false),
         }
     }
 
@@ -873,11 +978,12 @@ impl Inner {
         self.feeds_added.notify_one();
         let reader = self.reader_id.load(Ordering::Relaxed);
         if reader != 0 {
-            let mut connection = self.commands.clone();
-            let unblocked: redis::RedisResult<i64> = redis::cmd("CLIENT")
-                .arg("UNBLOCK")
-                .arg(reader)
-                .query_async(&mut connection)
+            let unblock = redis::cmd("CLIENT").arg("UNBLOCK").arg(reader).clone();
+            let unblock = &unblock;
+            let (unblocked, _) =
+                self.send(|mut connection| async move {
+                    unblock.query_async::<i64>(&mut connection).await
+                })
                 .await;
             if let Err(error) = unblocked {
                 self.unreachable(&error);
@@ -931,6 +1037,33 @@ impl Inner {
     }
 }
 
+/// The command failed because its connection was closed under it (reset,
+/// broken pipe, end of stream), not because Redis refused a connection or did
+/// not answer in time: on a fresh connection it may well succeed.
+fn connection_closed(error: &redis::RedisError) -> bool {
+    error.is_connection_dropped() && !error.is_connection_refusal() && !error.is_timeout()
+}
+
+/// Why Redis, which answered, will not serve this instance, if that is what
+/// `error` says: nothing that waiting would mend.
+fn access_refused(error: &redis::RedisError) -> Option<&'static str> {
+    use redis::ErrorKind;
+    match error.kind() {
+        ErrorKind::AuthenticationFailed => Some(
+            "refused the user and password in --redis (wrong password, unknown or disabled user)",
+        ),
+        ErrorKind::Server(_) => Some(
+            "refused this instance (no user and password in --redis, or the user lacks a permission)",
+        ),
+        ErrorKind::InvalidClientConfig => Some("cannot be reached as --redis says"),
+        // rustls reports a certificate it does not trust as invalid data.
+        ErrorKind::Io if error.to_string().contains("certificate") => Some(
+            "sent a TLS certificate this instance does not trust (signed by --redis-ca, or a CA the system trusts?)",
+        ),
+        _ => None,
+    }
+}
+
 /// Room `code`'s key for `part`: every key of a room is in the hash slot of
 /// `{CODE}`, so that one script may use them all (in a Redis Cluster too).
 fn room_key(code: &RoomCode, part: &str) -> String {
@@ -966,13 +1099,15 @@ async fn renew(inner: Weak<Inner>, every: Duration, back: Arc<Notify>, stop: Can
             renewals.spawn(async move { inner.renew(&feed).await });
         }
         while renewals.join_next().await.is_some() {}
-        let mut connection = inner.commands.clone();
         let now_ms = OffsetDateTime::now_utc().unix_timestamp() * 1000;
-        let counted: Result<u64, _> = redis::cmd("ZCOUNT")
+        let count = redis::cmd("ZCOUNT")
             .arg(ROOMS_KEY)
             .arg(now_ms)
             .arg("+inf")
-            .query_async(&mut connection)
+            .clone();
+        let count = &count;
+        let (counted, _) = inner
+            .send(|mut connection| async move { count.query_async::<u64>(&mut connection).await })
             .await;
         match counted {
             Ok(rooms) => {

@@ -15,7 +15,9 @@
 --   (skeleton, folded and capitals: the name's comparison keys, from Rust)
 --   events    stream: entry id "<id>-0", fields f (the SSE frame), ms (when),
 --             and e (the token whose membership the event ended)
---   idem      hash: "token|key" -> id of the message sent under that key
+--   idem      hash: "token|key" -> id of the message sent under that key (the
+--             client's key, or for a message sent without one "!" and a
+--             random one of the instance's, so that a resend stores it once)
 --   idemq     list: "id|token|key", oldest first, to forget keys with history
 --   presence  zset of leases, scored by when they lapse (ms):
 --             "s|token|instance" an instance's streams of a member,
@@ -376,7 +378,15 @@ end
 if OP == 'create' then
   -- token, name, name json, skeleton, folded, session, passphrase hash, most rooms, epoch,
   -- capitals
-  if redis.call('EXISTS', K_META) == 1 then return { 'Taken' } end
+  if redis.call('EXISTS', K_META) == 1 then
+    -- The same create sent again after its connection closed (its reply was
+    -- lost): the room with this attempt's random epoch and creator is it.
+    if redis.call('HGET', K_META, 'epoch') == arg(9)
+      and redis.call('HEXISTS', K_MEMBERS, arg(1)) == 1 then
+      return { 'ok' }
+    end
+    return { 'Taken' }
+  end
   forget_lapsed()
   if redis.call('ZCARD', K_ROOMS) >= tonumber(arg(8)) then return { 'TooManyRooms' } end
   -- As in memory (history.rs): a new room needs room for one room's history
@@ -408,6 +418,9 @@ elseif OP == 'join' then
   local token, name, skeleton, folded, session = arg(1), arg(2), arg(4), arg(5), arg(6)
   local capitals = arg(11)
   local identified, existing = arg(7) == '1', arg(8)
+  -- Each join brings a fresh random token: finding it a member, this is the
+  -- same join sent again after its connection closed (its reply was lost).
+  if redis.call('HEXISTS', K_MEMBERS, token) == 1 then return { 'ok', token, 1 } end
   if existing ~= '' and redis.call('HEXISTS', K_MEMBERS, existing) == 1 then
     return { 'ok', existing, 0 }
   end
