@@ -9,6 +9,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
+use crate::data_dir::DataDir;
 use crate::net;
 use crate::routes::routes;
 use crate::server::{self, Serving};
@@ -41,8 +42,9 @@ impl Listeners {
 
 /// Serves the app on `listener` (and the metrics, if configured) until
 /// `shutdown` completes. For tests and embedding: a metrics listener that cannot
-/// be bound is logged and left out; `main` binds with [`Listeners::bind`] and
-/// stops at such an error instead.
+/// be bound, or a start that fails (an unusable data directory), is logged and
+/// ends the call; `main` binds with [`Listeners::bind`] and exits with an error
+/// status instead.
 pub async fn run(
     listener: TcpListener,
     config: Config,
@@ -55,26 +57,31 @@ pub async fn run(
             return;
         }
     };
-    serve(listeners, config, shutdown).await;
+    if let Err(error) = serve(listeners, config, shutdown).await {
+        tracing::error!("cannot start: {error}");
+    }
 }
 
 /// Serves until `shutdown` completes, then ends every event stream (each with a
 /// last `reconnect` event) and waits, at most `--drain-timeout`, for the open
 /// connections to finish. With `config.tls` the app speaks HTTPS (HTTP/2 and
-/// HTTP/1.1); without, plain HTTP. The metrics are always plain HTTP.
+/// HTTP/1.1); without, plain HTTP. The metrics are always plain HTTP. An error
+/// is why it could not start (nothing was served).
 pub async fn serve(
     listeners: Listeners,
-    config: Config,
+    mut config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
-) {
+) -> Result<(), String> {
     let bound = listeners.app.local_addr().unwrap_or(config.bind);
-    let state = match AppState::new(&config) {
-        Ok(state) => state,
-        Err(error) => {
-            tracing::error!(%error, "cannot start");
-            return;
-        }
+    // Locked for as long as this server runs: dropped at the end of `serve`.
+    let data = match config.storage.data_dir(config.redis.is_some()) {
+        Some(path) => Some(DataDir::open(path).map_err(|error| error.to_string())?),
+        None => None,
     };
+    if let (None, Some(data)) = (&config.secret, &data) {
+        config.secret = Some(data.secret().map_err(|error| error.to_string())?);
+    }
+    let state = AppState::new(&config)?;
     let tls = config.tls.settings().map(|tls| tls.acceptor());
     let scheme = if tls.is_some() { "https" } else { "http" };
     tracing::info!("listening on {scheme}://{bound}");
@@ -128,4 +135,5 @@ pub async fn serve(
     if let Some(metrics) = metrics {
         let _ = metrics.await;
     }
+    Ok(())
 }
