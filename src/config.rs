@@ -158,6 +158,13 @@ pub struct StorageOptions {
     /// signed out by a restart), and rooms end when the server stops.
     #[arg(long, env = "CHAT_EPHEMERAL")]
     pub ephemeral: bool,
+
+    /// Seconds after a start during which the members of rooms kept across a
+    /// restart count as present: nobody is told they left or joined because
+    /// of the restart, and whoever has not reconnected by then leaves.
+    #[arg(long, env = "CHAT_RESTART_GRACE", value_name = "SECONDS", default_value = "60",
+          value_parser = parse_seconds)]
+    pub restart_grace: Duration,
 }
 
 impl StorageOptions {
@@ -490,6 +497,7 @@ mod tests {
         assert_eq!(config.poll_wait, Duration::from_secs(20));
         assert_eq!(config.storage.data_dir, PathBuf::from("chat-data"));
         assert!(!config.storage.ephemeral);
+        assert_eq!(config.storage.restart_grace, Duration::from_secs(60));
         assert!(config.public_hosts.is_empty());
         assert_eq!(config.trust_proxy, None);
         let limits = config.limits;

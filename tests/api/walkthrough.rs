@@ -445,6 +445,7 @@ async fn help_lists_every_option_and_an_invalid_environment_value_is_refused() {
         "--presence-lease",
         "--data-dir",
         "--ephemeral",
+        "--restart-grace",
     ];
 
     // Act
