@@ -4,12 +4,16 @@
 
 use std::future::Future;
 use std::io;
+use std::time::{Duration, Instant};
 
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
+use crate::data_dir::DataDir;
 use crate::net;
+use crate::rooms::LocalRooms;
+use crate::rooms::snapshot::Snapshot;
 use crate::routes::routes;
 use crate::server::{self, Serving};
 use crate::sharing;
@@ -41,8 +45,9 @@ impl Listeners {
 
 /// Serves the app on `listener` (and the metrics, if configured) until
 /// `shutdown` completes. For tests and embedding: a metrics listener that cannot
-/// be bound is logged and left out; `main` binds with [`Listeners::bind`] and
-/// stops at such an error instead.
+/// be bound, or a start that fails (an unusable data directory), is logged and
+/// ends the call; `main` binds with [`Listeners::bind`] and exits with an error
+/// status instead.
 pub async fn run(
     listener: TcpListener,
     config: Config,
@@ -55,25 +60,38 @@ pub async fn run(
             return;
         }
     };
-    serve(listeners, config, shutdown).await;
+    if let Err(error) = serve(listeners, config, shutdown).await {
+        tracing::error!("cannot start: {error}");
+    }
 }
 
 /// Serves until `shutdown` completes, then ends every event stream (each with a
 /// last `reconnect` event) and waits, at most `--drain-timeout`, for the open
 /// connections to finish. With `config.tls` the app speaks HTTPS (HTTP/2 and
-/// HTTP/1.1); without, plain HTTP. The metrics are always plain HTTP.
+/// HTTP/1.1); without, plain HTTP. The metrics are always plain HTTP. An error
+/// is why it could not start (nothing was served).
 pub async fn serve(
     listeners: Listeners,
-    config: Config,
+    mut config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
-) {
+) -> Result<(), String> {
     let bound = listeners.app.local_addr().unwrap_or(config.bind);
-    let state = match AppState::new(&config) {
-        Ok(state) => state,
-        Err(error) => {
-            tracing::error!(%error, "cannot start");
-            return;
+    // Locked for as long as this server runs: dropped at the end of `serve`.
+    let data = match config.storage.data_dir(config.redis.is_some()) {
+        Some(path) => Some(DataDir::open(path).map_err(|error| error.to_string())?),
+        None => None,
+    };
+    if let (None, Some(data)) = (&config.secret, &data) {
+        config.secret = Some(data.secret().map_err(|error| error.to_string())?);
+    }
+    let state = AppState::new(&config)?;
+    // The rooms to keep across a restart: the memory rooms, with a data directory.
+    let kept = match (&data, state.rooms.local()) {
+        (Some(data), Some(rooms)) => {
+            restore_rooms(rooms, data, config.storage.restart_grace)?;
+            Some((rooms.clone(), data))
         }
+        _ => None,
     };
     if let Err(error) = state.rooms.check_access().await {
         tracing::error!(%error, "cannot start");
@@ -89,8 +107,13 @@ pub async fn serve(
     let stopping = CancellationToken::new();
     let streams = state.shutdown.clone();
     let signal = stopping.clone();
+    let held = kept.as_ref().map(|(rooms, _)| rooms.clone());
     tokio::spawn(async move {
         shutdown.await;
+        // Before the streams end: their ending must not make anyone leave.
+        if let Some(rooms) = held {
+            rooms.hold();
+        }
         // Stop first, then say so: a log write can fail (a closed stdout).
         streams.cancel();
         signal.cancel();
@@ -131,5 +154,83 @@ pub async fn serve(
     .await;
     if let Some(metrics) = metrics {
         let _ = metrics.await;
+    }
+    // Every connection has finished (or was dropped): nothing changes the
+    // rooms any more, and whatever was acknowledged is in them.
+    if let Some((rooms, data)) = kept {
+        keep_rooms(&rooms, data);
+    }
+    Ok(())
+}
+
+/// The file in the data directory that holds the rooms from a stop to the next start.
+const ROOMS_FILE: &str = "rooms.snapshot";
+
+/// Where an unreadable snapshot is put aside (for whoever wants to look), so
+/// that it is not read again.
+const UNREADABLE_ROOMS_FILE: &str = "rooms.snapshot.unreadable";
+
+/// Opens the rooms kept at the last stop, if any, and consumes their file
+/// before anything is served: a later start (after a crash, say) must not
+/// bring back rooms as they were before this run changed them.
+fn restore_rooms(rooms: &LocalRooms, data: &DataDir, grace: Duration) -> Result<(), String> {
+    let file = data.path().join(ROOMS_FILE);
+    let bytes = match data.read(ROOMS_FILE) {
+        Ok(Some(bytes)) => bytes,
+        Ok(None) => return Ok(()),
+        Err(error) => return Err(format!("cannot read {}: {error}", file.display())),
+    };
+    let started = Instant::now();
+    let consumed = match Snapshot::decode(&bytes).and_then(|snapshot| rooms.import(snapshot, grace))
+    {
+        Ok(count) => {
+            tracing::info!(
+                file = %file.display(),
+                bytes = bytes.len(),
+                took = ?started.elapsed(),
+                "restored {count} rooms kept at the last stop"
+            );
+            data.consume(ROOMS_FILE, None)
+        }
+        Err(error) => {
+            tracing::error!(
+                file = %file.display(),
+                aside = UNREADABLE_ROOMS_FILE,
+                "not restoring the rooms kept at the last stop: {error}"
+            );
+            data.consume(ROOMS_FILE, Some(UNREADABLE_ROOMS_FILE))
+        }
+    };
+    consumed.map_err(|error| format!("cannot remove {} once read: {error}", file.display()))
+}
+
+/// Writes every room down for the next start.
+fn keep_rooms(rooms: &LocalRooms, data: &DataDir) {
+    let file = data.path().join(ROOMS_FILE);
+    let started = Instant::now();
+    let snapshot = rooms.export();
+    let count = snapshot.rooms.len();
+    if count == 0 {
+        return;
+    }
+    let written = snapshot
+        .encode()
+        .map_err(|error| error.to_string())
+        .and_then(|bytes| {
+            data.write(ROOMS_FILE, &bytes)
+                .map(|()| bytes.len())
+                .map_err(|error| error.to_string())
+        });
+    match written {
+        Ok(bytes) => tracing::info!(
+            file = %file.display(),
+            bytes,
+            took = ?started.elapsed(),
+            "kept {count} rooms for the next start"
+        ),
+        Err(error) => tracing::error!(
+            file = %file.display(),
+            "could not keep the rooms; they end with this run: {error}"
+        ),
     }
 }

@@ -40,8 +40,9 @@ pub struct Config {
           value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub max_message_chars: u32,
 
-    /// Secret the session-cookie key is derived from; random at each start if unset,
-    /// which signs everyone out on restart.
+    /// Secret the session-cookie key is derived from. Unset, a secret made once
+    /// and kept in --data-dir is used (with --ephemeral: a random one at each
+    /// start, which signs everyone out on restart).
     #[arg(long, env = "CHAT_SECRET", hide_env_values = true)]
     pub secret: Option<String>,
 
@@ -136,10 +137,50 @@ pub struct Config {
     pub redis_ca: Option<CaCertificates>,
 
     #[command(flatten)]
+    pub storage: StorageOptions,
+
+    #[command(flatten)]
     pub limits: LimitOptions,
 
     #[command(flatten)]
     pub tls: TlsOptions,
+}
+
+/// What outlives a restart of this process, and where it is kept.
+#[derive(Debug, Clone, Args)]
+pub struct StorageOptions {
+    /// Directory (created if missing; relative paths from the working
+    /// directory) holding what outlives a restart: the session secret, unless
+    /// --secret is given, and the rooms between a stop and the next start. Not
+    /// used with --redis, which keeps both elsewhere.
+    #[arg(
+        long,
+        env = "CHAT_DATA_DIR",
+        value_name = "DIR",
+        default_value = "chat-data",
+        conflicts_with = "ephemeral"
+    )]
+    pub data_dir: PathBuf,
+
+    /// Write nothing anywhere: a random secret at each start (everyone is
+    /// signed out by a restart), and rooms end when the server stops.
+    #[arg(long, env = "CHAT_EPHEMERAL")]
+    pub ephemeral: bool,
+
+    /// Seconds after a start during which the members of rooms kept across a
+    /// restart count as present: nobody is told they left or joined because
+    /// of the restart, and whoever has not reconnected by then leaves.
+    #[arg(long, env = "CHAT_RESTART_GRACE", value_name = "SECONDS", default_value = "60",
+          value_parser = parse_seconds)]
+    pub restart_grace: Duration,
+}
+
+impl StorageOptions {
+    /// The data directory this configuration uses: none when ephemeral, or
+    /// with --redis (which holds the rooms and needs --secret).
+    pub fn data_dir(&self, redis: bool) -> Option<&std::path::Path> {
+        (!self.ephemeral && !redis).then_some(self.data_dir.as_path())
+    }
 }
 
 /// What one client, and everyone together, may take. Every default is far above
@@ -491,6 +532,9 @@ mod tests {
         assert_eq!(config.drain_timeout, Duration::from_secs(5));
         assert_eq!(config.metrics_bind, None);
         assert_eq!(config.poll_wait, Duration::from_secs(20));
+        assert_eq!(config.storage.data_dir, PathBuf::from("chat-data"));
+        assert!(!config.storage.ephemeral);
+        assert_eq!(config.storage.restart_grace, Duration::from_secs(60));
         assert!(config.public_hosts.is_empty());
         assert_eq!(config.trust_proxy, None);
         let limits = config.limits;
@@ -635,6 +679,25 @@ mod tests {
         for refused in ["0", "1000", "2T", "1.5G", "-1K", "K", "2000G"] {
             assert!(sizes("--history-bytes", refused).is_err(), "{refused}");
         }
+    }
+
+    /// `--ephemeral` writes nowhere, so it cannot be given a directory; with
+    /// --redis no data directory is used.
+    #[test]
+    fn ephemeral_and_a_data_directory_exclude_each_other() {
+        let both = Config::try_parse_from(["x", "--ephemeral", "--data-dir", "/tmp/d"]);
+        assert_eq!(
+            both.expect_err("refused").kind(),
+            ErrorKind::ArgumentConflict
+        );
+        let ephemeral = Config::try_parse_from(["x", "--ephemeral"]).unwrap();
+        assert_eq!(ephemeral.storage.data_dir(false), None);
+        let kept = Config::try_parse_from(["x", "--data-dir", "/tmp/d"]).unwrap();
+        assert_eq!(
+            kept.storage.data_dir(false),
+            Some(std::path::Path::new("/tmp/d"))
+        );
+        assert_eq!(kept.storage.data_dir(true), None, "Redis keeps the rooms");
     }
 
     #[test]

@@ -13,6 +13,7 @@ pub mod assets;
 pub mod backlog;
 pub mod client;
 pub mod config;
+pub mod data_dir;
 pub mod error;
 pub mod events;
 pub mod handlers;

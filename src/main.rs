@@ -52,11 +52,17 @@ async fn serve() -> ExitCode {
         let _exit = ExitNow;
         tracing::warn!("second signal: exiting at once");
     });
-    app::serve(listeners, config, async {
+    let served = app::serve(listeners, config, async {
         let _ = shutdown.await;
     })
     .await;
-    ExitCode::SUCCESS
+    match served {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!("cannot start: {error}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 /// Ends the process with status 1 when dropped.

@@ -5,12 +5,13 @@
 //! no stream of theirs has come back within the grace period.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use super::history::Budget;
 use super::room::{IdleTimers, Joined, OpenedStream, Room};
+use super::snapshot::{self, Snapshot, SnapshotError};
 use super::timers::{Due, Timers};
 use super::{
     Backlog, CODE_ATTEMPTS, Joiner, MemberToken, Presence, Published, RoomError, RoomSettings,
@@ -36,6 +37,9 @@ struct Shared {
     tally: Arc<Tally>,
     /// What every room's history may keep, and keeps.
     history: Arc<Budget>,
+    /// Set when the server stops and will keep its rooms: from then on no
+    /// deadline runs, so streams ending at the stop make nobody leave.
+    held: AtomicBool,
 }
 
 impl Drop for Shared {
@@ -69,6 +73,7 @@ impl LocalRooms {
                     settings.history_bytes,
                     settings.max_history_bytes,
                 ),
+                held: AtomicBool::new(false),
                 settings,
             }),
         };
@@ -323,6 +328,63 @@ impl LocalRooms {
         self.room(code)?.leave(token)
     }
 
+    /// From now on nobody leaves and no room closes by a deadline: the server
+    /// is stopping to write its rooms down, and its streams ending is no
+    /// one going away. (Leaving on purpose still works.)
+    pub fn hold(&self) {
+        self.shared.held.store(true, Ordering::Release);
+    }
+
+    /// Every open room, as a snapshot keeps them.
+    pub fn export(&self) -> Snapshot {
+        let rooms: Vec<Arc<Room>> = self.map().values().cloned().collect();
+        Snapshot {
+            version: snapshot::VERSION,
+            next_serial: self.shared.next_serial.load(Ordering::Relaxed),
+            rooms: rooms.iter().filter_map(|room| room.export()).collect(),
+        }
+    }
+
+    /// Opens the rooms of `snapshot` (into a registry with none yet), each
+    /// member counting as present for `restart_grace`: whoever has no stream
+    /// back by then leaves, and a room with none closes, as after their grace.
+    /// How many rooms were restored.
+    pub fn import(
+        &self,
+        snapshot: Snapshot,
+        restart_grace: Duration,
+    ) -> Result<usize, SnapshotError> {
+        let settings = &self.shared.settings;
+        let mut restored = Vec::with_capacity(snapshot.rooms.len());
+        for record in snapshot.rooms {
+            let code = record.code.clone();
+            let (room, timers) = Room::restore(
+                record,
+                Arc::clone(&self.shared.history),
+                settings.channel_capacity,
+                Arc::clone(&self.shared.tally),
+            )
+            .map_err(|why| SnapshotError::Invalid(format!("room {code}: {why}")))?;
+            restored.push((Arc::new(room), timers));
+        }
+        let count = restored.len();
+        let mut next_serial = snapshot.next_serial;
+        for (room, timers) in restored {
+            next_serial = next_serial.max(room.serial + 1);
+            self.map().insert(room.code, Arc::clone(&room));
+            for (token, epoch) in timers.members {
+                let room = Arc::clone(&room);
+                self.schedule(restart_grace, Due::ExpireMember { room, token, epoch });
+            }
+            let epoch = timers.room_epoch;
+            self.schedule(restart_grace, Due::CloseRoom { room, epoch });
+        }
+        self.shared
+            .next_serial
+            .fetch_max(next_serial, Ordering::Relaxed);
+        Ok(count)
+    }
+
     fn stream_closed(&self, room: &Arc<Room>, token: &MemberToken, membership: u64) {
         let timers = room.close_stream(token, membership);
         self.start_idle_timers(room, token, timers, self.shared.settings.grace);
@@ -362,6 +424,9 @@ impl LocalRooms {
     }
 
     fn run(&self, due: Due) {
+        if self.shared.held.load(Ordering::Acquire) {
+            return;
+        }
         match due {
             Due::ExpireMember { room, token, epoch } => room.expire_member(&token, epoch),
             Due::CloseRoom { room, epoch } => self.close_if_idle(&room, epoch),
@@ -556,6 +621,51 @@ mod tests {
 
         assert!(matches!(same.backlog, Backlog::Events(ref events) if events.len() == 1));
         assert!(matches!(other.backlog, Backlog::Gap));
+    }
+
+    /// Rooms written down and read back in a new registry keep their ids,
+    /// members, owner, lock and keys; everyone counts as present (no notice)
+    /// for the restart grace, and whoever has no stream back by then leaves.
+    #[tokio::test(start_paused = true)]
+    async fn restored_members_count_as_present_for_the_restart_grace() {
+        let before = Rooms::new(settings(5));
+        let (code, alice) = before.create(Joiner::named("alice"), None).unwrap();
+        let bob = before.join(&code, Joiner::named("bob")).unwrap();
+        let key = IdempotencyKey::parse("k").unwrap();
+        let text = || MessageText::parse("hi", 100).unwrap();
+        before
+            .publish_message(&code, &alice, text(), Some(key.clone()))
+            .unwrap();
+        before.set_locked(&code, &alice, true).unwrap();
+        let epoch = before.snapshot(&code, &alice).unwrap().epoch;
+        before.hold();
+        let bytes = before.export().encode().unwrap();
+
+        let after = Rooms::new(settings(5));
+        let restored = Snapshot::decode(&bytes).unwrap();
+        assert_eq!(after.import(restored, Duration::from_secs(60)).unwrap(), 1);
+
+        let page = after.snapshot(&code, &bob).unwrap();
+        assert_eq!((page.epoch, page.last_id, page.locked), (epoch, 4, true));
+        assert!(
+            page.present.iter().all(|p| p.connected),
+            "{:?}",
+            page.present
+        );
+        assert_eq!(
+            after.publish_message(&code, &alice, text(), Some(key)),
+            Ok(Published::Repeat(3)),
+            "stored once under its key"
+        );
+        let mut alice_stream = after.subscribe(&code, &alice, Some(4), None).unwrap();
+        advance(61).await;
+        assert_eq!(
+            alice_stream.receiver.try_recv().unwrap().content().name,
+            "bob",
+            "bob, not back, left when the restart grace ended"
+        );
+        assert_eq!(after.present(&code, &alice).unwrap().len(), 1);
+        assert!(after.create(Joiner::named("carol"), None).is_ok());
     }
 
     /// A flood of joins, posts and page views moves deadlines but adds none: one

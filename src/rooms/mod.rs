@@ -14,6 +14,7 @@ mod history;
 mod memory;
 mod room;
 pub mod shared;
+pub mod snapshot;
 mod timers;
 
 use std::sync::Arc;
@@ -25,7 +26,8 @@ use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
 pub use self::event::{Event, EventContent, EventKind};
-use self::memory::{LocalHold, LocalRooms};
+use self::memory::LocalHold;
+pub use self::memory::LocalRooms;
 pub use self::room::{Backlog, Joiner, Presence, Published, RoomSnapshot};
 use self::shared::{SharedHold, SharedRooms};
 use crate::input::{DisplayName, IdempotencyKey, MessageText, RoomCode};
@@ -365,5 +367,13 @@ impl Rooms {
     /// The member leaves room `code` at once; their streams there end.
     pub async fn leave(&self, code: &RoomCode, token: &MemberToken) -> Result<(), RoomError> {
         either!(self, leave(code, token))
+    }
+
+    /// The rooms of this process, if they live here (not in Redis).
+    pub fn local(&self) -> Option<&LocalRooms> {
+        match self {
+            Self::Local(rooms) => Some(rooms),
+            Self::Shared(_) => None,
+        }
     }
 }

@@ -25,6 +25,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::event::{Event, EventKind};
 use super::history::{Budget, History};
+use super::snapshot::{Frame, MemberRecord, RoomRecord, SentRecord};
 use super::{MemberToken, RoomError, Tally};
 use crate::input::{DisplayName, IdempotencyKey, MessageText, RoomCode};
 use crate::passphrase::PassphraseHash;
@@ -220,6 +221,9 @@ struct Member {
     epoch: u64,
     /// Cancelled when the membership ends, so the member's open streams end too.
     ended: CancellationToken,
+    /// Restored after a restart and not back yet: counts as connected, since
+    /// their stream ended only because the server stopped.
+    restored: bool,
 }
 
 /// What a new stream starts from.
@@ -444,6 +448,7 @@ impl Room {
         let member = state.members.get_mut(token).ok_or(RoomError::NotMember)?;
         member.streams += 1;
         member.streamed = true;
+        member.restored = false;
         if member.streams == 1 {
             member.epoch = tick;
         }
@@ -608,6 +613,150 @@ impl Room {
     }
 }
 
+/// What [`Room::restore`] brought back: the epochs its timers start from.
+pub struct Restored {
+    /// The room's epoch: it closes if no stream came back by the restart grace.
+    pub room_epoch: u64,
+    /// Each member's epoch: they leave if no stream of theirs came back.
+    pub members: Vec<(MemberToken, u64)>,
+}
+
+impl Room {
+    /// The room as a snapshot keeps it; `None` once closed.
+    pub fn export(&self) -> Option<RoomRecord> {
+        let state = self.state();
+        if state.closed {
+            return None;
+        }
+        let mut members: Vec<_> = state.members.iter().collect();
+        members.sort_by_key(|(_, member)| member.order);
+        let mut removed_members: Vec<String> =
+            state.removed_members.iter().map(|t| t.to_hex()).collect();
+        removed_members.sort();
+        let mut removed_sessions: Vec<String> = state.removed_sessions.iter().cloned().collect();
+        removed_sessions.sort();
+        Some(RoomRecord {
+            code: self.code.to_string(),
+            serial: self.serial,
+            incarnation: self.incarnation,
+            next_id: state.next_id,
+            joins: state.joins,
+            owner: state.owner.map(MemberToken::to_hex),
+            locked: state.locked,
+            passphrase: state.passphrase.as_ref().map(|h| h.as_stored().to_owned()),
+            members: members
+                .into_iter()
+                .map(|(token, member)| MemberRecord {
+                    token: token.to_hex(),
+                    name: member.name.to_string(),
+                    session: member.session.clone(),
+                    order: member.order,
+                    streamed: member.streamed,
+                })
+                .collect(),
+            removed_members,
+            removed_sessions,
+            removed_names: state.removed_names.iter().map(|n| n.to_string()).collect(),
+            history: state.history.iter().cloned().map(Frame).collect(),
+            sent: state
+                .sent_order
+                .iter()
+                .map(|(id, (token, key))| SentRecord {
+                    token: token.to_hex(),
+                    key: key.as_str().to_owned(),
+                    id: *id,
+                })
+                .collect(),
+        })
+    }
+
+    /// A room as a snapshot kept it, with no stream open: every member counts
+    /// as connected until a stream of theirs comes back (or their timer, set
+    /// by the caller from the epochs returned, says they did not).
+    pub fn restore(
+        record: RoomRecord,
+        history: Arc<Budget>,
+        channel_capacity: usize,
+        tally: Arc<Tally>,
+    ) -> Result<(Self, Restored), String> {
+        let token = |hex: &str| MemberToken::from_hex(hex).ok_or(format!("token {hex:?}"));
+        let name = |text: &str| DisplayName::parse(text).map_err(|_| format!("name {text:?}"));
+        let code = RoomCode::parse(&record.code).map_err(|_| format!("code {:?}", record.code))?;
+        let passphrase = match record.passphrase.as_deref() {
+            Some(stored) => Some(PassphraseHash::from_stored(stored).ok_or("empty passphrase")?),
+            None => None,
+        };
+        let mut room = Self::new(
+            code,
+            record.serial,
+            history,
+            channel_capacity,
+            tally,
+            passphrase,
+        );
+        room.incarnation = record.incarnation;
+        let mut restored = Restored {
+            room_epoch: 0,
+            members: Vec::with_capacity(record.members.len()),
+        };
+        {
+            let state = room.state.get_mut().unwrap_or_else(PoisonError::into_inner);
+            state.next_id = record.next_id.max(1);
+            state.joins = record.joins;
+            state.locked = record.locked;
+            for kept in record.members {
+                let token = token(&kept.token)?;
+                let epoch = state.tick();
+                state.members.insert(
+                    token,
+                    Member {
+                        name: name(&kept.name)?,
+                        session: kept.session,
+                        order: kept.order,
+                        streams: 0,
+                        streamed: kept.streamed,
+                        epoch,
+                        ended: CancellationToken::new(),
+                        restored: true,
+                    },
+                );
+                restored.members.push((token, epoch));
+            }
+            state.owner = match record.owner.as_deref() {
+                Some(owner) => Some(token(owner)?).filter(|t| state.members.contains_key(t)),
+                None => None,
+            };
+            for removed in &record.removed_members {
+                state.removed_members.insert(token(removed)?);
+            }
+            state.removed_sessions = record.removed_sessions.into_iter().collect();
+            for removed in &record.removed_names {
+                state.removed_names.push(name(removed)?);
+            }
+            for Frame(event) in record.history {
+                if event.id >= state.next_id {
+                    return Err(format!("event {} after the next id", event.id));
+                }
+                state.history.push(event);
+            }
+            let oldest = state.history.front().map_or(state.next_id, |e| e.id);
+            for sent in record.sent {
+                if sent.id < oldest {
+                    continue;
+                }
+                let key = IdempotencyKey::parse(&sent.key)
+                    .map_err(|_| format!("idempotency key {:?}", sent.key))?;
+                let sent_by = (token(&sent.token)?, key);
+                state.sent.insert(sent_by.clone(), sent.id);
+                state.sent_order.push_back((sent.id, sent_by));
+            }
+            state.epoch = state.tick();
+            restored.room_epoch = state.epoch;
+        }
+        Ok((room, restored))
+    }
+}
+
 impl RoomState {
     fn tick(&mut self) -> u64 {
         self.ticks += 1;
@@ -660,6 +809,7 @@ impl RoomState {
             streamed: false,
             epoch,
             ended: CancellationToken::new(),
+            restored: false,
         };
         self.members.insert(token, member);
         epoch
@@ -733,7 +883,7 @@ impl RoomState {
             .into_iter()
             .map(|(token, m)| Presence {
                 name: m.name.clone(),
-                connected: m.streams > 0,
+                connected: m.streams > 0 || m.restored,
                 owner: self.owner == Some(*token),
             })
             .collect()

@@ -111,8 +111,11 @@ async fn spawn_instance(config: Config) -> (SocketAddr, oneshot::Sender<()>, Joi
 /// its task.
 fn serve_instance(
     listener: TcpListener,
-    config: Config,
+    mut config: Config,
 ) -> (SocketAddr, oneshot::Sender<()>, JoinHandle<()>) {
+    // Nothing a test runs writes into the checkout (the default data directory
+    // is under the working directory): in-process servers keep nothing.
+    config.storage.ephemeral = true;
     let addr = listener.local_addr().expect("local address");
     let (shutdown, stop) = oneshot::channel::<()>();
     let server = tokio::spawn(chat_live_room::run(listener, config, async {
@@ -1018,7 +1021,9 @@ pub async fn wait_for_port(port: u16, within: Duration) -> bool {
 pub const BINARY: &str = env!("CARGO_BIN_EXE_chat-live-room");
 
 /// The server binary, isolated from the caller's `CHAT_*` variables, logging
-/// with `RUST_LOG={rust_log}`; killed when dropped.
+/// with `RUST_LOG={rust_log}`, keeping nothing (`CHAT_EPHEMERAL`: the default
+/// data directory is under the working directory, the checkout); killed when
+/// dropped. [`server_command_keeping`] gives it a data directory instead.
 pub fn server_command(rust_log: &str) -> Command {
     let mut command = Command::new(BINARY);
     for (key, _) in std::env::vars_os() {
@@ -1027,10 +1032,21 @@ pub fn server_command(rust_log: &str) -> Command {
         }
     }
     command
+        .env("CHAT_EPHEMERAL", "true")
         .env("RUST_LOG", rust_log)
         .env("NO_COLOR", "1")
         .stdin(Stdio::null())
         .kill_on_drop(true);
+    command
+}
+
+/// [`server_command`] keeping what it keeps in `data_dir` (a test's temporary
+/// directory), as a server started without `--ephemeral` does.
+pub fn server_command_keeping(rust_log: &str, data_dir: &std::path::Path) -> Command {
+    let mut command = server_command(rust_log);
+    command
+        .env_remove("CHAT_EPHEMERAL")
+        .env("CHAT_DATA_DIR", data_dir);
     command
 }
 
@@ -1205,9 +1221,20 @@ impl RunningServer {
     /// Like [`RunningServer::start_logging`], with extra environment variables
     /// (the allocator's, for memory measurements).
     pub async fn start_with_env(rust_log: &str, env: &[(&str, &str)], args: &[&str]) -> Self {
-        let mut child = server_command(rust_log)
-            .envs(env.iter().copied())
-            .args(["--bind", "127.0.0.1:0"])
+        let mut command = server_command(rust_log);
+        command.envs(env.iter().copied());
+        Self::start_command(command, args).await
+    }
+
+    /// Starts `command` (from [`server_command`] or [`server_command_keeping`])
+    /// with `--bind 127.0.0.1:0` (unless `args` bind elsewhere) and `args`, and
+    /// waits for the line naming its address (and the metrics line, with
+    /// `--metrics-bind`).
+    pub async fn start_command(mut command: Command, args: &[&str]) -> Self {
+        if !args.contains(&"--bind") {
+            command.args(["--bind", "127.0.0.1:0"]);
+        }
+        let mut child = command
             .args(args)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

@@ -570,7 +570,7 @@ ip link set lo up
 for source in $SOURCES; do ip -6 addr add "$source/128" dev lo nodad; done
 # The namespace is this probe's own: nothing else listens on its ports. The
 # server ends itself if this script is killed before it can stop it.
-timeout 60 "$BINARY" --bind '[::1]:3000' --guess-burst 2 --guess-rate 1/h &
+timeout 60 "$BINARY" --ephemeral --bind '[::1]:3000' --guess-burst 2 --guess-rate 1/h &
 server=$!
 trap 'kill $server 2>/dev/null' EXIT
 ready=

@@ -26,6 +26,7 @@ mod polling;
 mod private;
 mod proxies;
 mod resilience;
+mod restarts;
 mod room_page;
 mod scaling;
 mod secured_redis;

@@ -443,6 +443,9 @@ async fn help_lists_every_option_and_an_invalid_environment_value_is_refused() {
         "--guess-burst",
         "--redis",
         "--presence-lease",
+        "--data-dir",
+        "--ephemeral",
+        "--restart-grace",
     ];
 
     // Act

@@ -81,6 +81,11 @@ impl Target {
             .args(UNLIMITED)
             .args(args)
             .env("RUST_LOG", "info");
+        // A measured server keeps nothing in the working directory, unless
+        // the scenario gives it a data directory of its own.
+        if !args.contains(&"--data-dir") {
+            command.arg("--ephemeral");
+        }
         // The server logs where it listens, then where its metrics are.
         let mut says = vec!["listening on "];
         if metrics {
