@@ -93,10 +93,8 @@ pub async fn serve(
         }
         _ => None,
     };
-    if let Err(error) = state.rooms.check_access().await {
-        tracing::error!(%error, "cannot start");
-        return;
-    }
+    // A Redis that refuses us (credentials, certificate) is a mistake to stop at.
+    state.rooms.check_access().await?;
     let tls = config.tls.settings().map(|tls| tls.acceptor());
     let scheme = if tls.is_some() { "https" } else { "http" };
     tracing::info!("listening on {scheme}://{bound}");

@@ -162,6 +162,10 @@ async fn a_wrong_password_or_an_untrusted_certificate_stops_the_server_at_start(
         }
         assert!(!log.contains("panicked"), "{what}: no panic:\n{log}");
         assert!(
+            !output.status.success(),
+            "{what}: exits with an error status"
+        );
+        assert!(
             !log.contains("listening on"),
             "{what}: never served:\n{log}"
         );
