@@ -5,14 +5,16 @@
 //! `cargo run --release --bin chat-bench`. What the rows say is checked only
 //! where it proves the tool itself works: the leak checks read the server's
 //! metrics (and Redis's key count), the history scenario read a real frame,
-//! and every figure of the multi scenario (two instances sharing a
+//! the restart scenario's streams each got every message once across a
+//! restart (with the server's logged write and restore times read), and every
+//! figure of the multi scenario (two instances sharing a
 //! `redis-server` of its own, which it needs at /usr/bin/redis-server) is a
 //! number.
 
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-const SCENARIOS: [&str; 10] = [
+const SCENARIOS: [&str; 11] = [
     "fan-out",
     "latency",
     "idle",
@@ -23,6 +25,7 @@ const SCENARIOS: [&str; 10] = [
     "http2",
     "big-room",
     "multi",
+    "restart",
 ];
 
 /// Rows that must have a figure of the floor's beside ours.
@@ -38,8 +41,9 @@ const COMPARED: [&str; 8] = [
 ];
 
 /// Rows whose figure must be 0: the scenarios read the server's metrics, and
-/// it closed everything their clients opened.
-const NOTHING_LEFT: [&str; 7] = [
+/// it closed everything their clients opened; and every stream of the restart
+/// scenario got each message once across the restart.
+const NOTHING_LEFT: [&str; 8] = [
     "| churn | rooms left open |",
     "| churn | streams left open |",
     "| many-rooms | rooms left open |",
@@ -47,6 +51,7 @@ const NOTHING_LEFT: [&str; 7] = [
     "| multi | rooms left open |",
     "| multi | streams left open |",
     "| multi | Redis keys left (DBSIZE after − before) |",
+    "| restart | streams that missed or repeated a message |",
 ];
 
 /// Rows the multi scenario must have (besides every one of its rows being a

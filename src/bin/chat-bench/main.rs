@@ -7,7 +7,8 @@
 //! the floor's. `--quick` runs every scenario tiny, to prove the tool works;
 //! `--only NAME` runs one; `--rounds N` takes the median of N rounds. The
 //! `multi` scenario also starts a `redis-server` of its own (Debian's, at
-//! /usr/bin/redis-server) for two instances to share.
+//! /usr/bin/redis-server) for two instances to share; the `restart` scenario
+//! gives the server a temporary data directory of its own and restarts it.
 //!
 //! This file is the command line, the list of scenarios and the report; each
 //! scenario is a module of `scenario/`, built from the parts in `parts.rs`
@@ -30,7 +31,7 @@ use scenario::{Bench, FULL, QUICK, Row};
 use wire::Sources;
 
 /// Every scenario, in the order they run (and `--only` names them).
-const SCENARIOS: [&str; 10] = [
+const SCENARIOS: [&str; 11] = [
     "fan-out",
     "latency",
     "idle",
@@ -41,6 +42,7 @@ const SCENARIOS: [&str; 10] = [
     "http2",
     "big-room",
     "multi",
+    "restart",
 ];
 
 fn main() {
@@ -119,6 +121,7 @@ async fn run(bench: &mut Bench, name: &str) {
         "http2" => scenario::http2::run(bench).await,
         "big-room" => scenario::big_room::run(bench).await,
         "multi" => scenario::multi::run(bench).await,
+        "restart" => scenario::restart::run(bench).await,
         _ => unreachable!("checked against SCENARIOS"),
     }
 }

@@ -1,15 +1,27 @@
 //! The process under measurement, the server or the floor: started with the
 //! flags a scenario needs, its address (and the server's metrics address, when
 //! asked for) read from what it prints, its CPU time and resident memory read
-//! from `/proc`, and killed when dropped.
+//! from `/proc`, and killed when dropped (or stopped as an operator would,
+//! with SIGTERM, by [`Target::terminate`]). The lines of its log that time
+//! something (`took=`) are kept for the scenario to read.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::Stdio;
-use std::time::Duration;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncBufReadExt, BufReader, Lines};
 use tokio::process::{Child, ChildStdout, Command};
+use tokio::task::JoinHandle;
+
+/// How long a target may take to say where it listens: the server restores
+/// the rooms kept at its last stop before it listens.
+const START_WITHIN: Duration = Duration::from_secs(120);
+
+/// How long the server may take to exit after SIGTERM: the drain, then the
+/// rooms written down.
+const EXIT_WITHIN: Duration = Duration::from_secs(120);
 
 /// Clock ticks per second for `/proc/PID/stat` (`getconf CLK_TCK`, 100 on Linux).
 const TICKS_PER_SECOND: f64 = 100.0;
@@ -22,6 +34,11 @@ pub struct Target {
     pub metrics: Option<SocketAddr>,
     child: Child,
     pid: u32,
+    /// The log's lines that time something (they hold `took=`), so far.
+    // std Mutex: pushed to by the log's reader, read once it has ended.
+    timed: Arc<Mutex<Vec<String>>>,
+    /// Reads the log until the target closes it.
+    reader: JoinHandle<()>,
 }
 
 /// Every limit raised past what a scenario does: the benchmark measures speed,
@@ -76,11 +93,11 @@ impl Target {
 
     async fn start_server(binary: &PathBuf, args: &[&str], metrics: bool) -> Self {
         let mut command = Command::new(binary);
-        command
-            .args(["--bind", "127.0.0.1:0"])
-            .args(UNLIMITED)
-            .args(args)
-            .env("RUST_LOG", "info");
+        // A scenario that restarts the server gives the port to listen on again.
+        if !args.contains(&"--bind") {
+            command.args(["--bind", "127.0.0.1:0"]);
+        }
+        command.args(UNLIMITED).args(args).env("RUST_LOG", "info");
         // A measured server keeps nothing in the working directory, unless
         // the scenario gives it a data directory of its own.
         if !args.contains(&"--data-dir") {
@@ -117,22 +134,63 @@ impl Target {
         let pid = child.id().expect("a running child");
         // Both say where they listen on stdout (the server in its log).
         let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+        let timed = Arc::new(Mutex::new(Vec::new()));
         let mut addrs = Vec::with_capacity(prefixes.len());
         for prefix in prefixes {
-            let addr = tokio::time::timeout(Duration::from_secs(20), find_addr(&mut lines, prefix))
+            let addr = tokio::time::timeout(START_WITHIN, find_addr(&mut lines, prefix, &timed))
                 .await
                 .unwrap_or_else(|_| panic!("the {name} did not say where it listens"));
             addrs.push(addr);
         }
         // The rest is drained, so that the child never blocks on a full pipe.
-        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        let kept = Arc::clone(&timed);
+        let reader = tokio::spawn(async move {
+            while let Ok(Some(line)) = lines.next_line().await {
+                keep_if_timed(&kept, line);
+            }
+        });
         Self {
             name,
             addr: addrs[0],
             metrics: addrs.get(1).copied(),
             child,
             pid,
+            timed,
+            reader,
         }
+    }
+
+    /// Stops the server as an operator would, with SIGTERM, and waits for it
+    /// to exit (and its log to end): how long that took, and the lines of its
+    /// log that time something (ANSI colours taken out).
+    pub async fn terminate(mut self) -> (Duration, Vec<String>) {
+        let started = Instant::now();
+        let status = std::process::Command::new("kill")
+            .args(["-s", "TERM", &self.pid.to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -s TERM {}: {status}", self.pid);
+        let exit = tokio::time::timeout(EXIT_WITHIN, self.child.wait())
+            .await
+            .unwrap_or_else(|_| panic!("the {} did not exit within {EXIT_WITHIN:?}", self.name))
+            .expect("wait for the target");
+        let took = started.elapsed();
+        assert!(
+            exit.success(),
+            "the {} exited with {exit} on SIGTERM",
+            self.name
+        );
+        let _ = (&mut self.reader).await;
+        (took, self.timed_lines())
+    }
+
+    /// The lines of the log so far that time something (`took=`), ANSI
+    /// colours taken out.
+    pub fn timed_lines(&self) -> Vec<String> {
+        self.timed
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
     /// User plus system CPU time so far, in seconds.
@@ -187,9 +245,14 @@ pub fn cpu_seconds_of(pid: u32) -> f64 {
 /// The address on the first line of `lines` that holds `prefix`, right after
 /// it: `http://ADDR`, `https://ADDR` or `http://ADDR/metrics` from the server,
 /// a bare address from the floor.
-async fn find_addr(lines: &mut Lines<BufReader<ChildStdout>>, prefix: &str) -> SocketAddr {
+async fn find_addr(
+    lines: &mut Lines<BufReader<ChildStdout>>,
+    prefix: &str,
+    timed: &Mutex<Vec<String>>,
+) -> SocketAddr {
     while let Ok(Some(line)) = lines.next_line().await {
         let Some(at) = line.find(prefix) else {
+            keep_if_timed(timed, line);
             continue;
         };
         let word = line[at + prefix.len()..]
@@ -203,4 +266,34 @@ async fn find_addr(lines: &mut Lines<BufReader<ChildStdout>>, prefix: &str) -> S
         }
     }
     panic!("ended before saying where it listens");
+}
+
+/// Keeps `line` (its ANSI colours taken out) if it times something.
+fn keep_if_timed(timed: &Mutex<Vec<String>>, line: String) {
+    let line = without_colours(&line);
+    if line.contains("took=") {
+        timed
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(line);
+    }
+}
+
+/// `line` without its ANSI escape sequences (`ESC [ … letter`): the server's
+/// log is coloured even into a pipe.
+fn without_colours(line: &str) -> String {
+    let mut plain = String::with_capacity(line.len());
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            plain.push(c);
+        }
+    }
+    plain
 }

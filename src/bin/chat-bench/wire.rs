@@ -332,10 +332,25 @@ pub async fn open_stream(
     path: &str,
     cookie: Option<&str>,
 ) -> std::io::Result<TcpStream> {
+    open_stream_after(to, from, path, cookie, None).await
+}
+
+/// [`open_stream`], resuming after the event `last_event_id` (sent as
+/// `Last-Event-ID`, as a browser's `EventSource` does when it reconnects).
+pub async fn open_stream_after(
+    to: SocketAddr,
+    from: IpAddr,
+    path: &str,
+    cookie: Option<&str>,
+    last_event_id: Option<u64>,
+) -> std::io::Result<TcpStream> {
     let mut stream = connect(to, from).await?;
     let mut request = format!("GET {path} HTTP/1.1\r\nHost: {to}\r\nAccept: text/event-stream\r\n");
     if let Some(cookie) = cookie {
         request.push_str(&format!("Cookie: {cookie}\r\n"));
+    }
+    if let Some(id) = last_event_id {
+        request.push_str(&format!("Last-Event-ID: {id}\r\n"));
     }
     request.push_str("\r\n");
     stream.write_all(request.as_bytes()).await?;

@@ -12,6 +12,7 @@ pub mod latency;
 pub mod many_rooms;
 pub mod multi;
 pub mod polling;
+pub mod restart;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -62,6 +63,13 @@ pub struct Sizes {
     /// the instances' `--history` (each room filled to it).
     pub multi_rooms: usize,
     pub multi_history: usize,
+    /// restart: rooms of one member, each posted full (`--history`
+    /// `restart_history`) with messages of `restart_padding` more characters,
+    /// and the members (each streaming) of the room whose streams must be back.
+    pub restart_rooms: usize,
+    pub restart_history: usize,
+    pub restart_padding: usize,
+    pub restart_members: usize,
     /// How long each measured window lasts.
     pub window: Duration,
 }
@@ -88,6 +96,10 @@ pub const FULL: Sizes = Sizes {
     big_room_rate: 20,
     multi_rooms: 1000,
     multi_history: 100,
+    restart_rooms: 10_000,
+    restart_history: 100,
+    restart_padding: 100,
+    restart_members: 1000,
     window: Duration::from_secs(5),
 };
 
@@ -113,6 +125,10 @@ pub const QUICK: Sizes = Sizes {
     big_room_rate: 20,
     multi_rooms: 10,
     multi_history: 100,
+    restart_rooms: 20,
+    restart_history: 10,
+    restart_padding: 50,
+    restart_members: 20,
     window: Duration::from_millis(1000),
 };
 
