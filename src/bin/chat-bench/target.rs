@@ -297,3 +297,22 @@ fn without_colours(line: &str) -> String {
     }
     plain
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_coloured_log_line_is_kept_plain_when_it_times_something() {
+        let timed = Mutex::new(Vec::new());
+        let coloured = "\u{1b}[2m2026-12-06T18:34:16Z\u{1b}[0m \u{1b}[32m INFO\u{1b}[0m kept 3 rooms \
+                        \u{1b}[3mtook\u{1b}[0m\u{1b}[2m=\u{1b}[0m12.5ms";
+        keep_if_timed(&timed, coloured.to_owned());
+        keep_if_timed(&timed, "listening on http://127.0.0.1:1".to_owned());
+        let kept = timed.into_inner().unwrap_or_else(PoisonError::into_inner);
+        assert_eq!(
+            kept,
+            ["2026-12-06T18:34:16Z  INFO kept 3 rooms took=12.5ms"]
+        );
+    }
+}

@@ -415,3 +415,42 @@ impl Resume {
         buffer.drain(..from);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_logged_duration_is_read_in_its_unit() {
+        let lines = |took: &str| vec![format!("INFO restored 3 rooms took={took} bytes=10")];
+        assert_eq!(
+            took(&lines("1.5s"), "restored "),
+            Duration::from_millis(1500)
+        );
+        assert_eq!(
+            took(&lines("12.5ms"), "restored "),
+            Duration::from_micros(12_500)
+        );
+        assert_eq!(
+            took(&lines("800µs"), "restored "),
+            Duration::from_micros(800)
+        );
+        assert_eq!(
+            took(&lines("900ns"), "restored "),
+            Duration::from_nanos(900)
+        );
+    }
+
+    #[test]
+    fn an_event_is_the_last_one_got_only_once_it_is_whole() {
+        let mut resume = Resume::default();
+        let mut pending = None;
+        let mut buffer = b"4a\r\nid: 7\ndata: {}\n\n\r\n4a\r\nid: 8\ndata: {".to_vec();
+        resume.take_ids(&mut buffer, &mut pending);
+        assert_eq!((resume.last_id, pending), (Some(7), Some(8)));
+        buffer.extend_from_slice(b"}\n\n\r\n");
+        resume.take_ids(&mut buffer, &mut pending);
+        assert_eq!((resume.last_id, pending), (Some(8), None));
+        assert!(buffer.is_empty());
+    }
+}
