@@ -19,5 +19,6 @@ mod owners;
 mod phone;
 mod presence;
 mod resilience;
+mod restarts;
 mod scenarios;
 mod sending;
