@@ -1730,37 +1730,8 @@ impl RunningServer {
     /// 127.0.0.1, with `args`, logging at `info`; waits for its `listening on`
     /// line. Its `addr` is then the unspecified address and the port.
     pub async fn start_on(bind: &str, args: &[&str]) -> Self {
-        let mut child = server_command("info,warp::server=off")
-            .args(["--bind", bind])
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start the server binary");
-        let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
-        let printed = std::sync::Arc::new(tokio::sync::Notify::new());
-        let stdout = child.stdout.take().expect("piped stdout");
-        let stderr = child.stderr.take().expect("piped stderr");
-        tokio::spawn(collect_output(stdout, log.clone(), printed.clone()));
-        tokio::spawn(collect_output(stderr, log.clone(), printed.clone()));
-        let mut server = Self {
-            child,
-            addr: SocketAddr::from(([0, 0, 0, 0], 0)),
-            metrics_addr: None,
-            log,
-            printed,
-        };
-        let wait = Duration::from_secs(10);
-        server.addr = server
-            .logged_address("listening on http://", wait)
-            .await
-            .unwrap_or_else(|| {
-                panic!(
-                    "no `listening on http://…` line within {wait:?}:\n{}",
-                    server.log()
-                )
-            });
-        server
+        let args = [&["--bind", bind][..], args].concat();
+        Self::start_command(server_command("info,warp::server=off"), &args).await
     }
 }
 

@@ -6,23 +6,12 @@
 use serde_json::{Value, json};
 
 use crate::harness::{Browser, with_screenshots};
+use crate::owners::join;
 use crate::scenarios::{create_room, start, wait_connected};
-
-const JOIN_BUTTON: &str = "form[action='/join'] button:not([formaction])";
 
 /// WebDriver's Shift and Enter keys; a modifier stays down until pressed again.
 const SHIFT: &str = "\u{E008}";
 const ENTER: &str = "\u{E007}";
-
-/// Joins room `code` from the home page and waits for the live connection.
-async fn join(browser: &Browser, name: &str, code: &str) {
-    browser.goto("/").await;
-    browser.fill("#name", name).await;
-    browser.fill("#code", code).await;
-    browser.click(JOIN_BUTTON).await;
-    browser.wait_for_path(&format!("/rooms/{code}")).await;
-    wait_connected(browser).await;
-}
 
 /// Alice creates a room and Bob joins it; its code.
 async fn bob_joins_alice(alice: &Browser, bob: &Browser) -> String {

@@ -10,11 +10,10 @@ use serde_json::json;
 
 use crate::harness::{Browser, Chromedriver, with_screenshots};
 use crate::helpers::{RunningServer, TempDir, server_command_keeping};
-use crate::scenarios::{create_room, wait_connected};
+use crate::owners::join;
+use crate::scenarios::create_room;
 
 const RUST_LOG: &str = "info,warp::server=off";
-
-const JOIN_BUTTON: &str = "form[action='/join'] button";
 
 /// How long a page may take to be Live again after the server is back: a
 /// reconnect the browser tried while the server was down makes chat.js fall
@@ -30,16 +29,6 @@ const PRESENCE_PATIENCE: Duration = Duration::from_secs(15 + 10);
 async fn start_keeping(data: &Path, bind: &str) -> RunningServer {
     let command = server_command_keeping(RUST_LOG, data);
     RunningServer::start_command(command, &["--bind", bind]).await
-}
-
-/// Joins room `code` from the home page and waits for the live connection.
-async fn join(browser: &Browser, name: &str, code: &str) {
-    browser.goto("/").await;
-    browser.fill("#name", name).await;
-    browser.fill("#code", code).await;
-    browser.click(JOIN_BUTTON).await;
-    browser.wait_for_path(&format!("/rooms/{code}")).await;
-    wait_connected(browser).await;
 }
 
 /// How many lines of the log (not counting ours still sending) contain `text`.

@@ -7,20 +7,9 @@ use std::sync::Arc;
 use serde::Deserialize;
 
 use crate::harness::{Browser, SOON, with_screenshots};
+use crate::owners::join;
 use crate::relay::Relay;
-use crate::scenarios::{create_room, start, wait_connected};
-
-const JOIN_BUTTON: &str = "form[action='/join'] button";
-
-/// Joins room `code` from the home page and waits for the live connection.
-async fn join(browser: &Browser, name: &str, code: &str) {
-    browser.goto("/").await;
-    browser.fill("#name", name).await;
-    browser.fill("#code", code).await;
-    browser.click(JOIN_BUTTON).await;
-    browser.wait_for_path(&format!("/rooms/{code}")).await;
-    wait_connected(browser).await;
-}
+use crate::scenarios::{create_room, start};
 
 /// Bob creates a room in his browser and Alice joins it in hers; its code.
 async fn alice_joins_bob(alice: &Browser, bob: &Browser) -> String {
