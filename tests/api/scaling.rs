@@ -230,6 +230,32 @@ fn messages(events: &[SseEvent]) -> Vec<(u64, String)> {
         .collect()
 }
 
+/// The events `stream` gets next, up to and including the one with id `last`.
+async fn events_through(stream: &mut Events, last: u64) -> Vec<SseEvent> {
+    let mut events = Vec::new();
+    while events
+        .last()
+        .is_none_or(|event: &SseEvent| event.id < Some(last))
+    {
+        events.push(stream.next_event().await);
+    }
+    events
+}
+
+/// The messages a room's history keeps from `from` to `last`, read by
+/// `member`, after checking that none is kept twice.
+async fn kept_once(member: &User, code: &str, from: u64, last: u64) -> Vec<(u64, String)> {
+    let mut history = member.open_long_events(code, Some(from)).await;
+    let kept = messages(&events_through(&mut history, last).await);
+    let texts: Vec<&str> = kept.iter().map(|(_, text)| text.as_str()).collect();
+    let unique: HashSet<&str> = texts.iter().copied().collect();
+    assert_eq!(
+        unique.len(),
+        texts.len(),
+        "no message kept twice: {texts:?}"
+    );
+    kept
+}
 /// 1. A stream that moves from instance to instance with `Last-Event-ID` while a
 ///    member posts continuously gets exactly the events after each id it names:
 ///    every accepted message once, in order, and no gap.
@@ -940,22 +966,7 @@ async fn a_redis_outage_refuses_sends_loses_nothing_and_streams_catch_up() {
             .any(|o| o.status == StatusCode::SERVICE_UNAVAILABLE),
         "the sender met the outage: {outcomes:?}"
     );
-    let mut history = bob.open_long_events(&code, Some(before)).await;
-    let mut kept = Vec::new();
-    while kept
-        .last()
-        .is_none_or(|event: &SseEvent| event.id < Some(last))
-    {
-        kept.push(history.next_event().await);
-    }
-    let kept = messages(&kept);
-    let texts: Vec<&str> = kept.iter().map(|(_, text)| text.as_str()).collect();
-    let unique: HashSet<&str> = texts.iter().copied().collect();
-    assert_eq!(
-        unique.len(),
-        texts.len(),
-        "no message kept twice: {texts:?}"
-    );
+    let kept = kept_once(&bob, &code, before, last).await;
     for outcome in outcomes.iter().filter(|o| o.id.is_some()) {
         let stored = (outcome.id.expect("an id"), outcome.text.clone());
         assert!(
@@ -964,13 +975,7 @@ async fn a_redis_outage_refuses_sends_loses_nothing_and_streams_catch_up() {
         );
     }
     for (name, events) in [("alice", &mut alice_events), ("bob", &mut bob_events)] {
-        let mut caught_up = Vec::new();
-        while caught_up
-            .last()
-            .is_none_or(|event: &SseEvent| event.id < Some(last))
-        {
-            caught_up.push(events.next_event().await);
-        }
+        let caught_up = events_through(events, last).await;
         assert_eq!(
             messages(&caught_up),
             kept,
@@ -1135,22 +1140,7 @@ async fn dropped_redis_connections_are_invisible_to_users() {
         rooms_before + 1 + created.len() as u64,
         "one room per create that answered, none made twice"
     );
-    let mut history = bob.open_long_events(&code, Some(first)).await;
-    let mut kept = Vec::new();
-    while kept
-        .last()
-        .is_none_or(|event: &SseEvent| event.id < Some(last))
-    {
-        kept.push(history.next_event().await);
-    }
-    let kept = messages(&kept);
-    let texts: Vec<&str> = kept.iter().map(|(_, text)| text.as_str()).collect();
-    let unique: HashSet<&str> = texts.iter().copied().collect();
-    assert_eq!(
-        unique.len(),
-        texts.len(),
-        "no message kept twice: {texts:?}"
-    );
+    let kept = kept_once(&bob, &code, first, last).await;
     for (text, id) in posted {
         let stored = (*id, text.clone());
         assert!(
@@ -1159,13 +1149,7 @@ async fn dropped_redis_connections_are_invisible_to_users() {
         );
     }
     for (name, events) in [("alice", &mut alice_events), ("bob", &mut bob_events)] {
-        let mut delivered = Vec::new();
-        while delivered
-            .last()
-            .is_none_or(|event: &SseEvent| event.id < Some(last))
-        {
-            delivered.push(events.next_event().await);
-        }
+        let delivered = events_through(events, last).await;
         let delivered = messages(&delivered);
         assert_eq!(
             delivered
