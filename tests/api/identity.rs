@@ -219,14 +219,21 @@ async fn a_foreign_host_is_421_and_creates_no_room() {
     mallory.create_room_ok("mallory").await;
 }
 
-/// `localhost` and the server's IP address, with the port, are always ours.
+/// `localhost` and any IP address, with the port, are always ours, whatever
+/// address the server listens on (the one a friend typed may be forwarded to
+/// ours: a NAT, a port forward), posts from a page there included.
 #[tokio::test]
-async fn localhost_and_the_ip_address_are_our_hosts() {
-    // Arrange
+async fn localhost_and_any_ip_address_are_our_hosts() {
+    // Arrange: listening on 127.0.0.1 only.
     let app = spawn_app().await;
     let port = app.addr.port();
 
-    for host in [format!("localhost:{port}"), format!("127.0.0.1:{port}")] {
+    for host in [
+        format!("localhost:{port}"),
+        format!("127.0.0.1:{port}"),
+        format!("192.0.2.77:{port}"),
+        format!("[fd00::9]:{port}"),
+    ] {
         let mut visitor = app.user();
 
         // Act

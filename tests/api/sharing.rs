@@ -15,7 +15,7 @@ use reqwest::header::{CONTENT_TYPE, HOST, ORIGIN};
 
 use crate::helpers::{
     Events, RunningServer, User, network_addresses, room_code, send_as_browser, session_cookie,
-    spawn_app, user_at_from,
+    user_at_from,
 };
 
 /// Longest wait for a line in the server's log.
@@ -102,39 +102,6 @@ async fn over_ipv6_a_bracketed_address_is_our_host() {
         let visitor = user_at_from(&url, lan);
         assert_eq!(visitor.get_as_browser("/").await.status(), StatusCode::OK);
     }
-}
-
-/// Whatever address the server listens on, any IP address in `Host` is ours
-/// (the one a friend typed may be forwarded to ours: a NAT, a port forward),
-/// posts from a page at that address included; a name still is not.
-#[tokio::test]
-async fn any_ip_address_is_our_host_wherever_we_listen() {
-    // Arrange: listening on 127.0.0.1 only.
-    let app = spawn_app().await;
-    let port = app.addr.port();
-
-    for host in [format!("192.0.2.77:{port}"), format!("[fd00::9]:{port}")] {
-        let mut visitor = app.user();
-
-        // Act
-        let home = visitor.get_request("/").header(HOST, &host).send().await;
-        let created = visitor
-            .post_request("/rooms", &[("name", "alice")])
-            .header(HOST, &host)
-            .header(ORIGIN, format!("http://{host}"))
-            .send()
-            .await
-            .expect("POST /rooms");
-
-        // Assert
-        assert_eq!(home.expect("GET /").status(), StatusCode::OK, "{host}");
-        assert_eq!(created.status(), StatusCode::SEE_OTHER, "{host}");
-        visitor.cookie = Some(session_cookie(&created));
-        assert_eq!(visitor.members(&room_code(&created)).await, ["alice"]);
-    }
-    let named = app.user().get_request("/").header(HOST, "laptop.local");
-    let named = named.send().await.expect("GET /");
-    assert_eq!(named.status(), StatusCode::MISDIRECTED_REQUEST);
 }
 
 /// A host name nobody set up: the guest gets `421` with a page (or, from curl,
