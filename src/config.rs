@@ -11,6 +11,7 @@ use clap::{ArgMatches, Args, Command, FromArgMatches, Parser};
 use warp::http::HeaderName;
 
 use crate::proxies::{self, TrustedProxies};
+use crate::rooms::shared::RedisAddress;
 use crate::tls::TlsSettings;
 
 /// Real-time chat rooms over Server-Sent Events and plain HTTP POSTs.
@@ -116,9 +117,25 @@ pub struct Config {
     /// balancer serve the same rooms. Every instance must have the same
     /// --secret; see docs/scaling.md. `rediss://` speaks TLS; an ACL user and
     /// password go in the URL (`redis://USER:PASSWORD@HOST:PORT/`).
+    /// `redis+sentinel://[USER:PASSWORD@]HOST:PORT,HOST:PORT/SERVICE` uses the
+    /// primary that these Redis Sentinels name SERVICE, through failovers.
     #[arg(long, env = "CHAT_REDIS_URL", value_name = "URL", requires = "secret",
-          value_parser = parse_redis_url)]
-    pub redis: Option<String>,
+          value_parser = RedisAddress::parse)]
+    pub redis: Option<RedisAddress>,
+
+    /// With --redis: acknowledge a change (a message sent, a room made, a
+    /// join) only once this many replicas of the primary confirm they have it
+    /// (Redis's WAIT, up to a second; then 503), so that it survives the
+    /// primary's loss in a failover. Costs a replication round trip per
+    /// change; see docs/scaling.md.
+    #[arg(
+        long,
+        env = "CHAT_REDIS_REPLICAS",
+        value_name = "N",
+        default_value = "0",
+        requires = "redis"
+    )]
+    pub redis_replicas: u32,
 
     /// With --redis: how long an instance's hold on its members' streams lasts
     /// in Redis without being renewed (each instance renews every third of it).
@@ -433,14 +450,6 @@ fn parse_lease(raw: &str) -> Result<Duration, String> {
         return Err(format!("{raw} is not between 3 and 86400 seconds"));
     }
     Ok(lease)
-}
-
-/// A Redis URL the client accepts (it connects later, and again whenever it
-/// must). The URL is not repeated in the error: it may hold a password.
-fn parse_redis_url(raw: &str) -> Result<String, String> {
-    redis::Client::open(raw.trim())
-        .map(|_| raw.trim().to_owned())
-        .map_err(|error| format!("not a Redis URL: {error}"))
 }
 
 /// The certificates of a certificate authority, in PEM, as read at start.

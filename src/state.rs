@@ -80,11 +80,12 @@ impl AppState {
             max_members: config.limits.max_members_per_room,
         };
         let rooms = match &config.redis {
-            Some(url) => Rooms::Shared(SharedRooms::connect(
+            Some(address) => Rooms::Shared(SharedRooms::connect(
                 settings,
-                url,
+                address,
                 config.presence_lease,
                 config.redis_ca.as_ref().map(|ca| ca.0.as_slice()),
+                config.redis_replicas,
             )?),
             None => Rooms::in_memory(settings),
         };

@@ -20,6 +20,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use chat_live_room::Config;
+use chat_live_room::rooms::shared::RedisAddress;
 use clap::Parser;
 use reqwest::header::{ACCEPT, CONTENT_TYPE, COOKIE, HeaderValue, SET_COOKIE};
 use reqwest::{Response, StatusCode};
@@ -151,7 +152,7 @@ pub async fn spawn_app_on_redis(redis: RedisServer, args: &[&str]) -> TestApp {
 /// Two instances of `config` sharing `redis` and one secret, behind a
 /// round-robin relay.
 async fn spawn_pair_on(redis: RedisServer, mut config: Config) -> TestApp {
-    config.redis = Some(redis.url());
+    config.redis = Some(RedisAddress::parse(&redis.url()).expect("the test's Redis URL"));
     config.secret.get_or_insert_with(random_secret);
     let mut instances = Vec::new();
     let mut shutdown = Vec::new();

@@ -12,6 +12,7 @@ mod bad_input;
 mod caching;
 mod chaos;
 mod contract;
+mod failover;
 mod forms;
 mod home;
 mod http2;

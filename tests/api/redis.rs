@@ -377,3 +377,236 @@ logfile {path}/redis.log
     );
     std::fs::write(dir.path().join("redis.conf"), config).expect("write redis.conf");
 }
+
+impl RedisServer {
+    /// A Redis that replicates `primary` (`replicaof`), keeping nothing on
+    /// disk, once its link to the primary is up and it has the data.
+    pub async fn start_replica_of(primary: &RedisServer) -> Self {
+        let binary = redis_server_binary();
+        let dir = TempDir::new("redis");
+        let port = free_port();
+        write_config(&dir, port, Persistence::None, None);
+        let config = dir.path().join("redis.conf");
+        let mut text = std::fs::read_to_string(&config).expect("read redis.conf");
+        text.push_str(&format!("replicaof 127.0.0.1 {}\n", primary.port));
+        std::fs::write(&config, text).expect("write redis.conf");
+        let mut server = Self {
+            secured: None,
+            child: None,
+            port,
+            dir,
+        };
+        server.spawn(binary).await;
+        let deadline = tokio::time::Instant::now() + START_WAIT;
+        while !server
+            .info("replication")
+            .await
+            .contains("master_link_status:up")
+        {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the replica did not reach its primary within {START_WAIT:?}:\n{}",
+                server.log()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        server
+    }
+
+    /// `INFO section`.
+    pub async fn info(&self, section: &str) -> String {
+        self.query(redis::cmd("INFO").arg(section)).await
+    }
+}
+
+/// Debian's `redis-sentinel` package's program (a name for `redis-server` that
+/// starts it as a sentinel).
+const REDIS_SENTINEL: &str = "/usr/bin/redis-sentinel";
+
+/// A primary, its replicas and three Redis Sentinels watching it as
+/// [`SentinelGroup::SERVICE`], each process on a free loopback port with a
+/// configuration the test writes, killed by PID when dropped. The sentinels
+/// judge the primary down after a second without an answer, so a failover
+/// takes a few seconds.
+pub struct SentinelGroup {
+    /// Every data node, the first one the primary at start.
+    pub nodes: Vec<RedisServer>,
+    sentinels: Vec<SentinelProcess>,
+}
+
+struct SentinelProcess {
+    child: Child,
+    port: u16,
+    dir: TempDir,
+}
+
+impl Drop for SentinelProcess {
+    fn drop(&mut self) {
+        let _ = self.child.start_kill();
+    }
+}
+
+impl SentinelGroup {
+    /// The name the sentinels know the primary by.
+    pub const SERVICE: &'static str = "chat";
+
+    /// A primary with `replicas` replicas and three sentinels, once every
+    /// sentinel knows every replica and the other two sentinels (until then
+    /// they could not agree on a failover).
+    pub async fn start(replicas: usize) -> Self {
+        if !Path::new(REDIS_SENTINEL).exists() {
+            panic!(
+                "{REDIS_SENTINEL} is missing, and the Sentinel tests fail rather than skip: \
+                 install redis-sentinel (scripts/test does)"
+            );
+        }
+        let primary = RedisServer::start().await;
+        let mut nodes = Vec::new();
+        for _ in 0..replicas {
+            nodes.push(RedisServer::start_replica_of(&primary).await);
+        }
+        nodes.insert(0, primary);
+        let mut sentinels = Vec::new();
+        for _ in 0..3 {
+            sentinels.push(SentinelProcess::start(nodes[0].port).await);
+        }
+        let group = Self { nodes, sentinels };
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        for sentinel in &group.sentinels {
+            loop {
+                let replicas_known: Vec<redis::Value> = sentinel
+                    .query(redis::cmd("SENTINEL").arg("REPLICAS").arg(Self::SERVICE))
+                    .await;
+                let sentinels_known: Vec<redis::Value> = sentinel
+                    .query(redis::cmd("SENTINEL").arg("SENTINELS").arg(Self::SERVICE))
+                    .await;
+                if replicas_known.len() == replicas && sentinels_known.len() == 2 {
+                    break;
+                }
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "the sentinels did not find each other and the replicas within 30 s:\n{}",
+                    group.logs()
+                );
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+        group
+    }
+
+    /// `redis+sentinel://127.0.0.1:P1,127.0.0.1:P2,127.0.0.1:P3/chat`, as
+    /// `--redis` takes it.
+    pub fn url(&self) -> String {
+        let hosts: Vec<String> = self
+            .sentinels
+            .iter()
+            .map(|sentinel| format!("127.0.0.1:{}", sentinel.port))
+            .collect();
+        format!("redis+sentinel://{}/{}", hosts.join(","), Self::SERVICE)
+    }
+
+    /// The port of the node the first sentinel calls the primary now.
+    pub async fn primary_port(&self) -> u16 {
+        let (_, port): (String, String) = self.sentinels[0]
+            .query(
+                redis::cmd("SENTINEL")
+                    .arg("GET-MASTER-ADDR-BY-NAME")
+                    .arg(Self::SERVICE),
+            )
+            .await;
+        port.parse().expect("a port")
+    }
+
+    /// The node listening on `port`.
+    pub fn node(&self, port: u16) -> &RedisServer {
+        self.nodes
+            .iter()
+            .find(|node| node.port == port)
+            .unwrap_or_else(|| panic!("no node on port {port}"))
+    }
+
+    /// The node listening on `port`, to stop it.
+    pub fn node_mut(&mut self, port: u16) -> &mut RedisServer {
+        self.nodes
+            .iter_mut()
+            .find(|node| node.port == port)
+            .unwrap_or_else(|| panic!("no node on port {port}"))
+    }
+
+    /// Every sentinel's log, for failure messages.
+    pub fn logs(&self) -> String {
+        self.sentinels
+            .iter()
+            .enumerate()
+            .map(|(i, sentinel)| {
+                let log = std::fs::read_to_string(sentinel.dir.path().join("sentinel.log"));
+                format!("--- sentinel {i} ---\n{}\n", log.unwrap_or_default())
+            })
+            .collect()
+    }
+}
+
+impl SentinelProcess {
+    async fn start(primary_port: u16) -> Self {
+        let dir = TempDir::new("sentinel");
+        let port = free_port();
+        let path = dir.path().display();
+        let service = SentinelGroup::SERVICE;
+        // Sentinel rewrites its configuration as it learns: it lives in `dir`.
+        let config = format!(
+            "port {port}
+bind 127.0.0.1
+daemonize no
+dir {path}
+logfile {path}/sentinel.log
+sentinel monitor {service} 127.0.0.1 {primary_port} 2
+sentinel down-after-milliseconds {service} 1000
+sentinel failover-timeout {service} 10000
+sentinel parallel-syncs {service} 1
+"
+        );
+        let file = dir.path().join("sentinel.conf");
+        std::fs::write(&file, config).expect("write sentinel.conf");
+        let child = Command::new(REDIS_SENTINEL)
+            .arg(&file)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("start redis-sentinel");
+        let sentinel = Self { child, port, dir };
+        let deadline = tokio::time::Instant::now() + START_WAIT;
+        while sentinel.try_ping().await.is_none() {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "redis-sentinel did not answer within {START_WAIT:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        sentinel
+    }
+
+    async fn try_ping(&self) -> Option<String> {
+        let client = redis::Client::open(format!("redis://127.0.0.1:{}/", self.port)).ok()?;
+        tokio::time::timeout(ASK_WAIT, async {
+            let mut connection = client.get_multiplexed_async_connection().await.ok()?;
+            redis::cmd("PING").query_async(&mut connection).await.ok()
+        })
+        .await
+        .ok()
+        .flatten()
+    }
+
+    async fn query<T: redis::FromRedisValue>(&self, command: &redis::Cmd) -> T {
+        let client =
+            redis::Client::open(format!("redis://127.0.0.1:{}/", self.port)).expect("a URL");
+        tokio::time::timeout(ASK_WAIT, async {
+            let mut connection = client.get_multiplexed_async_connection().await?;
+            command.query_async::<T>(&mut connection).await
+        })
+        .await
+        .expect("the sentinel answers promptly")
+        .unwrap_or_else(|error| panic!("{command:?}: {error}"))
+    }
+}

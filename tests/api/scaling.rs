@@ -29,7 +29,7 @@ use crate::redis::RedisServer;
 /// Options of every instance here: through the load balancer every client
 /// comes from nginx's one address, and the tests post, join and create faster
 /// than people do, so the per-address and per-member rates are out of the way.
-const ROOMY: [&str; 16] = [
+pub(crate) const ROOMY: [&str; 16] = [
     "--message-burst",
     "10000",
     "--message-rate",
@@ -117,14 +117,14 @@ impl Deployment {
 }
 
 /// The same person (cookie and address) reaching the instance at `base`.
-fn same_person_at(user: &User, base: &str) -> User {
+pub(crate) fn same_person_at(user: &User, base: &str) -> User {
     let mut moved = user_at_from(base, user.from);
     moved.cookie = user.cookie.clone();
     moved
 }
 
 /// A user who joined room `code` as `name` through `base`.
-async fn joined_at(base: &str, code: &str, name: &str) -> User {
+pub(crate) async fn joined_at(base: &str, code: &str, name: &str) -> User {
     let mut user = user_at(base);
     let response = user.join(name, code).await;
     assert_eq!(
@@ -136,7 +136,7 @@ async fn joined_at(base: &str, code: &str, name: &str) -> User {
 }
 
 /// The `Event-Id` of an accepted send.
-fn event_id(response: &Response) -> u64 {
+pub(crate) fn event_id(response: &Response) -> u64 {
     response
         .headers()
         .get("event-id")
@@ -222,7 +222,7 @@ fn assert_consecutive(events: &[SseEvent], what: &str) {
 }
 
 /// The `(id, text)` of every message among `events`.
-fn messages(events: &[SseEvent]) -> Vec<(u64, String)> {
+pub(crate) fn messages(events: &[SseEvent]) -> Vec<(u64, String)> {
     events
         .iter()
         .filter(|event| event.event == "message")
@@ -231,7 +231,7 @@ fn messages(events: &[SseEvent]) -> Vec<(u64, String)> {
 }
 
 /// The events `stream` gets next, up to and including the one with id `last`.
-async fn events_through(stream: &mut Events, last: u64) -> Vec<SseEvent> {
+pub(crate) async fn events_through(stream: &mut Events, last: u64) -> Vec<SseEvent> {
     let mut events = Vec::new();
     while events
         .last()
@@ -244,7 +244,12 @@ async fn events_through(stream: &mut Events, last: u64) -> Vec<SseEvent> {
 
 /// The messages a room's history keeps from `from` to `last`, read by
 /// `member`, after checking that none is kept twice.
-async fn kept_once(member: &User, code: &str, from: u64, last: u64) -> Vec<(u64, String)> {
+pub(crate) async fn kept_once(
+    member: &User,
+    code: &str,
+    from: u64,
+    last: u64,
+) -> Vec<(u64, String)> {
     let mut history = member.open_long_events(code, Some(from)).await;
     let kept = messages(&events_through(&mut history, last).await);
     let texts: Vec<&str> = kept.iter().map(|(_, text)| text.as_str()).collect();
@@ -785,7 +790,12 @@ async fn health(base: &str) -> (StatusCode, String) {
 
 /// Asks `/healthz` at `base` until it answers `status`; the body that came
 /// with it. Fails after `within`.
-async fn wait_for_health(base: &str, status: StatusCode, within: Duration, logs: &str) -> String {
+pub(crate) async fn wait_for_health(
+    base: &str,
+    status: StatusCode,
+    within: Duration,
+    logs: &str,
+) -> String {
     let deadline = Instant::now() + within;
     loop {
         let (now, body) = health(base).await;
@@ -801,7 +811,7 @@ async fn wait_for_health(base: &str, status: StatusCode, within: Duration, logs:
 }
 
 /// The `/metrics` text of `instance`.
-async fn metrics_text(instance: &RunningServer) -> String {
+pub(crate) async fn metrics_text(instance: &RunningServer) -> String {
     let addr = instance.metrics_addr.expect("started with --metrics-bind");
     reqwest::get(format!("http://{addr}/metrics"))
         .await
@@ -812,7 +822,7 @@ async fn metrics_text(instance: &RunningServer) -> String {
 }
 
 /// The value of the sample `series` (name and labels, as printed) in `text`.
-fn metric(text: &str, series: &str) -> Option<f64> {
+pub(crate) fn metric(text: &str, series: &str) -> Option<f64> {
     text.lines().find_map(|line| {
         let (name, value) = line.rsplit_once(' ')?;
         (name == series).then(|| value.parse().ok())?

@@ -18,8 +18,11 @@
 //! instances all crashed leaves nothing behind.
 
 mod feed;
+mod primary;
 mod reader;
 mod reaper;
+
+pub use self::primary::RedisAddress;
 
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
@@ -35,6 +38,7 @@ use tokio::sync::{Notify, broadcast};
 use tokio_util::sync::CancellationToken;
 
 use self::feed::{Feed, Feeds, Seeded};
+use self::primary::Primary;
 use self::reaper::Reaps;
 use super::event::now_rfc3339;
 use super::history::Budget;
@@ -48,6 +52,10 @@ use crate::passphrase::PassphraseHash;
 
 /// Longest a command may take before Redis counts as unreachable.
 const RESPONSE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Longest `--redis-replicas` waits for the replicas to confirm a change
+/// (within [`RESPONSE_TIMEOUT`]) before it is refused as not safely stored.
+const REPLICAS_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// The one script every room operation runs.
 static SCRIPT: std::sync::LazyLock<redis::Script> =
@@ -85,12 +93,13 @@ pub struct SharedRooms {
 
 struct Inner {
     settings: RoomSettings,
-    /// Where Redis is and how to reach it (TLS, user, password), for the
-    /// check at start.
-    client: redis::Client,
+    /// The Redis that commands go to, followed through failovers.
+    primary: Arc<Primary>,
     /// How long a lease lasts without renewal.
     lease: Duration,
-    commands: ConnectionManager,
+    /// Replicas that must confirm a change before it is acknowledged
+    /// (`--redis-replicas`); 0 acknowledges once the primary has it.
+    replicas: u32,
     /// Names this process in its leases: random, so a restarted instance never
     /// renews its predecessor's.
     instance: String,
@@ -292,10 +301,11 @@ fn name_args(name: &DisplayName) -> [String; 5] {
 }
 
 impl SharedRooms {
-    /// Rooms in the Redis at `url`, with the tasks that read their events and
-    /// renew this instance's leases. Connects lazily: while Redis cannot be
-    /// reached, operations answer [`RoomError::Unavailable`] and `/healthz`
-    /// says so. Needs a Tokio runtime.
+    /// Rooms in the Redis at `address`, with the tasks that read their events
+    /// and renew this instance's leases (and, with Sentinel, follow the
+    /// primary). Connects lazily: while Redis cannot be reached, operations
+    /// answer [`RoomError::Unavailable`] and `/healthz` says so. Needs a Tokio
+    /// runtime.
     ///
     /// `lease` is how long an instance's lease on a member's streams lasts
     /// (`--presence-lease`): after a crash, members who do not come back
@@ -303,31 +313,20 @@ impl SharedRooms {
     /// leases, and so reaps its rooms', every third of it.
     ///
     /// `ca`: the PEM certificates to trust for a `rediss://` URL instead of the
-    /// system's (`--redis-ca`).
+    /// system's (`--redis-ca`). `replicas`: how many replicas must have a
+    /// change before it is acknowledged (`--redis-replicas`).
     pub fn connect(
         settings: RoomSettings,
-        url: &str,
+        address: &RedisAddress,
         lease: Duration,
         ca: Option<&[u8]>,
+        replicas: u32,
     ) -> Result<Self, String> {
-        // Errors name the flag, not the URL: it may hold a password.
-        let client = match ca {
-            None => redis::Client::open(url),
-            Some(ca) => redis::Client::build_with_tls(
-                url,
-                redis::TlsCertificates {
-                    client_tls: None,
-                    root_cert: Some(ca.to_vec()),
-                },
-            ),
-        }
-        .map_err(|e| format!("--redis: {e}"))?;
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(Duration::from_secs(1)))
             .set_response_timeout(Some(RESPONSE_TIMEOUT))
             .set_max_delay(Duration::from_secs(1));
-        let commands = ConnectionManager::new_lazy_with_config(client.clone(), config)
-            .map_err(|e| format!("--redis: {e}"))?;
+        let primary = Arc::new(Primary::new(address, ca, config)?);
         let history = Budget::new(
             settings.history,
             settings.history_bytes,
@@ -335,9 +334,9 @@ impl SharedRooms {
         );
         let inner = Arc::new(Inner {
             settings,
-            client: client.clone(),
+            primary,
             lease,
-            commands,
+            replicas,
             instance: format!("{:016x}", rand::random::<u64>()),
             feeds: Feeds::new(history),
             tally: Arc::default(),
@@ -352,7 +351,12 @@ impl SharedRooms {
             stop: CancellationToken::new(),
         });
         let stop = inner.stop.clone();
-        tokio::spawn(reader::read(Arc::downgrade(&inner), client, stop.clone()));
+        if inner.primary.follows_sentinels() {
+            let primary = Arc::clone(&inner.primary);
+            let stop = stop.clone();
+            tokio::spawn(async move { primary.follow(stop).await });
+        }
+        tokio::spawn(reader::read(Arc::downgrade(&inner), stop.clone()));
         tokio::spawn(reaper::run(
             Arc::clone(&inner.reaps),
             Arc::downgrade(&inner),
@@ -377,9 +381,13 @@ impl SharedRooms {
             .set_connection_timeout(Some(Duration::from_secs(2)))
             .set_response_timeout(Some(RESPONSE_TIMEOUT));
         let answered = async {
+            // With Sentinel, the primary first: the sentinels' answer is
+            // checked against it with this instance's user and password.
+            self.inner.primary.discover().await?;
             let mut connection = self
                 .inner
-                .client
+                .primary
+                .client()?
                 .get_multiplexed_async_connection_with_config(&config)
                 .await?;
             redis::cmd("PING")
@@ -876,11 +884,10 @@ impl Inner {
         args: &[&str],
     ) -> Result<Vec<Value>, RoomError> {
         let settings = &self.settings;
-        let mut invocation = SCRIPT.prepare_invoke();
-        for key in Self::keys(code) {
-            invocation.key(key);
-        }
-        invocation
+        let mut script = redis::cmd("EVALSHA");
+        let keys = Self::keys(code);
+        script.arg(SCRIPT.get_hash()).arg(keys.len()).arg(&keys);
+        script
             .arg(code.as_str())
             .arg(now_rfc3339())
             .arg(settings.history.max(1))
@@ -891,17 +898,28 @@ impl Inner {
             .arg(settings.max_history_bytes)
             .arg(operation);
         for arg in args {
-            invocation.arg(*arg);
+            script.arg(*arg);
         }
         let started = Instant::now();
-        let invocation = &invocation;
+        let script = &script;
         let (invoked, resent) = self
-            .send(|mut connection| async move {
-                invocation.invoke_async::<Value>(&mut connection).await
-            })
+            .send(|connection| self.run_script(connection, script))
             .await;
         let reply = match invoked {
-            Ok(reply) => reply,
+            Ok((reply, confirmed)) if confirmed >= self.replicas => reply,
+            Ok((reply, confirmed)) => {
+                // Done on the primary, but not known to survive its loss: not
+                // acknowledged. Sent again, it is done once (see `send`).
+                if operation != "refresh" {
+                    tracing::warn!(
+                        confirmed,
+                        wanted = self.replicas,
+                        "redis replicas did not confirm a change in time"
+                    );
+                    return Err(RoomError::Unavailable);
+                }
+                reply
+            }
             Err(error) => {
                 self.unreachable(&error);
                 return Err(RoomError::Unavailable);
@@ -934,6 +952,44 @@ impl Inner {
         }
     }
 
+    /// Runs the script (loading it first into a Redis that has not seen it)
+    /// and, with `--redis-replicas`, `WAIT`s for the replicas in the same
+    /// pipeline, on the same connection, so that the replicas it counts have
+    /// this change: the reply, and how many replicas confirmed it.
+    async fn run_script(
+        &self,
+        mut connection: ConnectionManager,
+        script: &redis::Cmd,
+    ) -> redis::RedisResult<(Value, u32)> {
+        for attempt in 0..2 {
+            let run = if self.replicas == 0 {
+                script
+                    .query_async::<Value>(&mut connection)
+                    .await
+                    .map(|reply| (reply, 0))
+            } else {
+                redis::pipe()
+                    .add_command(script.clone())
+                    .cmd("WAIT")
+                    .arg(self.replicas)
+                    .arg(REPLICAS_TIMEOUT.as_millis() as u64)
+                    .query_async::<(Value, u32)>(&mut connection)
+                    .await
+            };
+            match run {
+                Err(error)
+                    if attempt == 0
+                        && error.kind()
+                            == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) =>
+                {
+                    SCRIPT.load_async(&mut connection).await?;
+                }
+                done => return done,
+            }
+        }
+        Err(std::io::Error::other("the room script would not load").into())
+    }
+
     /// Sends a command on the shared connection, and sends it once more if
     /// that connection turned out to be closed (Redis's `timeout`, a NAT or
     /// firewall dropping an idle connection, `CLIENT KILL`, a failover): the
@@ -961,11 +1017,18 @@ impl Inner {
                 .await
                 .unwrap_or_else(|_| Err(std::io::Error::from(std::io::ErrorKind::TimedOut).into()))
         };
-        match bounded(attempt(self.commands.clone())).await {
+        // On the primary's connection as it is now: a failover replaces it.
+        let once = || async {
+            match self.primary.commands() {
+                Ok(connection) => bounded(attempt(connection)).await,
+                Err(error) => Err(error),
+            }
+        };
+        match once().await {
             Err(error) if connection_closed(&error) => {
                 tracing::debug!(%error, "redis connection closed: sending again on a fresh one");
                 self.metrics.reconnects.inc();
-                (bounded(attempt(self.commands.clone())).await, true)
+                (once().await, true)
             }
             done => (done, false),
         }
@@ -1026,7 +1089,10 @@ impl Inner {
             || error.is_timeout()
             || error.is_connection_dropped()
             || error.is_connection_refusal()
+            || primary::read_only(error)
         {
+            // Perhaps the primary failed over: the sentinels know.
+            self.primary.in_doubt();
             if self.reachable.swap(false, Ordering::Relaxed) {
                 tracing::warn!(%error, "redis unreachable");
                 self.metrics.reconnects.inc();

@@ -27,14 +27,22 @@ const BATCH: usize = 512;
 /// Waits between attempts to reach Redis again.
 const RETRY_AFTER: Duration = Duration::from_millis(250);
 
-pub(super) async fn read(inner: Weak<Inner>, client: redis::Client, stop: CancellationToken) {
+pub(super) async fn read(inner: Weak<Inner>, stop: CancellationToken) {
     let config = AsyncConnectionConfig::new()
         .set_connection_timeout(Some(Duration::from_secs(1)))
         .set_response_timeout(Some(BLOCK + Duration::from_secs(2)));
     let mut failed = false;
     loop {
+        // The primary as it is now, and which one it is: after a failover
+        // the reader reads from the new one.
+        let Some((client, generation)) = inner
+            .upgrade()
+            .map(|inner| (inner.primary.client(), inner.primary.generation()))
+        else {
+            return;
+        };
         let connected = tokio::select! {
-            connected = client.get_multiplexed_async_connection_with_config(&config) => connected,
+            connected = async { client?.get_multiplexed_async_connection_with_config(&config).await } => connected,
             () = stop.cancelled() => return,
         };
         let mut connection = match connected {
@@ -46,6 +54,7 @@ pub(super) async fn read(inner: Weak<Inner>, client: redis::Client, stop: Cancel
                     failed = true;
                 }
                 inner.reading.store(false, Ordering::Relaxed);
+                inner.primary.in_doubt();
                 drop(inner);
                 tokio::select! {
                     () = tokio::time::sleep(RETRY_AFTER) => continue,
@@ -70,6 +79,11 @@ pub(super) async fn read(inner: Weak<Inner>, client: redis::Client, stop: Cancel
         }
         loop {
             let Some(inner) = inner.upgrade() else { return };
+            if inner.primary.generation() != generation {
+                tracing::info!("redis reader moving to the new primary");
+                inner.reading.store(false, Ordering::Relaxed);
+                break;
+            }
             inner.reading.store(true, Ordering::Relaxed);
             let feeds = inner.feeds.seeded();
             if feeds.is_empty() {
@@ -134,6 +148,7 @@ pub(super) async fn read(inner: Weak<Inner>, client: redis::Client, stop: Cancel
                 Err(error) => {
                     tracing::warn!(%error, "redis reader lost its connection");
                     inner.reading.store(false, Ordering::Relaxed);
+                    inner.primary.in_doubt();
                     inner.metrics.reconnects.inc();
                     failed = true;
                     break;
