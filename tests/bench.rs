@@ -14,7 +14,7 @@
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-const SCENARIOS: [&str; 11] = [
+const SCENARIOS: [&str; 12] = [
     "fan-out",
     "latency",
     "idle",
@@ -26,6 +26,7 @@ const SCENARIOS: [&str; 11] = [
     "big-room",
     "multi",
     "restart",
+    "replicas",
 ];
 
 /// Rows that must have a figure of the floor's beside ours.

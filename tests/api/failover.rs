@@ -13,7 +13,7 @@ use reqwest::header::RETRY_AFTER;
 use tokio::time::Instant;
 
 use crate::helpers::{RunningServer, random_secret, user_at};
-use crate::redis::SentinelGroup;
+use crate::redis::{RedisServer, SentinelGroup};
 use crate::scaling::{
     ROOMY, event_id, events_through, joined_at, kept_once, messages, same_person_at,
     wait_for_health,
@@ -222,4 +222,63 @@ async fn a_failover_loses_no_acknowledged_message_and_the_instances_follow_it() 
     for base in &bases {
         wait_for_health(base, StatusCode::OK, FAILOVER_BOUND, &logs(&group)).await;
     }
+}
+
+/// 2. With `--redis-replicas 1` and no replica left to confirm it (the one
+///    there was is gone), a send is not acknowledged: `503` with
+///    `Retry-After`, however often it is sent again. Once a replica is back,
+///    the same send (same idempotency key) gets its `204`, and the message is
+///    in the history once.
+#[tokio::test]
+async fn a_send_no_replica_confirms_is_refused_and_stored_once_when_one_does() {
+    // Arrange
+    let primary = RedisServer::start().await;
+    let (url, secret) = (primary.url(), random_secret());
+    let mut options = vec!["--redis", &url, "--secret", &secret];
+    options.extend_from_slice(&["--redis-replicas", "1"]);
+    options.extend_from_slice(&ROOMY);
+    let mut replica = RedisServer::start_replica_of(&primary).await;
+    let instance = RunningServer::start(&options).await;
+    let mut alice = user_at(&instance.url(""));
+    let code = alice.create_room_ok("alice").await;
+    replica.stop().await;
+    let send = || async {
+        alice
+            .post_request(&format!("/rooms/{code}/messages"), &[("message", "safe")])
+            .header("idempotency-key", "k1")
+            .send()
+            .await
+            .expect("POST message")
+    };
+
+    // Act
+    let alone = [send().await, send().await];
+    let _replica = RedisServer::start_replica_of(&primary).await;
+    let confirmed = send().await;
+
+    // Assert
+    for refused in &alone {
+        assert_eq!(
+            (
+                refused.status(),
+                refused.headers().contains_key(RETRY_AFTER)
+            ),
+            (StatusCode::SERVICE_UNAVAILABLE, true),
+            "without a replica: not acknowledged\n{}",
+            instance.log()
+        );
+    }
+    assert_eq!(
+        confirmed.status(),
+        StatusCode::NO_CONTENT,
+        "{}",
+        instance.log()
+    );
+    let id = event_id(&confirmed);
+    let kept = kept_once(&alice, &code, 0, id).await;
+    assert_eq!(
+        kept,
+        [(id, String::from("safe"))],
+        "stored once, under its id"
+    );
 }

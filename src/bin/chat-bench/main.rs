@@ -8,7 +8,8 @@
 //! `--only NAME` runs one; `--rounds N` takes the median of N rounds. The
 //! `multi` scenario also starts a `redis-server` of its own (Debian's, at
 //! /usr/bin/redis-server) for two instances to share; the `restart` scenario
-//! gives the server a temporary data directory of its own and restarts it.
+//! gives the server a temporary data directory of its own and restarts it;
+//! the `replicas` scenario starts a Redis primary and a replica.
 //!
 //! This file is the command line, the list of scenarios and the report; each
 //! scenario is a module of `scenario/`, built from the parts in `parts.rs`
@@ -31,7 +32,7 @@ use scenario::{Bench, FULL, QUICK, Row};
 use wire::Sources;
 
 /// Every scenario, in the order they run (and `--only` names them).
-const SCENARIOS: [&str; 11] = [
+const SCENARIOS: [&str; 12] = [
     "fan-out",
     "latency",
     "idle",
@@ -43,6 +44,7 @@ const SCENARIOS: [&str; 11] = [
     "big-room",
     "multi",
     "restart",
+    "replicas",
 ];
 
 fn main() {
@@ -122,6 +124,7 @@ async fn run(bench: &mut Bench, name: &str) {
         "big-room" => scenario::big_room::run(bench).await,
         "multi" => scenario::multi::run(bench).await,
         "restart" => scenario::restart::run(bench).await,
+        "replicas" => scenario::replicas::run(bench).await,
         _ => unreachable!("checked against SCENARIOS"),
     }
 }

@@ -42,6 +42,28 @@ impl RedisServer {
     /// Starts Redis and waits until it answers `PING`; panics, saying how to
     /// install it, if `redis-server` is missing.
     pub async fn start() -> Self {
+        Self::start_with("").await
+    }
+
+    /// A Redis that replicates `primary`, once its link to it is up.
+    pub async fn start_replica_of(primary: &RedisServer) -> Self {
+        let replica = Self::start_with(&format!("replicaof 127.0.0.1 {}\n", primary.port)).await;
+        let deadline = tokio::time::Instant::now() + START_WAIT;
+        loop {
+            let info: String = replica.ask(redis::cmd("INFO").arg("replication")).await;
+            if info.contains("master_link_status:up") {
+                return replica;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the replica did not reach its primary within {START_WAIT:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Starts Redis with `extra` configuration lines.
+    async fn start_with(extra: &str) -> Self {
         assert!(
             std::path::Path::new(REDIS_SERVER).exists(),
             "{REDIS_SERVER} is missing: the multi scenario needs it \
@@ -49,7 +71,7 @@ impl RedisServer {
         );
         let mut failures = Vec::new();
         for _ in 0..ATTEMPTS {
-            match Self::try_start().await {
+            match Self::try_start(extra).await {
                 Ok(server) => return server,
                 Err(failure) => failures.push(failure),
             }
@@ -57,14 +79,14 @@ impl RedisServer {
         panic!("redis-server did not start:\n{}", failures.join("\n"));
     }
 
-    async fn try_start() -> Result<Self, String> {
+    async fn try_start(extra: &str) -> Result<Self, String> {
         let port = free_port().ok_or("no free port in 20000-32000")?;
         let dir =
             std::env::temp_dir().join(format!("chat-bench-redis-{}-{port}", std::process::id()));
         std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
         let config = format!(
             "port {port}\nbind 127.0.0.1\ndaemonize no\nsave \"\"\nappendonly no\n\
-             dir {dir}\nlogfile {dir}/redis.log\n",
+             dir {dir}\nlogfile {dir}/redis.log\n{extra}",
             dir = dir.display()
         );
         let config_path = dir.join("redis.conf");

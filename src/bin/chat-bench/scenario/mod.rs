@@ -12,6 +12,7 @@ pub mod latency;
 pub mod many_rooms;
 pub mod multi;
 pub mod polling;
+pub mod replicas;
 pub mod restart;
 
 use std::path::PathBuf;
@@ -70,6 +71,8 @@ pub struct Sizes {
     pub restart_history: usize,
     pub restart_padding: usize,
     pub restart_members: usize,
+    /// replicas: messages sent one after another, measured with each setting.
+    pub replicas_sends: usize,
     /// How long each measured window lasts.
     pub window: Duration,
 }
@@ -100,6 +103,7 @@ pub const FULL: Sizes = Sizes {
     restart_history: 100,
     restart_padding: 100,
     restart_members: 1000,
+    replicas_sends: 2000,
     window: Duration::from_secs(5),
 };
 
@@ -129,6 +133,7 @@ pub const QUICK: Sizes = Sizes {
     restart_history: 10,
     restart_padding: 50,
     restart_members: 20,
+    replicas_sends: 50,
     window: Duration::from_millis(1000),
 };
 
