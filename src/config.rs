@@ -725,6 +725,28 @@ mod tests {
     }
 
     #[test]
+    fn replicas_to_wait_for_need_redis_and_a_count() {
+        let redis = [
+            "x",
+            "--redis",
+            "redis+sentinel://127.0.0.1/chat",
+            "--secret",
+            "s",
+        ];
+        assert_eq!(Config::try_parse_from(redis).unwrap().redis_replicas, 0);
+        let waits = Config::try_parse_from([&redis[..], &["--redis-replicas", "1"]].concat());
+        assert_eq!(waits.unwrap().redis_replicas, 1);
+        for bad in ["-1", "one"] {
+            let parsed = Config::try_parse_from([&redis[..], &["--redis-replicas", bad]].concat());
+            assert!(parsed.is_err(), "--redis-replicas {bad}");
+        }
+        assert!(
+            Config::try_parse_from(["x", "--redis-replicas", "1"]).is_err(),
+            "no --redis"
+        );
+    }
+
+    #[test]
     fn a_redis_ca_needs_redis_and_a_readable_pem_file() {
         let redis = ["x", "--redis", "rediss://127.0.0.1:6379/", "--secret", "s"];
         let with_ca = |ca: &str| Config::try_parse_from([&redis[..], &["--redis-ca", ca]].concat());

@@ -16,6 +16,10 @@
 //! renews its rooms' leases, which reaps too). A room no lease holds closes, and
 //! every key of a room lapses a little after its last lease, so a room whose
 //! instances all crashed leaves nothing behind.
+//!
+//! Commands go to one Redis, or to the primary Redis Sentinel names, followed
+//! through failovers ([`primary`]). With `--redis-replicas N` each operation
+//! is acknowledged only once `WAIT N` says N replicas have it.
 
 mod feed;
 mod primary;
@@ -100,6 +104,8 @@ struct Inner {
     /// Replicas that must confirm a change before it is acknowledged
     /// (`--redis-replicas`); 0 acknowledges once the primary has it.
     replicas: u32,
+    /// The last change was not confirmed by enough replicas (logged once).
+    unconfirmed: AtomicBool,
     /// Names this process in its leases: random, so a restarted instance never
     /// renews its predecessor's.
     instance: String,
@@ -337,6 +343,7 @@ impl SharedRooms {
             primary,
             lease,
             replicas,
+            unconfirmed: AtomicBool::new(false),
             instance: format!("{:016x}", rand::random::<u64>()),
             feeds: Feeds::new(history),
             tally: Arc::default(),
@@ -906,16 +913,23 @@ impl Inner {
             .send(|connection| self.run_script(connection, script))
             .await;
         let reply = match invoked {
-            Ok((reply, confirmed)) if confirmed >= self.replicas => reply,
+            Ok((reply, confirmed)) if confirmed >= self.replicas => {
+                if self.unconfirmed.swap(false, Ordering::Relaxed) {
+                    tracing::info!("redis replicas confirm changes again");
+                }
+                reply
+            }
             Ok((reply, confirmed)) => {
                 // Done on the primary, but not known to survive its loss: not
                 // acknowledged. Sent again, it is done once (see `send`).
-                if operation != "refresh" {
+                if !self.unconfirmed.swap(true, Ordering::Relaxed) {
                     tracing::warn!(
                         confirmed,
                         wanted = self.replicas,
-                        "redis replicas did not confirm a change in time"
+                        "redis replicas do not confirm changes in time: refusing them"
                     );
+                }
+                if operation != "refresh" {
                     return Err(RoomError::Unavailable);
                 }
                 reply

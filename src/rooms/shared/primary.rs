@@ -401,6 +401,20 @@ mod tests {
     }
 
     #[test]
+    fn sentinels_are_reached_without_tls_so_a_ca_is_a_mistake() {
+        let address = RedisAddress::parse("redis+sentinel://127.0.0.1/chat").unwrap();
+        let config = ConnectionManagerConfig::new();
+        let refused = Primary::new(&address, Some(b"PEM"), config.clone()).err();
+        assert!(refused.is_some_and(|why| why.starts_with("--redis-ca")));
+        let primary = Primary::new(&address, None, config).unwrap();
+        assert!(primary.follows_sentinels());
+        assert!(
+            primary.commands().is_err(),
+            "no primary before the sentinels name one"
+        );
+    }
+
+    #[test]
     fn a_plain_url_is_one_redis() {
         assert_eq!(
             RedisAddress::parse(" redis://127.0.0.1:6379/ "),
