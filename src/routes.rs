@@ -313,7 +313,10 @@ where
     T: serde::de::DeserializeOwned + Send + 'static,
 {
     let within = state.settings.request_timeout;
-    warp::body::content_length_limit(state.settings.max_form_bytes)
+    not_chunked()
+        .and(warp::body::content_length_limit(
+            state.settings.max_form_bytes,
+        ))
         .and(
             warp::header::optional::<String>("content-type")
                 .or_else(|_| async { Ok::<_, Rejection>((Some(String::new()),)) }),
@@ -329,6 +332,21 @@ where
             let body = read_body(body, within).await?;
             read_form(&body).map_err(|reason| warp::reject::custom(AppError::BadRequest(reason)))
         })
+}
+
+/// Refuses a body sent with `Transfer-Encoding` (`411`, saying so): a form is
+/// read up to the `Content-Length` it announces, and a request with both is one
+/// a proxy may frame differently from us (RFC 9112 §6.3), so not worth reading.
+fn not_chunked() -> impl Filter<Extract = (), Error = Rejection> + Clone {
+    warp::header::optional::<String>("transfer-encoding")
+        .or_else(|_| async { Ok::<_, Rejection>((Some(String::new()),)) })
+        .and_then(|encoding: Option<String>| async move {
+            match encoding {
+                Some(_) => Err(warp::reject::custom(AppError::ChunkedForm)),
+                None => Ok(()),
+            }
+        })
+        .untuple_one()
 }
 
 /// The whole body, or why not: it stopped before its end, or took too long.
