@@ -34,6 +34,7 @@ pub mod server;
 pub mod session;
 pub mod sharing;
 pub mod state;
+pub mod target;
 pub mod tls;
 
 pub use app::run;
