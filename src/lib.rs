@@ -17,6 +17,7 @@ pub mod data_dir;
 pub mod error;
 pub mod events;
 pub mod handlers;
+pub mod head_refusals;
 pub mod http;
 pub mod input;
 pub mod limits;

@@ -39,6 +39,7 @@ use warp::{Filter, Rejection};
 use crate::backlog::Backlog;
 use crate::client::Peer;
 use crate::error;
+use crate::head_refusals::{self, Worded};
 use crate::limits::{AddressKey, ConnectionPlace, Limits, Refused};
 use crate::metrics::Metrics;
 use crate::net::{self, Protocol, WriteDeadline};
@@ -362,15 +363,18 @@ impl Connection {
         match protocol {
             // HTTP/1.1 needs no watchdog: one response at a time, a stalled
             // write is cut by the write deadline, an idle connection by
-            // hyper's header read timeout.
+            // hyper's header read timeout. Heads hyper refuses itself (too
+            // large, malformed, too slow) are answered in words, as every
+            // other refusal is (`head_refusals.rs`).
             Protocol::Http1 => {
                 let connection = http1::Builder::new()
                     .timer(TokioTimer::new())
                     .header_read_timeout(serving.request_timeout)
                     .max_buf_size(MAX_HEAD_BYTES)
                     .keep_alive(keep_alive == KeepAlive::Yes)
-                    .serve_connection(TokioIo::new(io), service);
-                Box::pin(self.drive(connection, http1::Connection::graceful_shutdown, None))
+                    .serve_connection(TokioIo::new(Worded::new(io)), service);
+                let connection = head_refusals::Http1::new(connection);
+                Box::pin(self.drive(connection, head_refusals::Http1::graceful_shutdown, None))
             }
             Protocol::Http2 => {
                 if let Some(flow) = &flow {

@@ -4,9 +4,14 @@
 //! framed two ways, one URL per resource, and a line of text on every refusal,
 //! those hyper makes before any route runs included.
 
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::time::Instant;
+
 use crate::helpers::{
-    PATIENCE, RawResponse, TestApp, next_loopback_address, run_to_end, server_command, spawn_app,
-    spawn_app_with,
+    PATIENCE, RawResponse, TestApp, connect_from, next_loopback_address, read_one_response,
+    read_response_to_end, run_to_end, server_command, spawn_app, spawn_app_with,
 };
 
 /// Sends `head` (a request line and headers, without the blank line that ends
@@ -82,6 +87,92 @@ async fn every_405_lists_exactly_the_methods_its_path_answers() {
                 assert_refusal(&response, 405, &what);
             }
         }
+    }
+}
+
+// ===== 408 for a head that never ends =====
+
+/// With `--request-timeout 1`, a request line cut short and a head without its
+/// blank line are each answered `408` with `Connection: close` and a line of
+/// text, after the timeout and not much later.
+#[tokio::test]
+async fn a_head_that_never_ends_is_answered_408() {
+    // Arrange
+    let app = spawn_app_with(&["--request-timeout", "1"]).await;
+    let heads = [
+        "GET /roo".to_owned(),
+        format!("GET / HTTP/1.1\r\nHost: {}\r\nAccept: */*\r\n", app.addr),
+    ];
+
+    for head in heads {
+        let mut stream = connect_from(app.addr, next_loopback_address(), None).await;
+        stream.write_all(head.as_bytes()).await.expect("send");
+        let started = Instant::now();
+
+        // Act
+        let response = read_response_to_end(&mut stream, PATIENCE).await;
+
+        // Assert
+        let took = started.elapsed();
+        assert_refusal(&response, 408, &head);
+        assert_eq!(response.header("connection"), Some("close"), "{head:?}");
+        assert!(
+            response.text().contains("did not arrive in time"),
+            "{head:?}"
+        );
+        assert!(
+            took >= Duration::from_millis(800) && took < Duration::from_secs(3),
+            "{head:?}: answered after the 1 s timeout, took {took:?}"
+        );
+    }
+}
+
+/// The same after a first request on a kept-alive connection: the second
+/// request's head stops halfway, and gets its `408`.
+#[tokio::test]
+async fn a_second_head_that_never_ends_is_answered_408() {
+    // Arrange
+    let app = spawn_app_with(&["--request-timeout", "1"]).await;
+    let mut stream = connect_from(app.addr, next_loopback_address(), None).await;
+    let first = format!("GET /healthz HTTP/1.1\r\nHost: {}\r\n\r\n", app.addr);
+    stream.write_all(first.as_bytes()).await.expect("send");
+    assert_eq!(read_one_response(&mut stream, PATIENCE).await.status, 200);
+
+    // Act
+    stream.write_all(b"GET /heal").await.expect("send");
+    let response = read_response_to_end(&mut stream, PATIENCE).await;
+
+    // Assert
+    assert_refusal(&response, 408, "the second head");
+}
+
+/// A connection that sends nothing at all, and a kept-alive one that sends
+/// nothing after its first answer, asked nothing: each is closed after the
+/// request timeout without a byte (what the README says).
+#[tokio::test]
+async fn a_connection_that_sends_nothing_is_closed_without_a_word() {
+    // Arrange
+    let app = spawn_app_with(&["--request-timeout", "1"]).await;
+    let silent = connect_from(app.addr, next_loopback_address(), None).await;
+    let mut idle = connect_from(app.addr, next_loopback_address(), None).await;
+    let request = format!("GET /healthz HTTP/1.1\r\nHost: {}\r\n\r\n", app.addr);
+    idle.write_all(request.as_bytes()).await.expect("send");
+    assert_eq!(read_one_response(&mut idle, PATIENCE).await.status, 200);
+
+    for (what, mut stream) in [("silent", silent), ("idle", idle)] {
+        // Act
+        let started = Instant::now();
+        let mut received = Vec::new();
+        let read = tokio::time::timeout(PATIENCE, stream.read_to_end(&mut received)).await;
+
+        // Assert
+        assert!(read.is_ok(), "{what}: closed within {PATIENCE:?}");
+        assert!(
+            received.is_empty(),
+            "{what}: nothing sent, got {:?}",
+            String::from_utf8_lossy(&received)
+        );
+        assert!(started.elapsed() < Duration::from_secs(3), "{what}");
     }
 }
 
@@ -290,6 +381,50 @@ async fn a_percent_encoded_code_reaches_the_room_without_a_guess() {
     }
     let members = alice.members(&code).await;
     assert_eq!(members, ["alice"]);
+}
+
+// ===== Refusals hyper makes, in words =====
+
+/// A malformed request (`400`), a target too long (`414`) and a head too
+/// large (`431`), refused before any route runs, each come with a line of
+/// text like every other refusal.
+#[tokio::test]
+async fn refusals_before_routing_come_with_a_line_of_text() {
+    // Arrange
+    let app = spawn_app().await;
+    let host = app.addr;
+    let cases = [
+        (
+            format!("GET / HTTP/1.1\r\nHost: {host}\r\nBad Header: x"),
+            400,
+        ),
+        (format!("G@T / HTTP/1.1\r\nHost: {host}"), 400),
+        (
+            format!("GET / HTTP/1.1\r\nHost: {host}\r\nContent-Length: 1\r\nContent-Length: 2"),
+            400,
+        ),
+        (
+            format!("GET /{} HTTP/1.1\r\nHost: {host}", "a".repeat(70_000)),
+            414,
+        ),
+        (
+            format!(
+                "GET / HTTP/1.1\r\nHost: {host}\r\nCookie: {}",
+                "a".repeat(500_000)
+            ),
+            431,
+        ),
+    ];
+
+    for (head, status) in cases {
+        // Act
+        let response = send(&app, &head, "").await;
+
+        // Assert
+        let what = format!("{status}: {}", &head[..head.len().min(40)]);
+        assert_refusal(&response, status, &what);
+        assert_eq!(response.header("connection"), Some("close"), "{what}");
+    }
 }
 
 // ===== Bodies framed two ways =====
