@@ -32,7 +32,9 @@ pub struct Config {
           value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub history: u32,
 
-    /// Longest silence, in seconds, before an event stream sends a keep-alive comment.
+    /// Longest silence, in seconds, before an event stream sends a heartbeat
+    /// (event: heartbeat), which shows clients the stream is alive and keeps
+    /// idle proxies from closing it.
     #[arg(long, env = "CHAT_KEEPALIVE", default_value = "15", value_parser = parse_positive_seconds)]
     pub keepalive: Duration,
 

@@ -74,6 +74,10 @@ pub enum AppError {
     NoFreeCode,
     /// A post whose body is not a URL-encoded form.
     NotAForm,
+    /// A form sent with `Transfer-Encoding` (chunked), with or without a
+    /// `Content-Length` beside it: hyper drops the length then, so the two
+    /// cannot be told apart, and a form is read up to the length it announces.
+    ChunkedForm,
     /// A body that ended before its `Content-Length` (the client went away).
     IncompleteBody,
     /// A body that did not arrive within the request timeout.
@@ -143,6 +147,7 @@ impl AppError {
             Self::NoFreeCode | Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             Self::UnknownHost => StatusCode::MISDIRECTED_REQUEST,
             Self::NotAForm => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::ChunkedForm => StatusCode::LENGTH_REQUIRED,
             Self::IncompleteBody => StatusCode::BAD_REQUEST,
             Self::SlowBody => StatusCode::REQUEST_TIMEOUT,
             Self::Limited(refused) => limit_status(refused),
@@ -162,6 +167,9 @@ impl AppError {
             Self::BadRequest(reason) => reason.clone(),
             Self::NoFreeCode => "Every room code is in use right now; try again soon.".into(),
             Self::NotAForm => FORM_TYPE.into(),
+            Self::ChunkedForm => {
+                "A form post must come with a Content-Length alone: Transfer-Encoding (a chunked body) is not accepted, with or without a Content-Length.".into()
+            }
             Self::IncompleteBody => "The request body ended before all of it arrived.".into(),
             Self::SlowBody => "The request body did not arrive in time.".into(),
             Self::UnknownHost => format!("{WRONG_ADDRESS} {ASK_FOR_THE_LINK}"),

@@ -17,6 +17,7 @@ pub mod data_dir;
 pub mod error;
 pub mod events;
 pub mod handlers;
+pub mod head_refusals;
 pub mod http;
 pub mod input;
 pub mod limits;
@@ -34,6 +35,7 @@ pub mod server;
 pub mod session;
 pub mod sharing;
 pub mod state;
+pub mod target;
 pub mod tls;
 
 pub use app::run;

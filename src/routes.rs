@@ -8,7 +8,9 @@ use std::time::Duration;
 use bytes::Buf;
 use futures_util::{Stream, StreamExt};
 
+use warp::filters::path::FullPath;
 use warp::http::{HeaderValue, header};
+use warp::reject::MethodNotAllowed;
 use warp::reply::Response;
 use warp::{Filter, Rejection};
 
@@ -20,6 +22,7 @@ use crate::input::DisplayName;
 use crate::metrics::{self, Metrics};
 use crate::session::Session;
 use crate::state::AppState;
+use crate::target;
 
 /// Content-Security-Policy for every response: our own scripts, styles and
 /// connections only, no inline script, no framing.
@@ -62,31 +65,95 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Rej
     // load balancer may use an address or a name of its own, the assets are the
     // same for everyone (and the page refusing a foreign name needs its style),
     // and neither tells anybody anything.
-    let outcome = healthz(&state)
-        .or(asset())
-        .unify()
-        .or(state
-            .site
-            .known_host()
-            .and(state.site.signed_in())
-            .and(personal))
-        .unify()
+    // A request whose host cannot be told is refused, and one for a resource
+    // under a second URL sent to its one URL, before any route runs (see
+    // `target.rs`).
+    let outcome = target::addressed()
+        .and(
+            target::moved()
+                .or(healthz(&state))
+                .unify()
+                .or(asset())
+                .unify()
+                .or(state
+                    .site
+                    .known_host()
+                    .and(state.site.signed_in())
+                    .and(personal))
+                .unify(),
+        )
         .map(Ok)
         .or_else(|rejection| async move { Ok::<_, Rejection>((Err(rejection),)) });
     Format::filter()
         .and(warp::ext::optional::<Peer>())
+        .and(warp::path::full())
         .and(outcome)
         .map(
-            move |format, peer: Option<Peer>, outcome: Result<Response, Rejection>| {
+            move |format,
+                  peer: Option<Peer>,
+                  path: FullPath,
+                  outcome: Result<Response, Rejection>| {
                 // A refusal may echo what was typed, or name the room: private too.
                 let mut response = outcome.unwrap_or_else(|rejection| {
                     count_refusal(&metrics, &rejection);
-                    keep_private(error::render(&rejection, format, &pages, max_form_bytes))
+                    let mut response =
+                        keep_private(error::render(&rejection, format, &pages, max_form_bytes));
+                    if rejection.find::<MethodNotAllowed>().is_some() {
+                        add_allow(&mut response, path.as_str());
+                    }
+                    response
                 });
                 add_security_headers(&mut response, peer.is_some_and(|p| p.tls));
                 response
             },
         )
+}
+
+/// Every path the app answers, and the methods it answers there: what a `405`
+/// lists in its `Allow` header (RFC 9110 §15.5.6). `*` is one path segment (a
+/// room code, an asset's name). Kept beside the filters below, which must
+/// agree with it: `by_the_book.rs` tries every method on every route kind.
+const ROUTE_METHODS: &[(&str, &str)] = &[
+    ("/", GET),
+    ("/healthz", GET),
+    ("/assets/*", GET),
+    ("/rooms", POST),
+    ("/join", POST),
+    ("/rooms/*", GET),
+    ("/rooms/*/events", GET),
+    ("/rooms/*/poll", GET),
+    ("/rooms/*/members", GET),
+    ("/rooms/*/messages", POST),
+    ("/rooms/*/leave", POST),
+    ("/rooms/*/lock", POST),
+    ("/rooms/*/unlock", POST),
+    ("/rooms/*/remove", POST),
+];
+
+/// The methods of a route that reads: `HEAD` wherever `GET` works.
+const GET: &str = "GET, HEAD";
+/// The methods of a route that changes something.
+const POST: &str = "POST";
+
+/// The methods the route at `path` answers, if a route is there.
+fn methods_at(path: &str) -> Option<&'static str> {
+    let segments: Vec<&str> = path.split('/').skip(1).collect();
+    ROUTE_METHODS.iter().find_map(|(pattern, methods)| {
+        let pattern: Vec<&str> = pattern.split('/').skip(1).collect();
+        let fits = pattern.len() == segments.len()
+            && (pattern.iter().zip(&segments))
+                .all(|(want, got)| want == got || (*want == "*" && !got.is_empty()));
+        fits.then_some(*methods)
+    })
+}
+
+/// Adds `Allow` to a `405` for `path`: the methods its route answers.
+fn add_allow(response: &mut Response, path: &str) {
+    if let Some(methods) = methods_at(path) {
+        response
+            .headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static(methods));
+    }
 }
 
 /// Counts the refusals an operator watches: limits, foreign hosts, other sites.
@@ -313,7 +380,10 @@ where
     T: serde::de::DeserializeOwned + Send + 'static,
 {
     let within = state.settings.request_timeout;
-    warp::body::content_length_limit(state.settings.max_form_bytes)
+    not_chunked()
+        .and(warp::body::content_length_limit(
+            state.settings.max_form_bytes,
+        ))
         .and(
             warp::header::optional::<String>("content-type")
                 .or_else(|_| async { Ok::<_, Rejection>((Some(String::new()),)) }),
@@ -329,6 +399,21 @@ where
             let body = read_body(body, within).await?;
             read_form(&body).map_err(|reason| warp::reject::custom(AppError::BadRequest(reason)))
         })
+}
+
+/// Refuses a body sent with `Transfer-Encoding` (`411`, saying so): a form is
+/// read up to the `Content-Length` it announces, and a request with both is one
+/// a proxy may frame differently from us (RFC 9112 §6.3), so not worth reading.
+fn not_chunked() -> impl Filter<Extract = (), Error = Rejection> + Clone {
+    warp::header::optional::<String>("transfer-encoding")
+        .or_else(|_| async { Ok::<_, Rejection>((Some(String::new()),)) })
+        .and_then(|encoding: Option<String>| async move {
+            match encoding {
+                Some(_) => Err(warp::reject::custom(AppError::ChunkedForm)),
+                None => Ok(()),
+            }
+        })
+        .untuple_one()
 }
 
 /// The whole body, or why not: it stopped before its end, or took too long.
@@ -395,5 +480,29 @@ fn add_security_headers(response: &mut Response, tls: bool) {
         headers
             .entry(name)
             .or_insert(HeaderValue::from_static(value));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_path_finds_the_methods_of_its_route() {
+        for (path, methods) in [
+            ("/", Some(GET)),
+            ("/healthz", Some(GET)),
+            ("/assets/style.css", Some(GET)),
+            ("/rooms", Some(POST)),
+            ("/rooms/ABCD", Some(GET)),
+            ("/rooms/ABCD/events", Some(GET)),
+            ("/rooms/ABCD/lock", Some(POST)),
+            ("/rooms/ABCD/nope", None),
+            ("/rooms//events", None),
+            ("/assets", None),
+            ("/nope", None),
+        ] {
+            assert_eq!(methods_at(path), methods, "{path}");
+        }
     }
 }

@@ -25,7 +25,7 @@ use hyper::body::Incoming;
 use hyper::server::conn::{http1, http2};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::server::graceful::{GracefulConnection, GracefulShutdown, Watcher};
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::time::MissedTickBehavior;
@@ -39,11 +39,13 @@ use warp::{Filter, Rejection};
 use crate::backlog::Backlog;
 use crate::client::Peer;
 use crate::error;
+use crate::head_refusals::{self, Worded};
 use crate::limits::{AddressKey, ConnectionPlace, Limits, Refused};
 use crate::metrics::Metrics;
 use crate::net::{self, Protocol, WriteDeadline};
 use crate::pacing::{Flow, Look, Spawner, Verdict};
 use crate::proxies::TrustedProxies;
+use crate::target;
 
 /// Longest a client may take over the TLS handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -243,6 +245,7 @@ impl Connection {
         let answering = flow.clone();
         let service = service_fn(move |mut request: Request<Incoming>| {
             request.extensions_mut().insert(peer);
+            target::prepare(&mut request);
             // Here, not in the future below: hyper hands the stream to the
             // executor right after this call, and the executor takes what
             // `begin` leaves for it.
@@ -356,19 +359,22 @@ impl Connection {
         S::Future: Send + 'static,
     {
         let serving = &self.serving;
-        let io = TokioIo::new(WriteDeadline::new(io, serving.send_timeout));
+        let io = WriteDeadline::new(io, serving.send_timeout);
         match protocol {
             // HTTP/1.1 needs no watchdog: one response at a time, a stalled
             // write is cut by the write deadline, an idle connection by
-            // hyper's header read timeout.
+            // hyper's header read timeout. Heads hyper refuses itself (too
+            // large, malformed, too slow) are answered in words, as every
+            // other refusal is (`head_refusals.rs`).
             Protocol::Http1 => {
                 let connection = http1::Builder::new()
                     .timer(TokioTimer::new())
                     .header_read_timeout(serving.request_timeout)
                     .max_buf_size(MAX_HEAD_BYTES)
                     .keep_alive(keep_alive == KeepAlive::Yes)
-                    .serve_connection(io, service);
-                Box::pin(self.drive(connection, None))
+                    .serve_connection(TokioIo::new(Worded::new(io)), service);
+                let connection = head_refusals::Http1::new(connection);
+                Box::pin(self.drive(connection, head_refusals::Http1::graceful_shutdown, None))
             }
             Protocol::Http2 => {
                 if let Some(flow) = &flow {
@@ -382,8 +388,8 @@ impl Connection {
                     .max_concurrent_streams(HTTP2_MAX_STREAMS)
                     .max_send_buf_size(HTTP2_MAX_SEND_BUFFER)
                     .initial_stream_window_size(HTTP2_STREAM_WINDOW)
-                    .serve_connection(io, service);
-                Box::pin(self.drive(connection, flow))
+                    .serve_connection(TokioIo::new(io), service);
+                Box::pin(self.drive(connection, http2::Connection::graceful_shutdown, flow))
             }
         }
     }
@@ -392,9 +398,10 @@ impl Connection {
     /// then for good once the drain time is over), or, with a `watched` flow
     /// (HTTP/2), the watchdog finds it idle (`GOAWAY`, then dropped if the
     /// client does not go within the request timeout) or stuck.
-    async fn drive<C>(self, connection: C, watched: Option<Arc<Flow>>)
+    /// `finish` asks the connection to finish what is under way and close.
+    async fn drive<C>(self, connection: C, finish: fn(Pin<&mut C>), watched: Option<Arc<Flow>>)
     where
-        C: GracefulConnection<Error = hyper::Error>,
+        C: Future<Output = Result<(), hyper::Error>>,
     {
         let peer: SocketAddr = self.peer.addr;
         let serving = &self.serving;
@@ -426,7 +433,7 @@ impl Connection {
                 }
                 () = self.stopping.cancelled(), if !closing => {
                     closing = true;
-                    connection.as_mut().graceful_shutdown();
+                    finish(connection.as_mut());
                 }
                 () = next_look(&mut looks) => {
                     if gone_by.is_some_and(|by| tokio::time::Instant::now() >= by) {
@@ -441,7 +448,7 @@ impl Connection {
                             tracing::debug!(%peer, "idle HTTP/2 connection closed");
                             closing = true;
                             gone_by = Some(tokio::time::Instant::now() + serving.request_timeout);
-                            connection.as_mut().graceful_shutdown();
+                            finish(connection.as_mut());
                         }
                         Some(Verdict::Stuck) => {
                             tracing::debug!(%peer, "a stream's client took nothing for the send timeout");

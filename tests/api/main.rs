@@ -9,6 +9,7 @@ mod web;
 
 mod attacks;
 mod bad_input;
+mod by_the_book;
 mod caching;
 mod chaos;
 mod contract;
