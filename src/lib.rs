@@ -14,6 +14,7 @@ pub mod backlog;
 pub mod client;
 pub mod config;
 pub mod data_dir;
+pub mod encoding;
 pub mod error;
 pub mod events;
 pub mod handlers;

@@ -63,7 +63,7 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Rej
     // same for everyone (and the page refusing a foreign name needs its style),
     // and neither tells anybody anything.
     let outcome = healthz(&state)
-        .or(asset())
+        .or(asset(&state))
         .unify()
         .or(state
             .site
@@ -291,10 +291,13 @@ fn members(
         .and_then(handlers::members)
 }
 
-fn asset() -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
+fn asset(
+    state: &AppState,
+) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone + use<> {
     warp::path!("assets" / String)
         .and(get_or_head())
-        .and(warp::header::optional::<String>("if-none-match"))
+        .and(warp::header::headers_cloned())
+        .and(with_state(state))
         .and_then(handlers::asset)
 }
 

@@ -7,6 +7,7 @@ mod redis;
 mod relay;
 mod web;
 
+mod assets;
 mod attacks;
 mod bad_input;
 mod caching;
