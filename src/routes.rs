@@ -12,6 +12,7 @@ use warp::http::{HeaderValue, header};
 use warp::reply::Response;
 use warp::{Filter, Rejection};
 
+use crate::access;
 use crate::client::{Client, Peer};
 use crate::error::{self, AppError};
 use crate::handlers;
@@ -73,7 +74,7 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Rej
         .unify()
         .map(Ok)
         .or_else(|rejection| async move { Ok::<_, Rejection>((Err(rejection),)) });
-    Format::filter()
+    let answered = Format::filter()
         .and(warp::ext::optional::<Peer>())
         .and(outcome)
         .map(
@@ -86,7 +87,8 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Rej
                 add_security_headers(&mut response, peer.is_some_and(|p| p.tls));
                 response
             },
-        )
+        );
+    access::logged(state.site.client(), answered)
 }
 
 /// Counts the refusals an operator watches: limits, foreign hosts, other sites.

@@ -20,6 +20,7 @@ mod identity;
 mod leaving;
 mod lifecycle;
 mod limits;
+mod logs;
 mod members;
 mod messages;
 mod owners;
