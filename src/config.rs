@@ -10,6 +10,7 @@ use clap::error::ErrorKind;
 use clap::{ArgMatches, Args, Command, FromArgMatches, Parser};
 use warp::http::HeaderName;
 
+use crate::logging::LogFormat;
 use crate::proxies::{self, TrustedProxies};
 use crate::rooms::shared::RedisAddress;
 use crate::tls::TlsSettings;
@@ -113,6 +114,12 @@ pub struct Config {
     /// (off unless given; port 0 picks one, named in the start-up log).
     #[arg(long, env = "CHAT_METRICS_BIND", value_name = "ADDR")]
     pub metrics_bind: Option<SocketAddr>,
+
+    /// How log lines are written to standard output: `text` for people
+    /// (coloured only on a terminal, never with NO_COLOR set), `json` for log
+    /// shippers (one object per line). RUST_LOG filters either.
+    #[arg(long, env = "CHAT_LOG_FORMAT", value_enum, default_value = "text")]
+    pub log_format: LogFormat,
 
     /// Keep rooms in this Redis (`redis://HOST:PORT/`), shared by every
     /// instance given the same one, so that several instances behind a load

@@ -11,7 +11,7 @@
 use std::time::Duration;
 
 use serde::Deserialize;
-use warp::http::{HeaderValue, StatusCode, header};
+use warp::http::{HeaderMap, HeaderValue, StatusCode, header};
 use warp::reply::Response;
 use warp::{Rejection, Reply};
 
@@ -25,7 +25,7 @@ use crate::passphrase::{HashingFailed, Passphrase};
 use crate::rooms::{Joiner, MemberToken, Published, RoomError, Rooms, Subscription};
 use crate::session::Session;
 use crate::state::AppState;
-use crate::{assets, events, poll};
+use crate::{events, poll};
 
 /// Names the stored message's event in the reply to a post.
 const EVENT_ID: &str = "event-id";
@@ -671,8 +671,14 @@ pub async fn healthz(state: AppState) -> Result<Response, Rejection> {
     Ok(response)
 }
 
-pub async fn asset(name: String, if_none_match: Option<String>) -> Result<Response, Rejection> {
-    assets::response(&name, if_none_match.as_deref()).ok_or_else(warp::reject::not_found)
+pub async fn asset(
+    name: String,
+    headers: HeaderMap,
+    state: AppState,
+) -> Result<Response, Rejection> {
+    (state.assets)
+        .response(&name, &headers)
+        .ok_or_else(warp::reject::not_found)
 }
 
 /// A code in a path that is not a code names no room (and is no guess: it

@@ -7,6 +7,7 @@
 //!
 //! Start it with [`app::run`] on a listener of your own (tests bind port 0).
 
+pub mod access;
 pub mod allocator;
 pub mod app;
 pub mod assets;
@@ -14,6 +15,7 @@ pub mod backlog;
 pub mod client;
 pub mod config;
 pub mod data_dir;
+pub mod encoding;
 pub mod error;
 pub mod events;
 pub mod handlers;
@@ -22,6 +24,7 @@ pub mod http;
 pub mod input;
 pub mod limits;
 pub mod links;
+pub mod logging;
 pub mod metrics;
 pub mod net;
 pub mod pacing;

@@ -1,16 +1,11 @@
 //! `chat-live-room`: ask the allocator to give large buffers back, parse the
-//! options, bind, serve until Ctrl-C or SIGTERM.
+//! options, start the log, bind, serve until Ctrl-C or SIGTERM.
 
 use std::process::ExitCode;
 
 use chat_live_room::app::{self, Listeners};
-use chat_live_room::{Config, allocator};
+use chat_live_room::{Config, allocator, logging};
 use clap::Parser;
-use tracing_subscriber::EnvFilter;
-
-/// Our own events at `info`. hyper reports every client that hangs up mid-stream as
-/// a connection error; for an event stream that is the normal way to end.
-const DEFAULT_LOG: &str = "info,warp::server=off";
 
 fn main() -> ExitCode {
     // Before the runtime's threads exist: this may start the process again.
@@ -20,9 +15,9 @@ fn main() -> ExitCode {
 
 #[tokio::main]
 async fn serve() -> ExitCode {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_LOG));
-    tracing_subscriber::fmt().with_env_filter(filter).init();
+    // Options first: they say how to log. A usage error is clap's to print.
     let config = Config::parse();
+    logging::init(config.log_format);
     // Signal handlers first: a SIGTERM that arrives while we bind must still mean
     // "shut down cleanly", not the default "die".
     let mut signals = match Signals::register() {

@@ -11,9 +11,12 @@
 
 use std::sync::Arc;
 
-use handlebars::Handlebars;
+use handlebars::{
+    Context, Handlebars, Helper, HelperResult, Output, RenderContext, RenderErrorReason,
+};
 use serde::Serialize;
 
+use crate::assets::Assets;
 use crate::input::{DisplayName, IdempotencyKey, MAX_NAME_CHARS, RoomCode};
 use crate::links;
 use crate::rooms::{Event, EventContent, EventKind, Presence, RoomSnapshot};
@@ -187,10 +190,38 @@ impl EventView {
     }
 }
 
+/// The view helper `{{asset "style.css"}}`: the URL that names the file's
+/// content, from `assets`. A name we have no file for fails the render (and
+/// so every test that renders the layout), rather than linking nowhere.
+const ASSET_HELPER: &str = "asset";
+
 impl Pages {
-    /// Compiles the views; fails only if a view in this repository is malformed.
-    pub fn new() -> Result<Self, handlebars::TemplateError> {
+    /// Compiles the views, which link to the files of `assets` by their
+    /// content-named URLs; fails only if a view in this repository is malformed.
+    pub fn new(assets: &Assets) -> Result<Self, handlebars::TemplateError> {
         let mut registry = Handlebars::new();
+        let assets = assets.clone();
+        registry.register_helper(
+            ASSET_HELPER,
+            Box::new(
+                move |helper: &Helper,
+                      _: &Handlebars,
+                      _: &Context,
+                      _: &mut RenderContext,
+                      out: &mut dyn Output|
+                      -> HelperResult {
+                    let name = helper
+                        .param(0)
+                        .and_then(|p| p.value().as_str())
+                        .ok_or(RenderErrorReason::ParamNotFoundForIndex(ASSET_HELPER, 0))?;
+                    let url = assets.url(name).ok_or_else(|| {
+                        RenderErrorReason::Other(format!("no asset is called {name:?}"))
+                    })?;
+                    out.write(&url)?;
+                    Ok(())
+                },
+            ),
+        );
         for (name, source) in VIEWS {
             registry.register_template_string(name, source)?;
         }
@@ -392,7 +423,7 @@ mod tests {
             epoch: 7,
         };
         let code = RoomCode::parse("ABCD").expect("a valid code");
-        Pages::new()
+        Pages::new(&Assets::new())
             .expect("the views compile")
             .room(code, &snapshot, 2000)
             .expect("the room page renders")

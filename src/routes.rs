@@ -14,6 +14,7 @@ use warp::reject::MethodNotAllowed;
 use warp::reply::Response;
 use warp::{Filter, Rejection};
 
+use crate::access;
 use crate::client::{Client, Peer};
 use crate::error::{self, AppError};
 use crate::handlers;
@@ -73,7 +74,7 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Rej
             target::moved()
                 .or(healthz(&state))
                 .unify()
-                .or(asset())
+                .or(asset(&state))
                 .unify()
                 .or(state
                     .site
@@ -84,7 +85,7 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Rej
         )
         .map(Ok)
         .or_else(|rejection| async move { Ok::<_, Rejection>((Err(rejection),)) });
-    Format::filter()
+    let answered = Format::filter()
         .and(warp::ext::optional::<Peer>())
         .and(warp::path::full())
         .and(outcome)
@@ -106,7 +107,8 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Rej
                 add_security_headers(&mut response, peer.is_some_and(|p| p.tls));
                 response
             },
-        )
+        );
+    access::logged(state.site.client(), answered)
 }
 
 /// Every path the app answers, and the methods it answers there: what a `405`
@@ -358,10 +360,13 @@ fn members(
         .and_then(handlers::members)
 }
 
-fn asset() -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
+fn asset(
+    state: &AppState,
+) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone + use<> {
     warp::path!("assets" / String)
         .and(get_or_head())
-        .and(warp::header::optional::<String>("if-none-match"))
+        .and(warp::header::headers_cloned())
+        .and(with_state(state))
         .and_then(handlers::asset)
 }
 

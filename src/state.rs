@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
+use crate::assets::Assets;
 use crate::client::Site;
 use crate::config::Config;
 use crate::error::max_form_bytes;
@@ -52,6 +53,8 @@ impl Deref for AppState {
 pub struct Shared {
     pub rooms: Rooms,
     pub cookies: SessionCookies,
+    /// The static files, compressed at build and named by their content.
+    pub assets: Assets,
     pub pages: Pages,
     pub settings: Settings,
     pub limits: Limits,
@@ -90,6 +93,7 @@ impl AppState {
             None => Rooms::in_memory(settings),
         };
         let limits = Limits::new(config.limits.clone());
+        let assets = Assets::new();
         Ok(Self(Arc::new(Shared {
             metrics: Metrics::new(rooms.clone(), limits.clone()),
             rooms,
@@ -99,7 +103,8 @@ impl AppState {
                 config.secure_cookies,
                 config.session_max_age,
             ),
-            pages: Pages::new().expect("the views in views/ compile"),
+            pages: Pages::new(&assets).expect("the views in views/ compile"),
+            assets,
             settings: Settings {
                 max_message_chars: config.max_message_chars,
                 max_form_bytes: max_form_bytes(config.max_message_chars),

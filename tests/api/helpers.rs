@@ -1284,7 +1284,7 @@ impl RunningServer {
     async fn logged_address(&self, prefix: &str, within: Duration) -> Option<SocketAddr> {
         let line = self.wait_for_log(prefix, within).await?;
         let (_, rest) = line.split_once(prefix)?;
-        rest.split(['/', ' '])
+        rest.split(['/', ' ', '"'])
             .next()
             .and_then(|addr| addr.trim().parse().ok())
     }

@@ -184,8 +184,9 @@ async fn a_foreign_host_is_421_and_creates_no_room() {
 
     // Act
     let mut gets = Vec::new();
+    let style_url = crate::assets::asset_url(&mallory, "style.css").await;
     let style = mallory
-        .get_request("/assets/style.css")
+        .get_request(&style_url)
         .header(HOST, "evil.example")
         .send()
         .await

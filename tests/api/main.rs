@@ -7,6 +7,7 @@ mod redis;
 mod relay;
 mod web;
 
+mod assets;
 mod attacks;
 mod bad_input;
 mod by_the_book;
@@ -21,6 +22,7 @@ mod identity;
 mod leaving;
 mod lifecycle;
 mod limits;
+mod logs;
 mod members;
 mod messages;
 mod owners;

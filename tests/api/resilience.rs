@@ -650,11 +650,12 @@ async fn head_works_where_get_does_and_room_pages_are_not_stored() {
     let (alice, code) = app.user_in_new_room("alice").await;
     let stranger = app.user();
     let room = format!("/rooms/{code}");
+    let script = crate::assets::asset_url(&alice, "chat.js").await;
     let cases: [(&User, &str); 5] = [
         (&alice, "/"),
         (&alice, &room),
         (&stranger, &room),
-        (&alice, "/assets/chat.js"),
+        (&alice, &script),
         (&stranger, "/healthz"),
     ];
 

@@ -16,6 +16,7 @@ mod holding;
 mod home;
 mod messages;
 mod owners;
+mod page_weight;
 mod phone;
 mod presence;
 mod resilience;

@@ -97,7 +97,12 @@ impl Target {
         if !args.contains(&"--bind") {
             command.args(["--bind", "127.0.0.1:0"]);
         }
-        command.args(UNLIMITED).args(args).env("RUST_LOG", "info");
+        // Text lines, whatever the caller's CHAT_LOG_FORMAT: they are read below.
+        command
+            .args(UNLIMITED)
+            .args(args)
+            .env("RUST_LOG", "info")
+            .env("CHAT_LOG_FORMAT", "text");
         // A measured server keeps nothing in the working directory, unless
         // the scenario gives it a data directory of its own.
         if !args.contains(&"--data-dir") {
@@ -279,8 +284,9 @@ fn keep_if_timed(timed: &Mutex<Vec<String>>, line: String) {
     }
 }
 
-/// `line` without its ANSI escape sequences (`ESC [ … letter`): the server's
-/// log is coloured even into a pipe.
+/// `line` without its ANSI escape sequences (`ESC [ … letter`): a server
+/// built before issue 24 colours its log even into a pipe (`--server PATH`
+/// may be one); later ones colour only a terminal.
 fn without_colours(line: &str) -> String {
     let mut plain = String::with_capacity(line.len());
     let mut chars = line.chars();
