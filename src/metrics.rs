@@ -89,10 +89,12 @@ impl Metrics {
         self.refusals.get_or_create(&Reason { reason }).inc();
     }
 
-    /// The routes of the metrics listener: `GET /metrics` (and `HEAD`).
+    /// The routes of the metrics listener: `GET /metrics` (and `HEAD`), by
+    /// the app listener's HTTP rules: `/metrics/` is a `308` to the one URL,
+    /// and a refusal says what it is in words (a `405` with its `Allow`).
     pub fn routes(&self) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone + use<> {
         let metrics = self.clone();
-        warp::path!("metrics")
+        let scrape = warp::path!("metrics")
             .and(warp::get().or(warp::head()).unify())
             .map(move || match metrics.encode() {
                 Ok(text) => {
@@ -103,6 +105,12 @@ impl Metrics {
                     response
                 }
                 Err(_) => crate::error::text(StatusCode::INTERNAL_SERVER_ERROR, "metrics failed"),
+            });
+        crate::target::moved()
+            .or(scrape)
+            .unify()
+            .or_else(|rejection: Rejection| async move {
+                Ok::<_, Rejection>((metrics_refusal(&rejection),))
             })
     }
 
@@ -112,6 +120,24 @@ impl Metrics {
         prometheus_client::encoding::text::encode(&mut text, &self.registry)?;
         Ok(text)
     }
+}
+
+/// What the metrics listener answers a request it has no route for.
+fn metrics_refusal(rejection: &Rejection) -> Response {
+    if rejection.find::<warp::reject::MethodNotAllowed>().is_some() {
+        let mut response = crate::error::text(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "That method is not allowed here.",
+        );
+        response
+            .headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+        return response;
+    }
+    crate::error::text(
+        StatusCode::NOT_FOUND,
+        "There is no page here: the metrics are at /metrics.",
+    )
 }
 
 /// Reads the rooms and the limits at each scrape.

@@ -498,3 +498,38 @@ async fn help_says_keepalive_sends_a_heartbeat_event() {
     assert!(keepalive.contains("event: heartbeat"), "{keepalive}");
     assert!(!keepalive.contains("comment"), "{keepalive}");
 }
+
+// ===== The metrics listener =====
+
+/// The metrics listener keeps the same rules: `/metrics/` is a `308` to
+/// `/metrics`, another method is `405` with `Allow: GET, HEAD`, and another
+/// path is `404`, each refusal in a line of text.
+#[tokio::test]
+async fn the_metrics_listener_answers_by_the_same_rules() {
+    // Arrange
+    let server = crate::helpers::RunningServer::start(&["--metrics-bind", "127.0.0.1:0"]).await;
+    let metrics = server.metrics_addr.expect("a metrics listener");
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("a client");
+    let url = |path: &str| format!("http://{metrics}{path}");
+
+    // Act
+    let slash = client.get(url("/metrics/?x=1")).send().await.expect("GET");
+    let post = client.post(url("/metrics")).send().await.expect("POST");
+    let other = client.get(url("/other")).send().await.expect("GET");
+    let scrape = client.get(url("/metrics")).send().await.expect("GET");
+
+    // Assert
+    assert_eq!(slash.status(), 308);
+    assert_eq!(slash.headers()["location"], "/metrics?x=1");
+    assert_eq!(post.status(), 405);
+    assert_eq!(post.headers()["allow"], "GET, HEAD");
+    assert_eq!(other.status(), 404);
+    assert_eq!(scrape.status(), 200);
+    for refused in [post, other] {
+        let text = refused.text().await.expect("a body");
+        assert!(text.trim().len() > 10 && text.ends_with('\n'), "{text:?}");
+    }
+}

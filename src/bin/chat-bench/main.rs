@@ -59,6 +59,19 @@ fn main() {
         });
         return;
     }
+    if args.iter().any(|a| a == "--help" || a == "-h") {
+        println!(
+            "chat-bench: the load tool for Chat Live Room, with the floor beside it\n\n\
+             usage: chat-bench [--quick] [--only NAME]... [--rounds N] [--server PATH]\n\n\
+             --quick        every scenario tiny, to prove the tool works\n\
+             --only NAME    run this scenario (again for more); without it, all\n\
+             --rounds N     the median of N rounds of each figure (default 1)\n\
+             --server PATH  the server to measure (default: chat-live-room beside this program)\n\n\
+             scenarios: {}",
+            SCENARIOS.join(", ")
+        );
+        return;
+    }
     let quick = args.iter().any(|a| a == "--quick");
     let only: Vec<&str> = args
         .windows(2)
