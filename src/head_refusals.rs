@@ -105,9 +105,15 @@ fn reword(written: &[u8]) -> Option<Vec<u8>> {
 /// reworded (see the module's notes).
 pub struct Worded<T> {
     inner: T,
-    /// A reworded refusal, and how much of it is written: hyper was told the
-    /// whole of its own was, so this goes out before anything else.
-    pending: Vec<u8>,
+    /// A reworded refusal being written: hyper was told the whole of its own
+    /// was, so this goes out before anything else. Boxed, as it is rare: every
+    /// open connection carries the field.
+    pending: Option<Box<Pending>>,
+}
+
+/// A reworded refusal, and how much of it is written.
+struct Pending {
+    bytes: Vec<u8>,
     sent: usize,
 }
 
@@ -115,8 +121,7 @@ impl<T> Worded<T> {
     pub fn new(inner: T) -> Self {
         Self {
             inner,
-            pending: Vec::new(),
-            sent: 0,
+            pending: None,
         }
     }
 }
@@ -124,16 +129,18 @@ impl<T> Worded<T> {
 impl<T: AsyncWrite + Unpin> Worded<T> {
     /// Writes what is left of a reworded refusal.
     fn poll_pending(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        while self.sent < self.pending.len() {
+        let Some(pending) = &mut self.pending else {
+            return Poll::Ready(Ok(()));
+        };
+        while pending.sent < pending.bytes.len() {
             let written =
-                ready!(Pin::new(&mut self.inner).poll_write(cx, &self.pending[self.sent..]))?;
+                ready!(Pin::new(&mut self.inner).poll_write(cx, &pending.bytes[pending.sent..]))?;
             if written == 0 {
                 return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
             }
-            self.sent += written;
+            pending.sent += written;
         }
-        self.pending = Vec::new();
-        self.sent = 0;
+        self.pending = None;
         Poll::Ready(Ok(()))
     }
 }
@@ -159,7 +166,10 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Worded<T> {
         let Some(reworded) = reword(buf) else {
             return Pin::new(&mut this.inner).poll_write(cx, buf);
         };
-        this.pending = reworded;
+        this.pending = Some(Box::new(Pending {
+            bytes: reworded,
+            sent: 0,
+        }));
         // As much as the socket takes now; the rest at hyper's flush.
         if let Poll::Ready(Err(error)) = this.poll_pending(cx) {
             return Poll::Ready(Err(error));
@@ -204,12 +214,12 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Worded<T> {
 pub struct Http1<T, S: HttpService<Incoming>> {
     /// hyper's connection, until it ends.
     connection: Option<http1::Connection<TokioIo<Worded<T>>, S>>,
-    /// The `408` being written, and hyper's timeout error to end with after it.
-    answering: Option<(Answer, Option<hyper::Error>)>,
+    /// The `408` being written, then hyper's timeout error to end with.
+    answering: Option<Answer>,
 }
 
 /// Writing a `408`, then closing.
-type Answer = Pin<Box<dyn Future<Output = ()> + Send>>;
+type Answer = Pin<Box<dyn Future<Output = Result<(), hyper::Error>> + Send>>;
 
 impl<T, S: HttpService<Incoming>> Http1<T, S> {
     pub fn new(connection: http1::Connection<TokioIo<Worded<T>>, S>) -> Self {
@@ -270,15 +280,15 @@ where
                 if io.write_all(&slow_head()).await.is_ok() {
                     let _ = io.shutdown().await;
                 }
+                Err(error)
             };
-            this.answering = Some((Box::pin(answer), Some(error)));
+            this.answering = Some(Box::pin(answer));
         }
         match &mut this.answering {
-            Some((answer, error)) => {
-                ready!(answer.as_mut().poll(cx));
-                let error = error.take();
+            Some(answer) => {
+                let outcome = ready!(answer.as_mut().poll(cx));
                 this.answering = None;
-                Poll::Ready(error.map_or(Ok(()), Err))
+                Poll::Ready(outcome)
             }
             None => Poll::Ready(Ok(())),
         }

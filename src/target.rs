@@ -18,6 +18,8 @@
 //!   needs no `Host` (the health check answers it; every other route calls a
 //!   request without a name not ours, `421`).
 
+use std::borrow::Cow;
+
 use warp::http::uri::{Authority, PathAndQuery};
 use warp::http::{HeaderValue, Request, StatusCode, Uri, Version, header};
 use warp::reply::Response;
@@ -91,8 +93,12 @@ fn rewrite<B>(request: &mut Request<B>, path_and_query: &str) {
 }
 
 /// `path` with every percent-encoded unreserved character (letters, digits,
-/// `-._~`) decoded; every other escape, `%2F` included, stays as sent.
-fn decode_unreserved(path: &str) -> String {
+/// `-._~`) decoded; every other escape, `%2F` included, stays as sent. A path
+/// without escapes (nearly every one) is taken as it is, without a copy.
+fn decode_unreserved(path: &str) -> Cow<'_, str> {
+    if !path.contains('%') {
+        return Cow::Borrowed(path);
+    }
     let bytes = path.as_bytes();
     let mut decoded = String::with_capacity(path.len());
     let mut at = 0;
@@ -114,7 +120,7 @@ fn decode_unreserved(path: &str) -> String {
             }
         }
     }
-    decoded
+    Cow::Owned(decoded)
 }
 
 /// The canonical path of one that ends in `/` (all its final slashes gone), or
