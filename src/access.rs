@@ -22,6 +22,7 @@ use warp::{Filter, Rejection};
 
 use crate::client::Client;
 use crate::logging::ACCESS_TARGET;
+use crate::route_table;
 
 /// What an access line names a path that is no route's.
 const NO_ROUTE: &str = "(no route)";
@@ -65,63 +66,8 @@ where
         .boxed()
 }
 
-/// The pattern of the route `path` (without its query) belongs to, as
-/// `routes.rs` matches it; [`NO_ROUTE`] for a path no route takes.
+/// The pattern of the route `path` (without its query) belongs to;
+/// [`NO_ROUTE`] for a path no route takes.
 fn route_pattern(path: &str) -> &'static str {
-    let segments: Vec<&str> = path.strip_prefix('/').unwrap_or(path).split('/').collect();
-    match segments.as_slice() {
-        [""] => "/",
-        ["healthz"] => "/healthz",
-        ["rooms"] => "/rooms",
-        ["join"] => "/join",
-        ["assets", file] if !file.is_empty() => "/assets/{file}",
-        ["rooms", code] if !code.is_empty() => "/rooms/{code}",
-        ["rooms", code, action] if !code.is_empty() => match *action {
-            "events" => "/rooms/{code}/events",
-            "poll" => "/rooms/{code}/poll",
-            "messages" => "/rooms/{code}/messages",
-            "members" => "/rooms/{code}/members",
-            "leave" => "/rooms/{code}/leave",
-            "lock" => "/rooms/{code}/lock",
-            "unlock" => "/rooms/{code}/unlock",
-            "remove" => "/rooms/{code}/remove",
-            _ => NO_ROUTE,
-        },
-        _ => NO_ROUTE,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn each_path_is_logged_as_its_route_pattern() {
-        let cases = [
-            ("/", "/"),
-            ("/healthz", "/healthz"),
-            ("/rooms", "/rooms"),
-            ("/join", "/join"),
-            ("/assets/style.9511ac9f.css", "/assets/{file}"),
-            ("/rooms/ABCD", "/rooms/{code}"),
-            ("/rooms/abcd/events", "/rooms/{code}/events"),
-            ("/rooms/ABCD/poll", "/rooms/{code}/poll"),
-            ("/rooms/ABCD/messages", "/rooms/{code}/messages"),
-            ("/rooms/ABCD/members", "/rooms/{code}/members"),
-            ("/rooms/ABCD/leave", "/rooms/{code}/leave"),
-            ("/rooms/ABCD/lock", "/rooms/{code}/lock"),
-            ("/rooms/ABCD/unlock", "/rooms/{code}/unlock"),
-            ("/rooms/ABCD/remove", "/rooms/{code}/remove"),
-            ("/healthz/", NO_ROUTE),
-            ("/rooms/", NO_ROUTE),
-            ("/rooms/ABCD/", NO_ROUTE),
-            ("/rooms/ABCD/secret-words", NO_ROUTE),
-            ("/assets/", NO_ROUTE),
-            ("/wp-login.php", NO_ROUTE),
-            ("", "/"),
-        ];
-        for (path, pattern) in cases {
-            assert_eq!(route_pattern(path), pattern, "{path}");
-        }
-    }
+    route_table::route_of(path).map_or(NO_ROUTE, |route| route.pattern)
 }

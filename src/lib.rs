@@ -33,6 +33,7 @@ pub mod passphrase;
 pub mod poll;
 pub mod proxies;
 pub mod rooms;
+pub mod route_table;
 pub mod routes;
 pub mod server;
 pub mod session;

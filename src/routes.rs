@@ -21,6 +21,7 @@ use crate::handlers;
 use crate::http::{Format, keep_private, read_form};
 use crate::input::DisplayName;
 use crate::metrics::{self, Metrics};
+use crate::route_table;
 use crate::session::Session;
 use crate::state::AppState;
 use crate::target;
@@ -111,50 +112,12 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Rej
     access::logged(state.site.client(), answered)
 }
 
-/// Every path the app answers, and the methods it answers there: what a `405`
-/// lists in its `Allow` header (RFC 9110 §15.5.6). `*` is one path segment (a
-/// room code, an asset's name). Kept beside the filters below, which must
-/// agree with it: `by_the_book.rs` tries every method on every route kind.
-const ROUTE_METHODS: &[(&str, &str)] = &[
-    ("/", GET),
-    ("/healthz", GET),
-    ("/assets/*", GET),
-    ("/rooms", POST),
-    ("/join", POST),
-    ("/rooms/*", GET),
-    ("/rooms/*/events", GET),
-    ("/rooms/*/poll", GET),
-    ("/rooms/*/members", GET),
-    ("/rooms/*/messages", POST),
-    ("/rooms/*/leave", POST),
-    ("/rooms/*/lock", POST),
-    ("/rooms/*/unlock", POST),
-    ("/rooms/*/remove", POST),
-];
-
-/// The methods of a route that reads: `HEAD` wherever `GET` works.
-const GET: &str = "GET, HEAD";
-/// The methods of a route that changes something.
-const POST: &str = "POST";
-
-/// The methods the route at `path` answers, if a route is there.
-fn methods_at(path: &str) -> Option<&'static str> {
-    let segments: Vec<&str> = path.split('/').skip(1).collect();
-    ROUTE_METHODS.iter().find_map(|(pattern, methods)| {
-        let pattern: Vec<&str> = pattern.split('/').skip(1).collect();
-        let fits = pattern.len() == segments.len()
-            && (pattern.iter().zip(&segments))
-                .all(|(want, got)| want == got || (*want == "*" && !got.is_empty()));
-        fits.then_some(*methods)
-    })
-}
-
 /// Adds `Allow` to a `405` for `path`: the methods its route answers.
 fn add_allow(response: &mut Response, path: &str) {
-    if let Some(methods) = methods_at(path) {
+    if let Some(route) = route_table::route_of(path) {
         response
             .headers_mut()
-            .insert(header::ALLOW, HeaderValue::from_static(methods));
+            .insert(header::ALLOW, HeaderValue::from_static(route.methods));
     }
 }
 
@@ -485,29 +448,5 @@ fn add_security_headers(response: &mut Response, tls: bool) {
         headers
             .entry(name)
             .or_insert(HeaderValue::from_static(value));
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn each_path_finds_the_methods_of_its_route() {
-        for (path, methods) in [
-            ("/", Some(GET)),
-            ("/healthz", Some(GET)),
-            ("/assets/style.css", Some(GET)),
-            ("/rooms", Some(POST)),
-            ("/rooms/ABCD", Some(GET)),
-            ("/rooms/ABCD/events", Some(GET)),
-            ("/rooms/ABCD/lock", Some(POST)),
-            ("/rooms/ABCD/nope", None),
-            ("/rooms//events", None),
-            ("/assets", None),
-            ("/nope", None),
-        ] {
-            assert_eq!(methods_at(path), methods, "{path}");
-        }
     }
 }
