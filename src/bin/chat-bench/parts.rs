@@ -57,6 +57,24 @@ impl Room {
     pub fn cookie(&self, member: usize) -> Option<&str> {
         self.cookies.get(member).and_then(Option::as_deref)
     }
+
+    /// Member 0 posts one message of `padding` more characters through
+    /// `client`; panics, naming `scenario`, unless it is answered `204`.
+    pub async fn post<C: Client>(&self, client: &mut C, padding: usize, scenario: &str) {
+        let form = wire::message_form(padding);
+        let answer = client
+            .send("POST", &self.post_path(), self.cookie(0), Some(&form))
+            .await;
+        match answer {
+            Ok(answer) if answer.status == 204 => {}
+            Ok(answer) => panic!(
+                "{scenario}: a post failed: {} {}",
+                answer.status,
+                String::from_utf8_lossy(&answer.body).trim()
+            ),
+            Err(error) => panic!("{scenario}: a post failed: {error}"),
+        }
+    }
 }
 
 /// Rooms of `members` each, made through the contract over plain HTTP/1.1, a
@@ -311,19 +329,8 @@ pub async fn post_each(
     let mut posting = JoinSet::new();
     for (n, (mut conn, room)) in posters.into_iter().enumerate() {
         posting.spawn(async move {
-            let path = room.post_path();
             for _ in 0..count {
-                let form = wire::message_form(padding);
-                let answer = conn.send("POST", &path, room.cookie(0), Some(&form)).await;
-                match answer {
-                    Ok(answer) if answer.status == 204 => {}
-                    Ok(answer) => panic!(
-                        "a post failed: {} {}",
-                        answer.status,
-                        String::from_utf8_lossy(&answer.body).trim()
-                    ),
-                    Err(error) => panic!("a post failed: {error}"),
-                }
+                room.post(&mut conn, padding, "filling rooms").await;
             }
             (n, conn, room)
         });

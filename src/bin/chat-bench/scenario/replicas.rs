@@ -12,7 +12,7 @@
 use super::Bench;
 use crate::parts::{percentile_ms, rooms};
 use crate::redis_server::RedisServer;
-use crate::wire::{self, Conn};
+use crate::wire::Conn;
 
 /// Sends before the measured ones, so that connections and the script are
 /// warm.
@@ -40,16 +40,7 @@ pub async fn run(bench: &mut Bench) {
         let mut taken = Vec::with_capacity(bench.sizes.replicas_sends);
         for i in 0..WARM_UP + bench.sizes.replicas_sends {
             let sent = std::time::Instant::now();
-            let answer = connection
-                .send(
-                    "POST",
-                    &room.post_path(),
-                    room.cookie(0),
-                    Some(&wire::message_form(0)),
-                )
-                .await
-                .expect("replicas: post");
-            assert_eq!(answer.status, 204, "replicas: post: {answer:?}");
+            room.post(&mut connection, 0, "replicas").await;
             if i >= WARM_UP {
                 taken.push(u32::try_from(sent.elapsed().as_micros()).unwrap_or(u32::MAX));
             }

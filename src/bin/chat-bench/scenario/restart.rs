@@ -42,7 +42,7 @@ use tokio::task::JoinSet;
 
 use super::Bench;
 use crate::parts::{Room, rooms};
-use crate::wire::{self, Client, Conn, Fresh, Sources, Tally, tokio_stop::Stop};
+use crate::wire::{self, Conn, Fresh, Sources, Tally, tokio_stop::Stop};
 
 /// Keep-alive connections that fill the rooms' history, each posting to its
 /// share of the rooms in turn.
@@ -219,14 +219,8 @@ async fn fill(addr: SocketAddr, sources: &Sources, rooms: &[Room], count: usize,
         fillers.spawn(async move {
             let mut conn = Conn::open(addr, from).await.expect("connect a filler");
             for room in share {
-                let path = room.post_path();
                 for _ in 0..count {
-                    let form = wire::message_form(padding);
-                    let answer = conn
-                        .send("POST", &path, room.cookie(0), Some(&form))
-                        .await
-                        .expect("restart: fill a room");
-                    assert_eq!(answer.status, 204, "restart: fill: {answer:?}");
+                    room.post(&mut conn, padding, "restart: fill").await;
                 }
             }
         });
@@ -241,16 +235,7 @@ async fn post(addr: SocketAddr, sources: &Arc<Sources>, room: &Room, count: usiz
         sources: Arc::clone(sources),
     };
     for _ in 0..count {
-        let answer = client
-            .send(
-                "POST",
-                &room.post_path(),
-                room.cookie(0),
-                Some(&wire::message_form(0)),
-            )
-            .await
-            .expect("restart: post");
-        assert_eq!(answer.status, 204, "restart: post: {answer:?}");
+        room.post(&mut client, 0, "restart").await;
     }
 }
 
