@@ -20,9 +20,9 @@ use crate::scaling::{
 };
 
 /// Longest the instances may take, from the primary's death, to acknowledge a
-/// message again: the sentinels need a second to call it down and a few to
-/// agree and promote a replica (about 3 s here), and the instances a moment to
-/// follow. docs/scaling.md states this bound.
+/// message again: the sentinels call it down, agree, promote a replica and
+/// point the other replica at it (which `--redis-replicas 1` waits for), and
+/// the instances follow: about 4 s here. docs/scaling.md states this bound.
 const FAILOVER_BOUND: Duration = Duration::from_secs(15);
 
 /// What the sender saw of one message: its text, its id once stored, and how

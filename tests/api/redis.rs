@@ -426,8 +426,9 @@ const REDIS_SENTINEL: &str = "/usr/bin/redis-sentinel";
 /// A primary, its replicas and three Redis Sentinels watching it as
 /// [`SentinelGroup::SERVICE`], each process on a free loopback port with a
 /// configuration the test writes, killed by PID when dropped. The sentinels
-/// judge the primary down after a second without an answer, so a failover
-/// takes a few seconds.
+/// judge the primary down after two seconds without an answer (one second
+/// was seen to call a just-promoted primary down too, and fail over twice),
+/// so a failover takes a few seconds.
 pub struct SentinelGroup {
     /// Every data node, the first one the primary at start.
     pub nodes: Vec<RedisServer>,
@@ -533,16 +534,19 @@ impl SentinelGroup {
             .unwrap_or_else(|| panic!("no node on port {port}"))
     }
 
-    /// Every sentinel's log, for failure messages.
+    /// Every sentinel's and every node's log, for failure messages.
     pub fn logs(&self) -> String {
-        self.sentinels
-            .iter()
-            .enumerate()
-            .map(|(i, sentinel)| {
-                let log = std::fs::read_to_string(sentinel.dir.path().join("sentinel.log"));
-                format!("--- sentinel {i} ---\n{}\n", log.unwrap_or_default())
-            })
-            .collect()
+        let sentinels = self.sentinels.iter().enumerate().map(|(i, sentinel)| {
+            let log = std::fs::read_to_string(sentinel.dir.path().join("sentinel.log"));
+            format!(
+                "--- sentinel {i} (port {}) ---\n{}\n",
+                sentinel.port,
+                log.unwrap_or_default()
+            )
+        });
+        let nodes = (self.nodes.iter())
+            .map(|node| format!("--- node on port {} ---\n{}\n", node.port, node.log()));
+        sentinels.chain(nodes).collect()
     }
 }
 
@@ -553,6 +557,8 @@ impl SentinelProcess {
         let path = dir.path().display();
         let service = SentinelGroup::SERVICE;
         // Sentinel rewrites its configuration as it learns: it lives in `dir`.
+        // A failover whose election split the votes is tried again after twice
+        // `failover-timeout`: 6 s here, inside the test's bound.
         let config = format!(
             "port {port}
 bind 127.0.0.1
@@ -560,8 +566,8 @@ daemonize no
 dir {path}
 logfile {path}/sentinel.log
 sentinel monitor {service} 127.0.0.1 {primary_port} 2
-sentinel down-after-milliseconds {service} 1000
-sentinel failover-timeout {service} 10000
+sentinel down-after-milliseconds {service} 2000
+sentinel failover-timeout {service} 3000
 sentinel parallel-syncs {service} 1
 "
         );
