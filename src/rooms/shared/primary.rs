@@ -134,7 +134,6 @@ impl RedisAddress {
 
 /// The current primary: a client for new connections (the reader's, checks)
 /// and the shared connection manager commands go through.
-#[derive(Clone)]
 struct Node {
     client: redis::Client,
     commands: ConnectionManager,
@@ -209,9 +208,12 @@ impl Primary {
                 }
                 let urls: Vec<String> = sentinels
                     .iter()
-                    .map(|(host, port)| match host.contains(':') {
-                        true => format!("redis://[{host}]:{port}/"),
-                        false => format!("redis://{host}:{port}/"),
+                    .map(|(host, port)| {
+                        if host.contains(':') {
+                            format!("redis://[{host}]:{port}/")
+                        } else {
+                            format!("redis://{host}:{port}/")
+                        }
                     })
                     .collect();
                 let client = SentinelClient::build(
@@ -234,11 +236,13 @@ impl Primary {
         })
     }
 
-    fn node(&self) -> RedisResult<Node> {
+    /// What `take` takes of the current primary (a handle, cheap to clone),
+    /// or an error while none is known.
+    fn of_node<T>(&self, take: impl FnOnce(&Node) -> T) -> RedisResult<T> {
         self.current
             .read()
             .ok()
-            .and_then(|node| node.clone())
+            .and_then(|node| node.as_ref().map(take))
             .ok_or_else(|| {
                 std::io::Error::new(std::io::ErrorKind::NotConnected, "no primary found yet").into()
             })
@@ -246,12 +250,12 @@ impl Primary {
 
     /// The connection manager of the current primary.
     pub(super) fn commands(&self) -> RedisResult<ConnectionManager> {
-        self.node().map(|node| node.commands)
+        self.of_node(|node| node.commands.clone())
     }
 
     /// A client for a connection of its own to the current primary.
     pub(super) fn client(&self) -> RedisResult<redis::Client> {
-        self.node().map(|node| node.client)
+        self.of_node(|node| node.client.clone())
     }
 
     /// Changes whenever the primary does.
