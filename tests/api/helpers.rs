@@ -1064,6 +1064,16 @@ pub async fn run_to_end(command: &mut Command, within: Duration) -> std::process
         .expect("the binary's output")
 }
 
+/// Everything a finished binary printed: its standard output, then its
+/// standard error.
+pub fn said(output: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
 // ----- identity helpers -----
 
 /// A response read off a raw connection: what a client that sends odd bytes

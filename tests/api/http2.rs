@@ -21,8 +21,8 @@ use tokio::task::JoinSet;
 use tokio::time::{Instant, timeout, timeout_at};
 
 use crate::helpers::{
-    Events, PATIENCE, TempDir, TestApp, room_code, run_to_end, server_command, session_cookie,
-    spawn_app_configured,
+    Events, PATIENCE, TempDir, TestApp, room_code, run_to_end, said, server_command,
+    session_cookie, spawn_app_configured,
 };
 use crate::relay::Relay;
 
@@ -282,11 +282,7 @@ async fn the_binary_refuses_half_or_unreadable_tls_options_clearly() {
         let output = run_to_end(command.args(["--bind", "127.0.0.1:0"]), PATIENCE).await;
 
         // Assert
-        let said = format!(
-            "{}{}",
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        );
+        let said = said(&output);
         assert!(
             !output.status.success(),
             "{case}: the binary exits non-zero, got {} saying:\n{said}",

@@ -397,19 +397,14 @@ impl RedisServer {
             dir,
         };
         server.spawn(binary).await;
-        let deadline = tokio::time::Instant::now() + START_WAIT;
-        while !server
-            .info("replication")
-            .await
-            .contains("master_link_status:up")
-        {
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "the replica did not reach its primary within {START_WAIT:?}:\n{}",
-                server.log()
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        let linked = async || {
+            let replication = server.info("replication").await;
+            replication.contains("master_link_status:up")
+        };
+        wait_until(START_WAIT, linked, || {
+            format!("the replica reaches its primary\n{}", server.log())
+        })
+        .await;
         server
     }
 
@@ -472,26 +467,27 @@ impl SentinelGroup {
             sentinels.push(SentinelProcess::start(nodes[0].port).await);
         }
         let group = Self { nodes, sentinels };
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-        for sentinel in &group.sentinels {
-            loop {
+        let acquainted = async || {
+            for sentinel in &group.sentinels {
                 let replicas_known: Vec<redis::Value> = sentinel
                     .query(redis::cmd("SENTINEL").arg("REPLICAS").arg(Self::SERVICE))
                     .await;
                 let sentinels_known: Vec<redis::Value> = sentinel
                     .query(redis::cmd("SENTINEL").arg("SENTINELS").arg(Self::SERVICE))
                     .await;
-                if replicas_known.len() == replicas && sentinels_known.len() == 2 {
-                    break;
+                if replicas_known.len() != replicas || sentinels_known.len() != 2 {
+                    return false;
                 }
-                assert!(
-                    tokio::time::Instant::now() < deadline,
-                    "the sentinels did not find each other and the replicas within 30 s:\n{}",
-                    group.logs()
-                );
-                tokio::time::sleep(Duration::from_millis(100)).await;
             }
-        }
+            true
+        };
+        wait_until(Duration::from_secs(30), acquainted, || {
+            format!(
+                "the sentinels find each other and the replicas\n{}",
+                group.logs()
+            )
+        })
+        .await;
         group
     }
 
@@ -582,37 +578,57 @@ sentinel parallel-syncs {service} 1
             .spawn()
             .expect("start redis-sentinel");
         let sentinel = Self { child, port, dir };
-        let deadline = tokio::time::Instant::now() + START_WAIT;
-        while sentinel.try_ping().await.is_none() {
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "redis-sentinel did not answer within {START_WAIT:?}"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        let answers = async || {
+            sentinel
+                .try_query::<String>(&redis::cmd("PING"))
+                .await
+                .is_ok()
+        };
+        wait_until(START_WAIT, answers, || {
+            String::from("redis-sentinel answers")
+        })
+        .await;
         sentinel
     }
 
-    async fn try_ping(&self) -> Option<String> {
-        let client = redis::Client::open(format!("redis://127.0.0.1:{}/", self.port)).ok()?;
-        tokio::time::timeout(ASK_WAIT, async {
-            let mut connection = client.get_multiplexed_async_connection().await.ok()?;
-            redis::cmd("PING").query_async(&mut connection).await.ok()
-        })
-        .await
-        .ok()
-        .flatten()
-    }
-
-    async fn query<T: redis::FromRedisValue>(&self, command: &redis::Cmd) -> T {
-        let client =
-            redis::Client::open(format!("redis://127.0.0.1:{}/", self.port)).expect("a URL");
-        tokio::time::timeout(ASK_WAIT, async {
+    /// `command` on a new connection, within [`ASK_WAIT`].
+    async fn try_query<T: redis::FromRedisValue>(
+        &self,
+        command: &redis::Cmd,
+    ) -> redis::RedisResult<T> {
+        let client = redis::Client::open(format!("redis://127.0.0.1:{}/", self.port))?;
+        let asked = async {
             let mut connection = client.get_multiplexed_async_connection().await?;
             command.query_async::<T>(&mut connection).await
-        })
-        .await
-        .expect("the sentinel answers promptly")
-        .unwrap_or_else(|error| panic!("{command:?}: {error}"))
+        };
+        tokio::time::timeout(ASK_WAIT, asked)
+            .await
+            .unwrap_or_else(|_| Err(std::io::Error::from(std::io::ErrorKind::TimedOut).into()))
+    }
+
+    /// `command` on a new connection; fails the test if it is not answered.
+    async fn query<T: redis::FromRedisValue>(&self, command: &redis::Cmd) -> T {
+        self.try_query(command)
+            .await
+            .unwrap_or_else(|error| panic!("{command:?}: {error}"))
+    }
+}
+
+/// Asks `ready` again and again (every 50 ms) until it says yes; fails the
+/// test, with `what` (what was awaited, and the logs), if it has not within
+/// `within`.
+async fn wait_until(
+    within: Duration,
+    mut ready: impl AsyncFnMut() -> bool,
+    what: impl Fn() -> String,
+) {
+    let deadline = tokio::time::Instant::now() + within;
+    while !ready().await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "not within {within:?}: {}",
+            what()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }

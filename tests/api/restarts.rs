@@ -9,7 +9,7 @@ use std::time::Duration;
 use reqwest::StatusCode;
 
 use crate::helpers::{
-    PATIENCE, ResumingEvents, RunningServer, TempDir, User, run_to_end, server_command,
+    PATIENCE, ResumingEvents, RunningServer, TempDir, User, run_to_end, said, server_command,
     server_command_keeping,
 };
 
@@ -132,11 +132,7 @@ async fn an_unusable_data_directory_stops_the_server_saying_which() {
     let output = run_to_end(&mut command, PATIENCE).await;
 
     // Assert
-    let said = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
+    let said = said(&output);
     assert!(
         !output.status.success(),
         "refused: {}\n{said}",

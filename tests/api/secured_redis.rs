@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use reqwest::StatusCode;
 
-use crate::helpers::{random_secret, run_to_end, server_command, spawn_app_on_redis};
+use crate::helpers::{random_secret, run_to_end, said, server_command, spawn_app_on_redis};
 use crate::redis::RedisServer;
 
 /// The core of the contract on a TLS-only, password-protected Redis: create,
@@ -145,11 +145,7 @@ async fn a_wrong_password_or_an_untrusted_certificate_stops_the_server_at_start(
         let output = run_to_end(&mut command, Duration::from_secs(20)).await;
 
         // Assert
-        let log = format!(
-            "{}{}",
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        );
+        let log = said(&output);
         assert!(
             log.contains("cannot start"),
             "{what}: stops at start:\n{log}"
