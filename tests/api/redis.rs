@@ -89,10 +89,16 @@ impl RedisServer {
     }
 
     pub async fn start_with(persistence: Persistence) -> Self {
+        Self::start_plain(persistence, None).await
+    }
+
+    /// A Redis without TLS or ACL users; the replica of the one on
+    /// `replica_of`, if given.
+    async fn start_plain(persistence: Persistence, replica_of: Option<u16>) -> Self {
         let binary = redis_server_binary();
         let dir = TempDir::new("redis");
         let port = free_port();
-        write_config(&dir, port, persistence, None);
+        write_config(&dir, port, persistence, None, replica_of);
         let mut server = Self {
             secured: None,
             child: None,
@@ -116,7 +122,7 @@ impl RedisServer {
             password: crate::helpers::random_secret(),
             ca_pem: write_certificates(&dir),
         };
-        write_config(&dir, port, Persistence::None, Some(&secured));
+        write_config(&dir, port, Persistence::None, Some(&secured), None);
         let mut server = Self {
             secured: Some(secured),
             child: None,
@@ -345,8 +351,15 @@ fn write_certificates(dir: &TempDir) -> String {
 /// Writes `redis.conf` in `dir`: loopback only, `port`, foreground, nothing on
 /// disk unless `persistence` asks for the append-only file, which then lives in
 /// `dir`. When `secured`: TLS only on `port` (with `write_certificates`' files)
-/// and only its ACL user.
-fn write_config(dir: &TempDir, port: u16, persistence: Persistence, secured: Option<&Secured>) {
+/// and only its ACL user. With `replica_of`, a replica of the Redis on that
+/// loopback port.
+fn write_config(
+    dir: &TempDir,
+    port: u16,
+    persistence: Persistence,
+    secured: Option<&Secured>,
+    replica_of: Option<u16>,
+) {
     let path = dir.path().display();
     let append_only = match persistence {
         Persistence::None => "appendonly no",
@@ -365,6 +378,9 @@ user default off
 user {user} on >{password} ~* &* +@all"
         ),
     };
+    let replica = replica_of.map_or(String::new(), |primary| {
+        format!("replicaof 127.0.0.1 {primary}\n")
+    });
     let config = format!(
         "{listen}
 bind 127.0.0.1
@@ -373,7 +389,7 @@ save \"\"
 {append_only}
 dir {path}
 logfile {path}/redis.log
-"
+{replica}"
     );
     std::fs::write(dir.path().join("redis.conf"), config).expect("write redis.conf");
 }
@@ -382,21 +398,7 @@ impl RedisServer {
     /// A Redis that replicates `primary` (`replicaof`), keeping nothing on
     /// disk, once its link to the primary is up and it has the data.
     pub async fn start_replica_of(primary: &RedisServer) -> Self {
-        let binary = redis_server_binary();
-        let dir = TempDir::new("redis");
-        let port = free_port();
-        write_config(&dir, port, Persistence::None, None);
-        let config = dir.path().join("redis.conf");
-        let mut text = std::fs::read_to_string(&config).expect("read redis.conf");
-        text.push_str(&format!("replicaof 127.0.0.1 {}\n", primary.port));
-        std::fs::write(&config, text).expect("write redis.conf");
-        let mut server = Self {
-            secured: None,
-            child: None,
-            port,
-            dir,
-        };
-        server.spawn(binary).await;
+        let server = Self::start_plain(Persistence::None, Some(primary.port)).await;
         let linked = async || {
             let replication = server.info("replication").await;
             replication.contains("master_link_status:up")
